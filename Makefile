@@ -1,0 +1,27 @@
+# Set-up is two commands:  make demo  (creates .venv, installs, runs the toy pipeline)  and  make test.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install toy clean-demo
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -c constraints.txt "setuptools<80" wheel
+	$(PIP) install -q -c constraints.txt -r requirements.txt -r requirements-dev.txt
+	# visdom 0.3.0 builds only with an old setuptools and without build isolation
+	$(PIP) install -q -c constraints.txt --no-build-isolation visdom
+	touch $(STAMP)
+
+install: $(STAMP)
+
+toy: $(STAMP)
+	$(PY) datasets/make_toy_dataset.py
+
+demo: toy
+	$(PY) scripts/demo.py
+
+test: toy
+	$(PY) -m pytest -q -n 2 tests

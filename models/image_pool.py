@@ -1,0 +1,43 @@
+"""The history of generated images the discriminator sees (Shrivastava et al.), method.md §8.3."""
+import torch
+
+
+class ImagePool:
+    """``query(images)``: while not full, store and return each image; afterwards, with probability
+    0.5 return a stored image (replacing it by the new one), else the new one. ``size`` 0 disables it.
+
+    Random choices come from a private ``torch.Generator`` whose state is checkpointed with the pool,
+    so a resumed run draws what an uninterrupted one would.
+    """
+
+    def __init__(self, size, seed=0):
+        self.size = size
+        self.images = []
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def query(self, images):
+        if self.size == 0:
+            return images
+        out = []
+        for image in images.detach():
+            image = image.unsqueeze(0)
+            if len(self.images) < self.size:
+                self.images.append(image.clone())
+                out.append(image)
+            elif torch.rand(1, generator=self.generator).item() > 0.5:
+                index = int(torch.randint(0, self.size, (1,), generator=self.generator))
+                out.append(self.images[index].clone())
+                self.images[index] = image.clone()
+            else:
+                out.append(image)
+        return torch.cat(out, 0)
+
+    def state_dict(self):
+        images = torch.cat(self.images, 0).cpu() if self.images else torch.zeros(0)
+        return {"size": self.size, "images": images, "rng": self.generator.get_state()}
+
+    def load_state_dict(self, state, device):
+        stored = state["images"]
+        self.images = [img.unsqueeze(0).to(device) for img in stored] if stored.numel() else []
+        self.images = self.images[: self.size]
+        self.generator.set_state(state["rng"])

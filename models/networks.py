@@ -1,0 +1,55 @@
+"""Builders for generators and discriminators, and the weight initialisation (method.md §5.7)."""
+import math
+
+from torch import nn
+
+from models.discriminator import NLayerDiscriminator
+from models.resnet_generator import ResnetGenerator
+from models.unet_generator import UnetGenerator
+
+GENERATOR_FAMILIES = {"resnet": ResnetGenerator, "unet": UnetGenerator}
+
+
+def init_weights(net, gain=0.02):
+    """Conv/convT/linear weights N(0, gain^2), biases 0; norm scales N(1, gain^2), norm biases 0.
+
+    Mask weights are left alone (they have their own N(0, 0.2^2) initialisation)."""
+    for module in net.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(module.weight, 0.0, gain)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, (nn.BatchNorm2d, nn.InstanceNorm2d)) and module.weight is not None:
+            nn.init.normal_(module.weight, 1.0, gain)
+            nn.init.zeros_(module.bias)
+    return net
+
+
+def generator_config(opt, mask=None):
+    """Constructor arguments of the generator the options describe (full width)."""
+    mask = opt.mask if mask is None else mask
+    if opt.netG.startswith("resnet"):
+        return {"family": "resnet", "input_nc": opt.input_nc, "output_nc": opt.output_nc, "ngf": opt.ngf,
+                "n_blocks": int(opt.netG.split("_")[1].replace("blocks", "")), "widths": None, "mask": mask,
+                "unmask_last_upconv": opt.unmask_last_upconv}
+    size = int(opt.netG.split("_")[1])
+    return {"family": "unet", "input_nc": opt.input_nc, "output_nc": opt.output_nc, "ngf": opt.ngf,
+            "num_downs": int(math.log2(size)), "widths": None, "mask": mask, "use_dropout": not opt.no_dropout}
+
+
+def build_generator(config):
+    """A generator from its ``config()`` dict (family + constructor arguments), initialised."""
+    args = dict(config)
+    family = GENERATOR_FAMILIES[args.pop("family")]
+    return init_weights(family(**args))
+
+
+def discriminator_config(opt):
+    """CycleGAN: 3-channel input, InstanceNorm; pix2pix: (input ++ output) channels, BatchNorm."""
+    if opt.model == "pix2pix":
+        return {"input_nc": opt.input_nc + opt.output_nc, "ndf": opt.ndf, "n_layers": 3, "norm": "batch"}
+    return {"input_nc": opt.output_nc, "ndf": opt.ndf, "n_layers": 3, "norm": "instance"}
+
+
+def build_discriminator(config):
+    return init_weights(NLayerDiscriminator(**config))

@@ -1,0 +1,30 @@
+"""The one exception type for problems with the user's input.
+
+Library code raises :class:`UserError` with a one-line message that names the problem and the fix;
+the entry points (train.py, test.py, prune.py, scripts/) print it and exit with status 2.
+"""
+import functools
+import logging
+import sys
+
+
+class UserError(Exception):
+    """Bad input: missing folders, unreadable images, wrong checkpoints, contradictory options."""
+
+
+def cli_entry(main):
+    """Wrap a script's ``main`` so that a :class:`UserError` becomes one line on stderr and exit 2."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except UserError as err:
+            logging.shutdown()
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
+
+    return wrapper
