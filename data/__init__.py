@@ -1,0 +1,115 @@
+"""Datasets and loaders, chosen by ``--dataset_mode`` (unaligned | aligned | single).
+
+Items are dicts of FloatTensor[C, H, W] images in [-1, 1] plus their file paths. All randomness
+(crops, flips, unaligned pairing, shuffling) is a function of (opt.seed, epoch, index), never of
+global RNG state, worker count or process, so an epoch can be replayed bit for bit on resume.
+"""
+import logging
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from data.aligned_dataset import AlignedDataset
+from data.base_dataset import STREAM_ORDER, derive_seed
+from data.image_folder import IMG_EXTENSIONS, find_images
+from data.single_dataset import SingleDataset
+from data.unaligned_dataset import UnalignedDataset
+from util.errors import UserError
+
+__all__ = ["IMG_EXTENSIONS", "find_images", "create_dataset", "create_dataloader", "EpochSampler", "EpochDataLoader"]
+
+logger = logging.getLogger(__name__)
+
+DATASETS = {"unaligned": UnalignedDataset, "aligned": AlignedDataset, "single": SingleDataset}
+
+
+def create_dataset(opt, phase=None, dataset_mode=None, train=True):
+    """The dataset of ``dataset_mode`` (default opt.dataset_mode) for split ``phase`` (default opt.phase).
+
+    ``train=False`` is the evaluation protocol: deterministic transforms (crop modes resize to
+    crop_size², scale-width modes do not crop, no flip) and unaligned pairs taken by index.
+    Raises UserError for a missing folder, a folder without images or an unreadable image.
+    """
+    phase = opt.phase if phase is None else phase
+    mode = opt.dataset_mode if dataset_mode is None else dataset_mode
+    if mode not in DATASETS:
+        raise UserError(f"--dataset_mode {mode!r} is unknown: use one of {', '.join(DATASETS)}")
+    dataset = DATASETS[mode](opt, phase, train)
+    logger.info("dataset [%s] was created: %d items from %s (phase %s)",
+                type(dataset).__name__, len(dataset), opt.dataroot, phase)
+    return dataset
+
+
+class EpochSampler(Sampler):
+    """Indices 0..n-1, in order or in a permutation drawn from a torch.Generator seeded by (seed, epoch)."""
+
+    def __init__(self, n, seed, shuffle, epoch=1):
+        self.n, self.seed, self.shuffle, self.epoch = n, int(seed), bool(shuffle), int(epoch)
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        if not self.shuffle:
+            return iter(range(self.n))
+        generator = torch.Generator()
+        generator.manual_seed(derive_seed(STREAM_ORDER, self.seed, self.epoch))
+        return iter(torch.randperm(self.n, generator=generator).tolist())
+
+    def __len__(self):
+        return self.n
+
+
+class EpochDataLoader(DataLoader):
+    """A DataLoader whose order and augmentation follow :meth:`set_epoch`; iterating twice in one epoch
+    gives the same batches. A UserError raised in a worker reaches the caller as a one-line UserError.
+    """
+
+    def set_epoch(self, epoch):
+        """Select the epoch for the next iteration (workers start afresh each iteration, with this epoch)."""
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        self.sampler.set_epoch(epoch)
+
+    def __iter__(self):
+        iterator = super().__iter__()
+        try:
+            yield from iterator
+        except UserError as err:
+            raise UserError(_worker_message(str(err))) from None
+        finally:
+            # after an error or an early break, stop the workers now: left to garbage collection,
+            # their shutdown waits out torch's join timeouts (seconds per worker)
+            shutdown = getattr(iterator, "_shutdown_workers", None)
+            if shutdown is not None:
+                shutdown()
+
+
+def _worker_message(text):
+    """The original one-line message of a UserError re-raised by torch from a worker with its traceback."""
+    if not text.startswith("Caught UserError"):
+        return text
+    marker = "UserError: "
+    for line in reversed(text.splitlines()):
+        if marker in line:
+            return line.split(marker, 1)[1]
+    return text.splitlines()[0]
+
+
+def create_dataloader(opt, dataset, epoch=1, shuffle=None, batch_size=None, num_workers=None):
+    """A loader over ``dataset`` for ``epoch``: shuffled unless opt.serial_batches (or ``shuffle=False``),
+    batches of ``batch_size`` (default opt.batch_size), ``num_workers`` (default opt.num_threads) workers,
+    last partial batch kept. Call ``loader.set_epoch(e)`` to reuse it for a later epoch.
+    """
+    if shuffle is None:
+        shuffle = not opt.serial_batches
+    loader = EpochDataLoader(
+        dataset,
+        batch_size=opt.batch_size if batch_size is None else batch_size,
+        sampler=EpochSampler(len(dataset), opt.seed, shuffle, epoch),
+        num_workers=opt.num_threads if num_workers is None else num_workers,
+        drop_last=False,
+        persistent_workers=False,
+    )
+    loader.set_epoch(epoch)
+    return loader

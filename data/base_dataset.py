@@ -1,0 +1,99 @@
+"""What the dataset modes share: options read once, per-item random streams, file checks."""
+import hashlib
+import os
+import random
+import struct
+
+import torch.utils.data
+
+from data.image_folder import find_images, image_sizes, load_rgb
+from data.transforms import Preprocess
+from util.errors import UserError
+
+_MASK64 = (1 << 64) - 1
+
+# Tags keep the random streams of different purposes apart even for equal (seed, epoch, index).
+STREAM_ITEM = 1
+STREAM_ORDER = 2
+
+
+def derive_seed(*values):
+    """A 64-bit seed that depends on every integer in ``values`` and nothing else (process, worker, hash salt)."""
+    packed = struct.pack(f"<{len(values)}Q", *(int(v) & _MASK64 for v in values))
+    return int.from_bytes(hashlib.blake2b(packed, digest_size=8).digest(), "little")
+
+
+class BaseDataset(torch.utils.data.Dataset):
+    """Common state of the dataset modes.
+
+    Every random choice for item ``index`` (crop corner, flip, unaligned partner) comes from
+    :meth:`item_rng`, seeded from (opt.seed, epoch, index) only, so an item is the same in any
+    process, worker or order of access; :meth:`set_epoch` selects the epoch.
+    """
+
+    def __init__(self, opt, phase, train=True):
+        self.root = opt.dataroot
+        if not self.root or not os.path.isdir(self.root):
+            raise UserError(f"--dataroot {self.root} is not a folder: give the dataset's root folder "
+                            "(e.g. --dataroot datasets/toy/unaligned)")
+        if opt.direction not in ("AtoB", "BtoA"):
+            raise UserError(f"--direction {opt.direction!r} is unknown: use AtoB or BtoA")
+        self.phase = phase
+        self.train = train
+        self.seed = int(opt.seed)
+        self.epoch = 1
+        # evaluation pairs items by index, like upstream's test script (serial batches forced)
+        self.serial = bool(opt.serial_batches) or not train
+        self.max_size = opt.max_dataset_size
+        self.preprocess = Preprocess(opt.preprocess, opt.load_size, opt.crop_size,
+                                     flip=not opt.no_flip, train=train)
+        a_to_b = opt.direction == "AtoB"
+        # the model swaps A and B for BtoA, so the side that becomes its input follows input_nc
+        self.gray_A = (opt.input_nc if a_to_b else opt.output_nc) == 1
+        self.gray_B = (opt.output_nc if a_to_b else opt.input_nc) == 1
+
+    def set_epoch(self, epoch):
+        """Select the epoch whose random crops, flips and pairings items are drawn with."""
+        if int(epoch) < 0:
+            raise ValueError(f"epoch must be non-negative, got {epoch}")
+        self.epoch = int(epoch)
+
+    def item_rng(self, index):
+        """The private random stream of item ``index`` in the current epoch."""
+        return random.Random(derive_seed(STREAM_ITEM, self.seed, self.epoch, index))
+
+    def split_dir(self, name, layout):
+        """``<dataroot>/<name>``; UserError naming it, and the expected ``layout``, when it is missing."""
+        path = os.path.join(self.root, name)
+        if not os.path.isdir(path):
+            raise UserError(f"folder {path} is missing: {layout}")
+        return path
+
+    def find_checked(self, folder, halves=False):
+        """The (truncated, sorted) images of ``folder``, each checked readable and big enough.
+
+        ``halves``: files hold an A|B pair side by side, so the width must be even and each half fit.
+        """
+        paths = find_images(folder, self.max_size)
+        for path, (w, h) in zip(paths, image_sizes(paths)):
+            if halves:
+                self.check_pair_width(path, w)
+                w //= 2
+            self.preprocess.check((w, h), path)
+        return paths
+
+    @staticmethod
+    def check_pair_width(path, width):
+        if width % 2:
+            raise UserError(f"aligned image {path} has odd width {width}: A|B pairs need two halves of equal "
+                            "width; re-save it with an even width")
+
+    def load(self, path, rng, grayscale):
+        """Image file -> FloatTensor[C, H, W] in [-1, 1] with crop/flip drawn from ``rng``."""
+        img = load_rgb(path)
+        self.preprocess.check(img.size, path)
+        return self.preprocess.apply(img, self.preprocess.sample(img.size, rng), grayscale)
+
+    def check_index(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for a dataset of {len(self)} items")
