@@ -1,0 +1,50 @@
+"""Models by name (``--model cyclegan`` -> models/cyclegan_model.py), and generator loading."""
+from models.cyclegan_model import CycleGANModel
+from models.networks import GENERATOR_FAMILIES
+from models.pix2pix_model import Pix2PixModel
+from util.checkpoint import is_native, load_checkpoint
+from util.errors import UserError
+
+MODELS = {"cyclegan": CycleGANModel, "pix2pix": Pix2PixModel}
+
+# which network of a checkpoint translates in which direction
+_DIRECTION_NETS = {"AtoB": ("G_A", "G"), "BtoA": ("G_B", "G")}
+
+
+def create_model(opt, device, gen_configs=None):
+    """The model ``opt.model`` names, on ``device``; ``gen_configs`` overrides the generators'
+    architectures (e.g. the widths of a pruned checkpoint)."""
+    return MODELS[opt.model](opt, device, gen_configs)
+
+
+def generator_from_state(config, state_dict, source):
+    """Build a generator from its config and load ``state_dict`` strictly (UserError on mismatch)."""
+    args = dict(config)
+    family = args.pop("family")
+    if family not in GENERATOR_FAMILIES:
+        raise UserError(f"{source}: unknown generator family {family!r}")
+    net = GENERATOR_FAMILIES[family](**args)
+    try:
+        net.load_state_dict(state_dict)
+    except RuntimeError as err:
+        raise UserError(f"{source}: the generator weights do not fit its recorded architecture ({err})") from None
+    return net
+
+
+def load_generator(path, direction="AtoB"):
+    """The generator of a checkpoint this project wrote, in eval mode, for ``direction``.
+
+    CycleGAN checkpoints hold ``G_A`` (AtoB) and ``G_B`` (BtoA); pix2pix ones a single ``G``.
+    """
+    if direction not in _DIRECTION_NETS:
+        raise UserError(f"direction must be AtoB or BtoA, got {direction!r}")
+    state = load_checkpoint(path)
+    if not is_native(state):
+        from models import legacy  # the original code's layouts
+
+        return legacy.load_generator(state, direction, path)
+    for name in _DIRECTION_NETS[direction]:
+        if name in state["nets"]:
+            net = generator_from_state(state["configs"][name], state["nets"][name], path)
+            return net.eval()
+    raise UserError(f"{path} holds no generator for {direction} (it has {sorted(state['nets'])})")

@@ -1,0 +1,208 @@
+"""The small life cycle every model follows; train.py, test.py and prune.py only use this interface.
+
+``set_input(batch)`` -> ``optimize_parameters()`` (forward, G step, D step) -> ``get_current_losses()`` /
+``get_current_visuals()``; ``state_dict()`` / ``load_state_dict()`` for checkpoints;
+``generators()`` for evaluation. Extra generator objectives (mask sparsity, distillation) are added as
+*loss terms*: callables ``term() -> {name: scalar tensor}`` summed into the generator loss and logged.
+"""
+import math
+
+import torch
+from torch import nn
+
+from models.networks import build_discriminator, build_generator
+from util.errors import UserError
+
+
+class LRSchedule:
+    """The learning rate of each epoch, recomputed from the options (never read back from an
+    optimiser), so a run resumed with a longer schedule gets the right rate. ``plateau`` keeps its own
+    small state (best value, bad epochs, factor), which is checkpointed."""
+
+    def __init__(self, opt):
+        self.opt = opt
+        self.plateau = {"best": math.inf, "bad": 0, "factor": 1.0}
+
+    def factor(self, epoch):
+        """Multiplier of --lr during ``epoch`` (1-based)."""
+        o = self.opt
+        if o.lr_policy == "linear":
+            return 1.0 - max(0, epoch - o.n_epochs) / float(o.n_epochs_decay + 1)
+        if o.lr_policy == "step":
+            return 0.1 ** ((epoch - 1) // o.lr_decay_iters)
+        if o.lr_policy == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * (epoch - 1) / max(1, o.n_epochs)))
+        return self.plateau["factor"]
+
+    def observe(self, value):
+        """Plateau policy: feed the epoch's monitored value (lower is better); x0.2 after 5 bad epochs."""
+        p = self.plateau
+        if value < p["best"] * (1 - 0.01):
+            p["best"], p["bad"] = value, 0
+        else:
+            p["bad"] += 1
+            if p["bad"] > 5:
+                p["factor"] *= 0.2
+                p["bad"] = 0
+
+    def state_dict(self):
+        return dict(self.plateau)
+
+    def load_state_dict(self, state):
+        self.plateau = dict(state)
+
+
+class BaseModel:
+    """Networks + losses + optimisers of one model family (CycleGAN or pix2pix)."""
+
+    name = ""
+    generator_names = ()  # net names of the generators, in checkpoint order
+    discriminator_names = ()
+    loss_names = ()
+    visual_names = ()
+
+    def __init__(self, opt, device, gen_configs, disc_configs):
+        self.opt = opt
+        self.device = device
+        self.isTrain = opt.isTrain
+        self.nets = nn.ModuleDict()
+        self.configs = {}
+        for name, config in gen_configs.items():
+            self.nets[name] = build_generator(config).to(device)
+            self.configs[name] = dict(config, widths=dict(self.nets[name].widths))
+        for name, config in disc_configs.items():
+            self.nets[name] = build_discriminator(config).to(device)
+            self.configs[name] = dict(config)
+        self.loss_terms = []
+        self.extra_losses = {}
+        # generator features by role to record during the main translation pass (distillation)
+        self.feature_names = {}
+        self.features = {}
+        self.optimizers = {}
+        self.schedule = LRSchedule(opt)
+        if self.isTrain:
+            self.setup_optimizers()
+
+    # ----------------------------------------------------------------- life cycle
+    def setup_optimizers(self):
+        betas = (self.opt.beta1, 0.999)
+        gen = [p for n in self.generator_names for p in self.nets[n].parameters()]
+        disc = [p for n in self.discriminator_names for p in self.nets[n].parameters()]
+        self.optimizers = {"G": torch.optim.Adam(gen, lr=self.opt.lr, betas=betas),
+                           "D": torch.optim.Adam(disc, lr=self.opt.lr, betas=betas)}
+
+    def set_learning_rate(self, epoch):
+        """Set every optimiser's rate for ``epoch`` from the options; returns it."""
+        lr = self.opt.lr * self.schedule.factor(epoch)
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+        return lr
+
+    def set_input(self, batch):
+        raise NotImplementedError
+
+    def translate(self, name, x):
+        """``nets[name](x)``, recording the features ``feature_names[name]`` into ``features[name]``."""
+        wanted = self.feature_names.get(name)
+        if not wanted:
+            return self.nets[name](x)
+        out, self.features[name] = self.nets[name].forward_features(x, wanted)
+        return out
+
+    def optimize_parameters(self):
+        raise NotImplementedError
+
+    def generator_extra_loss(self):
+        """Sum of the registered loss terms; each term's value is kept for logging."""
+        total = 0.0
+        self.extra_losses = {}
+        for term in self.loss_terms:
+            for key, value in term().items():
+                self.extra_losses[key] = value
+                total = total + value
+        return total
+
+    def get_current_losses(self):
+        losses = {k: float(getattr(self, "loss_" + k).detach()) for k in self.loss_names}
+        losses.update({k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in self.extra_losses.items()})
+        return losses
+
+    def get_current_visuals(self):
+        return {k: getattr(self, k).detach() for k in self.visual_names if hasattr(self, k)}
+
+    def generators(self):
+        """{direction: generator} for evaluation ('AtoB'/'BtoA')."""
+        raise NotImplementedError
+
+    def train(self):
+        self.nets.train()
+
+    def eval(self):
+        self.nets.eval()
+
+    @staticmethod
+    def set_requires_grad(nets, flag):
+        for net in nets:
+            for p in net.parameters():
+                p.requires_grad_(flag)
+
+    # ----------------------------------------------------------------- state
+    def state_dict(self):
+        """Networks, their architectures, optimisers and the LR-schedule state (plain data)."""
+        return {"nets": {k: v.state_dict() for k, v in self.nets.items()},
+                "configs": {k: dict(v) for k, v in self.configs.items()},
+                "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
+                "lr_state": self.schedule.state_dict()}
+
+    def load_state_dict(self, state, source="checkpoint", optimizers=True):
+        """Load networks (strictly) and, when present and wanted, optimisers; a checkpoint of another
+        architecture is a UserError, never a partial load."""
+        check_configs(self.configs, state.get("configs", {}), source)
+        for name, net in self.nets.items():  # every network is checked before any is loaded
+            if name not in state["nets"]:
+                raise UserError(f"{source} has no {name}: it is not a {self.name} checkpoint")
+            _check_fits(net, state["nets"][name], f"{source}: {name}")
+        for name, net in self.nets.items():
+            try:
+                net.load_state_dict(state["nets"][name])
+            except RuntimeError as err:
+                raise UserError(f"{source}: {name} does not fit this model ({_first_line(err)})") from None
+        if optimizers and self.optimizers and state.get("optimizers"):
+            for key, optimizer in self.optimizers.items():
+                optimizer.load_state_dict(state["optimizers"][key])
+        if state.get("lr_state"):
+            self.schedule.load_state_dict(state["lr_state"])
+
+
+def check_configs(expected, stored, source):
+    """Compare stored network architectures with the ones the options build; UserError on mismatch."""
+    for name, want in expected.items():
+        have = stored.get(name)
+        if have is None:
+            raise UserError(f"{source} has no {name}: it holds {sorted(stored) or 'no networks'}; "
+                            "check --model")
+        for key in sorted(set(want) | set(have)):
+            if key == "widths" and want.get("widths") is not None and have.get("widths") is not None:
+                continue  # widths are compared by the strict state-dict load, with the tensor shapes
+            if want.get(key) != have.get(key):
+                raise UserError(f"{source}: {name} has {key}={have.get(key)!r} but the options give "
+                                f"{want.get(key)!r}; pass the options the checkpoint was trained with")
+
+
+def _check_fits(net, stored, what):
+    """UserError unless ``stored`` has exactly the keys and tensor shapes of ``net.state_dict()``."""
+    own = net.state_dict()
+    missing, unexpected = sorted(set(own) - set(stored)), sorted(set(stored) - set(own))
+    if missing or unexpected:
+        raise UserError(f"{what} does not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    for key, value in own.items():
+        have = tuple(stored[key].shape) if torch.is_tensor(stored[key]) else None
+        if torch.is_tensor(value) and have != tuple(value.shape) and not (have == () and value.numel() == 1):
+            raise UserError(f"{what} does not fit this model ({key} has shape {have}, "
+                            f"expected {tuple(value.shape)})")
+
+
+def _first_line(err):
+    text = str(err).strip().splitlines()
+    return " ".join(text[:2])[:200] if text else type(err).__name__

@@ -1,0 +1,93 @@
+"""CycleGAN (method.md §8.3): two generators, two discriminators, cycle and identity losses."""
+import torch
+import torch.nn.functional as F
+
+from models.base_model import BaseModel
+from models.image_pool import ImagePool
+from models.losses import GANLoss, gradient_penalty
+from models.networks import discriminator_config, generator_config
+
+
+class CycleGANModel(BaseModel):
+    name = "cyclegan"
+    generator_names = ("G_A", "G_B")
+    discriminator_names = ("D_A", "D_B")
+    loss_names = ("D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B")
+    visual_names = ("real_A", "fake_B", "rec_A", "idt_B", "real_B", "fake_A", "rec_B", "idt_A")
+
+    def __init__(self, opt, device, gen_configs=None):
+        if gen_configs is None:
+            config = generator_config(opt)
+            gen_configs = {"G_A": config, "G_B": dict(config)}
+        d = discriminator_config(opt)
+        super().__init__(opt, device, gen_configs, {"D_A": d, "D_B": dict(d)})
+        self.criterionGAN = GANLoss(opt.gan_mode)
+        self.pools = {"A": ImagePool(opt.pool_size, opt.seed * 2 + 1), "B": ImagePool(opt.pool_size, opt.seed * 2 + 2)}
+
+    def set_input(self, batch):
+        a_to_b = self.opt.direction == "AtoB"
+        self.real_A = batch["A" if a_to_b else "B"].to(self.device)
+        self.real_B = batch["B" if a_to_b else "A"].to(self.device)
+        self.image_paths = batch["A_paths" if a_to_b else "B_paths"]
+
+    def forward(self):
+        G_A, G_B = self.nets["G_A"], self.nets["G_B"]
+        self.fake_B = self.translate("G_A", self.real_A)
+        self.rec_A = G_B(self.fake_B)
+        self.fake_A = self.translate("G_B", self.real_B)
+        self.rec_B = G_A(self.fake_A)
+
+    def backward_G(self):
+        o = self.opt
+        G_A, G_B, D_A, D_B = (self.nets[k] for k in ("G_A", "G_B", "D_A", "D_B"))
+        if o.lambda_identity > 0:
+            self.idt_A = G_A(self.real_B)
+            self.idt_B = G_B(self.real_A)
+            self.loss_idt_A = F.l1_loss(self.idt_A, self.real_B) * o.lambda_B * o.lambda_identity
+            self.loss_idt_B = F.l1_loss(self.idt_B, self.real_A) * o.lambda_A * o.lambda_identity
+        else:
+            self.loss_idt_A = self.loss_idt_B = torch.zeros((), device=self.device)
+        # generator form of the GAN loss (the original used the discriminator form: wrong for hinge)
+        self.loss_G_A = self.criterionGAN(D_A(self.fake_B), True, for_discriminator=False)
+        self.loss_G_B = self.criterionGAN(D_B(self.fake_A), True, for_discriminator=False)
+        self.loss_cycle_A = F.l1_loss(self.rec_A, self.real_A) * o.lambda_A
+        self.loss_cycle_B = F.l1_loss(self.rec_B, self.real_B) * o.lambda_B
+        self.loss_G = (self.loss_G_A + self.loss_G_B + self.loss_cycle_A + self.loss_cycle_B
+                       + self.loss_idt_A + self.loss_idt_B + self.generator_extra_loss())
+        self.loss_G.backward()
+
+    def backward_D(self, netD, real, fake):
+        loss_real = self.criterionGAN(netD(real), True)
+        loss_fake = self.criterionGAN(netD(fake.detach()), False)
+        loss = (loss_real + loss_fake) * 0.5
+        if self.opt.gan_mode == "wgangp":
+            loss = loss + gradient_penalty(netD, real, fake)
+        loss.backward()
+        return loss
+
+    def optimize_parameters(self):
+        D_A, D_B = self.nets["D_A"], self.nets["D_B"]
+        self.forward()
+        self.set_requires_grad([D_A, D_B], False)
+        self.optimizers["G"].zero_grad(set_to_none=True)
+        self.backward_G()
+        self.optimizers["G"].step()
+        self.set_requires_grad([D_A, D_B], True)
+        self.optimizers["D"].zero_grad(set_to_none=True)
+        self.loss_D_A = self.backward_D(D_A, self.real_B, self.pools["B"].query(self.fake_B))
+        self.loss_D_B = self.backward_D(D_B, self.real_A, self.pools["A"].query(self.fake_A))
+        self.optimizers["D"].step()
+
+    def generators(self):
+        return {"AtoB": self.nets["G_A"], "BtoA": self.nets["G_B"]}
+
+    def state_dict(self):
+        state = super().state_dict()
+        state["pools"] = {k: v.state_dict() for k, v in self.pools.items()}
+        return state
+
+    def load_state_dict(self, state, source="checkpoint", optimizers=True):
+        super().load_state_dict(state, source, optimizers)
+        if optimizers and state.get("pools"):
+            for key, pool in self.pools.items():
+                pool.load_state_dict(state["pools"][key], self.device)

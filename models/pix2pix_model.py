@@ -1,0 +1,63 @@
+"""pix2pix (method.md §8.3): a U-Net generator and a conditional PatchGAN, GAN + L1 losses."""
+import torch
+import torch.nn.functional as F
+
+from models.base_model import BaseModel
+from models.losses import GANLoss, gradient_penalty
+from models.networks import discriminator_config, generator_config
+
+
+class Pix2PixModel(BaseModel):
+    name = "pix2pix"
+    generator_names = ("G",)
+    discriminator_names = ("D",)
+    loss_names = ("G_GAN", "G_L1", "D_real", "D_fake")
+    visual_names = ("real_A", "fake_B", "real_B")
+
+    def __init__(self, opt, device, gen_configs=None):
+        if gen_configs is None:
+            gen_configs = {"G": generator_config(opt)}
+        super().__init__(opt, device, gen_configs, {"D": discriminator_config(opt)})
+        self.criterionGAN = GANLoss(opt.gan_mode)
+
+    def set_input(self, batch):
+        a_to_b = self.opt.direction == "AtoB"
+        self.real_A = batch["A" if a_to_b else "B"].to(self.device)
+        self.real_B = batch["B" if a_to_b else "A"].to(self.device)
+        self.image_paths = batch["A_paths" if a_to_b else "B_paths"]
+
+    def forward(self):
+        self.fake_B = self.translate("G", self.real_A)
+
+    def backward_D(self):
+        netD = self.nets["D"]
+        fake = torch.cat((self.real_A, self.fake_B), 1).detach()
+        real = torch.cat((self.real_A, self.real_B), 1)
+        self.loss_D_fake = self.criterionGAN(netD(fake), False)
+        self.loss_D_real = self.criterionGAN(netD(real), True)
+        self.loss_D = (self.loss_D_fake + self.loss_D_real) * 0.5
+        if self.opt.gan_mode == "wgangp":
+            self.loss_D = self.loss_D + gradient_penalty(netD, real, fake)
+        self.loss_D.backward()
+
+    def backward_G(self):
+        fake = torch.cat((self.real_A, self.fake_B), 1)
+        self.loss_G_GAN = self.criterionGAN(self.nets["D"](fake), True, for_discriminator=False)
+        self.loss_G_L1 = F.l1_loss(self.fake_B, self.real_B) * self.opt.lambda_L1
+        self.loss_G = self.loss_G_GAN + self.loss_G_L1 + self.generator_extra_loss()
+        self.loss_G.backward()
+
+    def optimize_parameters(self):
+        netD = self.nets["D"]
+        self.forward()
+        self.set_requires_grad([netD], True)
+        self.optimizers["D"].zero_grad(set_to_none=True)
+        self.backward_D()
+        self.optimizers["D"].step()
+        self.set_requires_grad([netD], False)
+        self.optimizers["G"].zero_grad(set_to_none=True)
+        self.backward_G()
+        self.optimizers["G"].step()
+
+    def generators(self):
+        return {self.opt.direction: self.nets["G"]}

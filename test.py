@@ -1,0 +1,125 @@
+"""Translate the test split with a trained model and write an HTML page, images and metrics.json.
+
+    python test.py --dataroot datasets/toy/unaligned --model cyclegan --name toy [--load_path ckpt.pth]
+
+Without --load_path it loads ``<checkpoints_dir>/<name>/model_best.pth``, else the run's latest
+checkpoint. Results go to ``<results_dir>/<name>/test_<epoch or best>/``.
+"""
+import os
+
+# Idle OpenMP threads sleep instead of spinning: on a shared or busy CPU, spinning threads make
+# training many times slower. Must be set before torch loads OpenMP; an explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import json
+import logging
+
+import torch
+from tqdm import tqdm
+
+from data import create_dataloader, create_dataset
+from models import load_generator
+from options import parse
+from util.checkpoint import load_checkpoint
+from util.device import select_device
+from util.errors import UserError, cli_entry
+from util.flops import count_macs_params
+from util.html import HTML
+from util.logger import setup_logging
+from util.training import Run
+from util.visualizer import save_images
+
+log = logging.getLogger("dmad")
+
+
+def checkpoint_to_test(opt):
+    """(path, label) of the checkpoint to test: --load_path, else model_best.pth, else the latest."""
+    if opt.load_path:
+        path = os.path.expanduser(opt.load_path)
+        if not os.path.isfile(path):
+            raise UserError(f"--load_path {path} does not exist")
+    else:
+        run = Run(opt)
+        path = run.best_path if os.path.isfile(run.best_path) else run.find_latest()
+        if path is None:
+            raise UserError(f"no checkpoint in {run.dir}: train first or give --load_path")
+    state = load_checkpoint(path)
+    if isinstance(state, dict) and state.get("best") is True or os.path.basename(path).startswith("model_best"):
+        label = "best"
+    elif isinstance(state, dict) and "epoch" in state:
+        label = str(state["epoch"])
+    else:
+        label = os.path.splitext(os.path.basename(path))[0]
+    return path, label
+
+
+def directions(opt):
+    """Which generators to run, and on which side of the data: [(direction, source key, out label)]."""
+    if opt.dataset_mode == "single":
+        return [(opt.direction, "A", "fake")]
+    if opt.model == "cyclegan":
+        forward = [("AtoB", "A", "fake_B"), ("BtoA", "B", "fake_A")]
+        return forward if opt.direction == "AtoB" else [("AtoB", "B", "fake_B"), ("BtoA", "A", "fake_A")]
+    return [(opt.direction, "A" if opt.direction == "AtoB" else "B", "fake_B")]
+
+
+@cli_entry
+def main(argv=None):
+    opt = parse("test", argv)
+    if "phase" not in opt.user_set:
+        opt.phase = "test"
+    path, label = checkpoint_to_test(opt)
+    if opt.phase == "test" and opt.dataset_mode == "aligned" and not os.path.isdir(os.path.join(opt.dataroot, "test")) \
+            and os.path.isdir(os.path.join(opt.dataroot, "val")):
+        opt.phase = "val"
+    dataset = create_dataset(opt, train=False)
+    setup_logging()
+    device = select_device(opt.gpu_ids)
+    web_dir = os.path.join(opt.results_dir, opt.name, f"test_{label}")
+    webpage = HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Checkpoint = {label}")
+    report = {"checkpoint": os.path.abspath(path), "macs": {}, "params": {}}
+    generators = {}
+    for direction, _, _ in directions(opt):
+        net = load_generator(path, direction).to(device)
+        generators[direction] = net
+        macs, params = count_macs_params(net, (1, opt.input_nc if direction == "AtoB" else opt.output_nc,
+                                               opt.crop_size, opt.crop_size))
+        report["macs"][direction], report["params"][direction] = macs, params
+        log.info("%s generator | Params: %.2fM | MACs: %.2fG", direction, params / 1e6, macs / 1e9)
+    loader = create_dataloader(opt, dataset, shuffle=False, batch_size=1, num_workers=0)
+    count = min(len(dataset), opt.ntest)
+    with torch.no_grad():
+        for i, batch in enumerate(tqdm(loader, total=count, desc="test", leave=False, disable=None)):
+            if i >= count:
+                break
+            visuals = {}
+            for direction, side, out_label in directions(opt):
+                real = batch[side].to(device)
+                visuals[f"real_{side}"] = real
+                visuals[out_label] = generators[direction](real)
+            save_images(webpage, visuals, batch["A_paths"], aspect_ratio=opt.aspect_ratio,
+                        width=opt.display_winsize)
+    webpage.save()
+    report.update(score_generators(opt, generators, device))
+    with open(os.path.join(web_dir, "metrics.json"), "w") as handle:
+        json.dump(report, handle, indent=2)
+    log.info("results: %s", os.path.join(web_dir, "index.html"))
+    log.info("metrics: %s", json.dumps({k: v for k, v in report.items() if k != "checkpoint"}))
+
+
+def score_generators(opt, generators, device):
+    """FID / mIoU per direction on the evaluation split (empty when no metric weights are present)."""
+    if opt.metric == "none":
+        return {}
+    from metrics.evaluate import Evaluator
+
+    evaluator = Evaluator(opt, device)
+    if not evaluator.enabled:
+        return {}
+    scores = evaluator.evaluate(generators)
+    for direction, score in scores.items():
+        log.info("%s %s: %.2f", direction, evaluator.metric, score)
+    return {evaluator.metric: scores}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""MAC / parameter counts (util/flops.py) against the reference numbers of method.md §12.2, and the
+channel-structure estimate (models/structure.py) against the hook-based counter."""
+import random
+
+import pytest
+import torch
+from torch import nn
+
+from models.discriminator import NLayerDiscriminator
+from models.resnet_generator import ResnetGenerator
+from models.structure import full_widths
+from models.unet_generator import UnetGenerator
+from util.flops import count_macs_params
+
+
+def g_macs(macs):
+    return round(macs / 1e9, 3)
+
+
+@pytest.fixture(scope="module")
+def resnet9():
+    return ResnetGenerator(ngf=64, n_blocks=9)
+
+
+def test_resnet9_reference(resnet9):
+    macs, params = count_macs_params(resnet9, (1, 3, 256, 256))
+    assert g_macs(macs) == 56.864 and macs == 56_864_276_480
+    assert params == 11_378_179
+
+
+def test_resnet9_at_64_px(resnet9):
+    macs, params = count_macs_params(resnet9, (1, 3, 64, 64))
+    assert g_macs(macs) == 3.554
+    assert params == 11_378_179
+
+
+def test_mask_resnet9_masks_cost_nothing():
+    net = ResnetGenerator(ngf=64, n_blocks=9, mask=True)
+    macs, params = count_macs_params(net, (1, 3, 256, 256))
+    assert g_macs(macs) == 56.864 and params == 11_378_179
+    # all parameters, masks included (23 masks, 5,248 weights): the counter leaves them out
+    assert sum(p.numel() for p in net.parameters()) == 11_378_179 + 5_248
+
+
+def test_unet256_reference():
+    net = UnetGenerator(ngf=64, num_downs=8)
+    macs, params = count_macs_params(net, (1, 3, 256, 256))
+    assert g_macs(macs) == 18.152 and params == 54_413_955
+
+
+def test_unet256_ngf48_reference():
+    macs, params = count_macs_params(UnetGenerator(ngf=48, num_downs=8), (1, 3, 256, 256))
+    assert g_macs(macs) == 10.298 and params == 30_611_427
+
+
+def test_patchgan_references():
+    macs, params = count_macs_params(NLayerDiscriminator(3, 64, norm="instance"), (1, 3, 256, 256))
+    assert g_macs(macs) == 3.149 and params == 2_764_737
+    macs, params = count_macs_params(NLayerDiscriminator(6, 128, norm="batch"), (1, 6, 256, 256))
+    assert g_macs(macs) == 12.583 and params == 11_042_433
+
+
+def test_counter_conventions():
+    # conv: output elements x C_in x k x k, bias ignored; a transposed conv counts from its output
+    conv = nn.Conv2d(3, 5, 3, padding=1)
+    assert count_macs_params(conv, (1, 3, 8, 8)) == (5 * 8 * 8 * 3 * 9, 5 * 3 * 9 + 5)
+    convt = nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1)
+    assert count_macs_params(convt, (1, 4, 8, 8))[0] == 2 * 16 * 16 * 4 * 9
+    # norms: 2x elements, 4x with affine parameters; activations free
+    assert count_macs_params(nn.InstanceNorm2d(3), (1, 3, 4, 4)) == (2 * 48, 0)
+    assert count_macs_params(nn.BatchNorm2d(3), (1, 3, 4, 4)) == (4 * 48, 6)
+    assert count_macs_params(nn.Sequential(nn.ReLU(), nn.Dropout()), (1, 3, 4, 4)) == (0, 0)
+
+
+def test_counter_restores_mode_and_weights():
+    net = ResnetGenerator(ngf=4)
+    net.train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    count_macs_params(net, (1, 3, 32, 32))
+    assert net.training
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())
+    net.eval()
+    count_macs_params(net, (1, 3, 32, 32))
+    assert not net.training
+
+
+# ---------------------------------------------------------------- structure estimate == counter
+
+def _both(net, size):
+    structure = net.structure()
+    return (count_macs_params(net, (1, net.input_nc, size, size)),
+            structure.macs_params(dict(net.widths), (size, size)))
+
+
+@pytest.mark.parametrize("kwargs,size", [
+    (dict(ngf=64, n_blocks=9), 256), (dict(ngf=8, n_blocks=6), 64), (dict(ngf=8, mask=True), 64),
+    (dict(ngf=8, mask=True, unmask_last_upconv=True), 32), (dict(ngf=16, input_nc=1, output_nc=3), 32)])
+def test_structure_matches_counter_resnet(kwargs, size):
+    net = ResnetGenerator(**kwargs)
+    counted, estimated = _both(net, size)
+    assert counted == estimated
+    assert estimated == net.structure().macs_params(full_widths(net.structure()), (size, size))
+
+
+@pytest.mark.parametrize("kwargs,size", [
+    (dict(ngf=64, num_downs=8), 256), (dict(ngf=8, num_downs=6), 64), (dict(ngf=8, num_downs=5, mask=True), 32),
+    (dict(ngf=4, num_downs=7, input_nc=1, output_nc=1), 128)])
+def test_structure_matches_counter_unet(kwargs, size):
+    net = UnetGenerator(**kwargs)
+    counted, estimated = _both(net, size)
+    assert counted == estimated
+    assert estimated == net.structure().macs_params(full_widths(net.structure()), (size, size))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_structure_matches_counter_pruned_resnet(seed):
+    rng = random.Random(seed)
+    n_blocks = rng.choice((6, 9))
+    widths = {"stem": rng.randint(1, 8), "down1": rng.randint(1, 16), "stream": rng.randint(1, 32),
+              "up1": rng.randint(1, 16), "up2": rng.randint(1, 8)}
+    widths.update({f"blocks.{i}": rng.choice((0, 0, rng.randint(1, 32))) for i in range(n_blocks)})
+    widths["blocks.0"] = 0
+    widths["blocks.1"] = 3
+    net = ResnetGenerator(ngf=8, n_blocks=n_blocks, widths=widths)
+    assert len(net.blocks) == sum(1 for i in range(n_blocks) if widths[f"blocks.{i}"] > 0)
+    assert net(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
+    counted, estimated = _both(net, 32)
+    assert counted == estimated
+    full = ResnetGenerator(ngf=8, n_blocks=n_blocks)
+    assert estimated[0] < count_macs_params(full, (1, 3, 32, 32))[0]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_structure_matches_counter_pruned_unet(seed):
+    rng = random.Random(100 + seed)
+    levels = rng.choice((5, 6))
+    size = 2 ** levels
+    full = UnetGenerator(ngf=8, num_downs=levels)
+    widths = {name: rng.randint(1, w) for name, w in full.widths.items()}
+    net = UnetGenerator(ngf=8, num_downs=levels, widths=widths)
+    net.eval()
+    assert net(torch.zeros(1, 3, size, size)).shape == (1, 3, size, size)
+    counted, estimated = _both(net, size)
+    assert counted == estimated

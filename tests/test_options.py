@@ -1,0 +1,280 @@
+"""Command-line options (options/__init__.py): the seed README's option list, defaults, booleans,
+validation, GPU selection and aliases."""
+import logging
+import math
+
+import pytest
+import torch
+
+import options
+from conftest import UNALIGNED, run_main, run_script
+from util.device import select_device
+from util.errors import UserError
+
+# Every option of the seed README's "Other parameter" list (the README is not available at test time).
+SEED_OPTIONS = (
+    "dataroot", "name", "gpu_ids", "checkpoints_dir", "phase", "load_path", "use_pretrain_d",
+    "pretrain_path", "model", "input_nc", "output_nc", "ngf", "ndf", "no_dropout", "mask",
+    "mask_weight_decay", "mask_loss_type", "unmask_last_upconv", "update_bound_rule", "continue_train",
+    "dataset_mode", "direction", "serial_batches", "num_threads", "batch_size", "load_size", "crop_size",
+    "max_dataset_size", "preprocess", "no_flip", "display_winsize", "block_coeff", "upconv_coeff",
+    "upconv_solo", "display_freq", "display_ncols", "display_id", "display_server", "display_env",
+    "display_port", "update_html_freq", "print_freq", "no_html", "save_epoch_freq", "epoch_count",
+    "n_epochs", "n_epochs_decay", "lr", "gan_mode", "pool_size", "lr_policy", "lr_decay_iters", "lambda_A",
+    "lambda_B", "lambda_identity", "lambda_L1", "lambda_group_lasso", "lambda_distill", "lambda_d",
+    "attention_normal", "threshold", "upconv_bound", "upconv_relu", "lambda_update_coeff", "ntest",
+    "aspect_ratio", "drn_path", "finetune", "scratch",
+)
+
+# attribute on the parsed options -> default (seed README where it states one, method.md §11 otherwise)
+DEFAULTS = {
+    "name": "default", "checkpoints_dir": "./experiments", "phase": "train", "load_path": None,
+    "use_pretrain_d": False, "pretrain_path": None, "model": "cyclegan", "input_nc": 3, "output_nc": 3,
+    "ngf": 64, "ndf": 64, "no_dropout": False, "mask": False, "mask_weight_decay": 0.0,
+    "mask_loss_type": "relu", "unmask_last_upconv": False, "update_bound_rule": "cube",
+    "continue_train": False, "dataset_mode": "unaligned", "direction": "AtoB", "serial_batches": False,
+    "num_threads": 8, "batch_size": 1, "load_size": 286, "crop_size": 256, "max_dataset_size": math.inf,
+    "preprocess": "resize_and_crop", "no_flip": False, "display_winsize": 256, "block_coeff": 1.0,
+    "upconv_coeff": 1.0, "upconv_solo": False, "display_freq": 400, "display_ncols": 4, "display_id": 1,
+    "display_server": "http://localhost", "display_env": "main", "display_port": 8097,
+    "update_html_freq": 1000, "print_freq": 100, "no_html": False, "save_epoch_freq": 1, "epoch_count": 1,
+    "n_epochs": 100, "n_epochs_decay": 100, "lr": 0.0002, "gan_mode": "lsgan", "pool_size": 100,
+    "lr_policy": "linear", "lr_decay_iters": 50, "lambda_A": 10.0, "lambda_B": 10.0, "lambda_identity": 0.5,
+    "lambda_L1": 100.0, "lambda_group_lasso": 0.0, "lambda_attention_distill": 0.0,
+    "lambda_discriminator_distill": 0.0, "attention_normal": True, "threshold": 0, "upconv_bound": False,
+    "upconv_relu": False, "lambda_update_coeff": 0.0, "ntest": math.inf, "aspect_ratio": 1.0,
+    "drn_path": "~/pretrain/drn-d-105_ms_cityscapes.pth", "finetune": False, "scratch": False,
+}
+
+# a valid, non-default value for every seed option, and the attribute it lands in
+SAMPLES = {
+    "dataroot": ("some/where", "dataroot", "some/where"), "name": ("exp", "name", "exp"),
+    "gpu_ids": ("-1", "gpu_ids", []), "checkpoints_dir": ("ck", "checkpoints_dir", "ck"),
+    "phase": ("val", "phase", "val"), "load_path": ("a.pth", "load_path", "a.pth"),
+    "use_pretrain_d": ("True", "use_pretrain_d", True), "pretrain_path": ("t.pth", "pretrain_path", "t.pth"),
+    "model": ("pix2pix", "model", "pix2pix"), "input_nc": ("1", "input_nc", 1), "output_nc": ("1", "output_nc", 1),
+    "ngf": ("48", "ngf", 48), "ndf": ("128", "ndf", 128), "no_dropout": (None, "no_dropout", True),
+    "mask": (None, "mask", True), "mask_weight_decay": ("0.0008", "mask_weight_decay", 0.0008),
+    "mask_loss_type": ("bound", "mask_loss_type", "bound"),
+    "unmask_last_upconv": ("True", "unmask_last_upconv", True),
+    "update_bound_rule": ("double", "update_bound_rule", "double"),
+    "continue_train": ("True", "continue_train", True), "dataset_mode": ("aligned", "dataset_mode", "aligned"),
+    "direction": ("BtoA", "direction", "BtoA"), "serial_batches": (None, "serial_batches", True),
+    "num_threads": ("2", "num_threads", 2), "batch_size": ("4", "batch_size", 4),
+    "load_size": ("300", "load_size", 300), "crop_size": ("128", "crop_size", 128),
+    "max_dataset_size": ("10", "max_dataset_size", 10), "preprocess": ("crop", "preprocess", "crop"),
+    "no_flip": (None, "no_flip", True), "display_winsize": ("128", "display_winsize", 128),
+    "block_coeff": ("2.0", "block_coeff", 2.0), "upconv_coeff": ("100.0", "upconv_coeff", 100.0),
+    "upconv_solo": (None, "upconv_solo", True), "display_freq": ("7", "display_freq", 7),
+    "display_ncols": ("0", "display_ncols", 0), "display_id": ("30", "display_id", 30),
+    "display_server": ("http://h", "display_server", "http://h"), "display_env": ("e", "display_env", "e"),
+    "display_port": ("9000", "display_port", 9000), "update_html_freq": ("5", "update_html_freq", 5),
+    "print_freq": ("3", "print_freq", 3), "no_html": (None, "no_html", True),
+    "save_epoch_freq": ("5", "save_epoch_freq", 5), "epoch_count": ("66", "epoch_count", 66),
+    "n_epochs": ("5", "n_epochs", 5), "n_epochs_decay": ("15", "n_epochs_decay", 15), "lr": ("0.001", "lr", 0.001),
+    "gan_mode": ("hinge", "gan_mode", "hinge"), "pool_size": ("0", "pool_size", 0),
+    "lr_policy": ("cosine", "lr_policy", "cosine"), "lr_decay_iters": ("7", "lr_decay_iters", 7),
+    "lambda_A": ("1.5", "lambda_A", 1.5), "lambda_B": ("2.5", "lambda_B", 2.5),
+    "lambda_identity": ("0.1", "lambda_identity", 0.1), "lambda_L1": ("10", "lambda_L1", 10.0),
+    "lambda_group_lasso": ("0.01", "lambda_group_lasso", 0.01),
+    "lambda_distill": ("100.0", "lambda_attention_distill", 100.0),
+    "lambda_d": ("0.001", "lambda_discriminator_distill", 0.001),
+    "attention_normal": ("False", "attention_normal", False), "threshold": ("2", "threshold", 2),
+    "upconv_bound": (None, "upconv_bound", True), "upconv_relu": (None, "upconv_relu", True),
+    "lambda_update_coeff": ("1.0", "lambda_update_coeff", 1.0), "ntest": ("5", "ntest", 5),
+    "aspect_ratio": ("2.0", "aspect_ratio", 2.0), "drn_path": ("d.pth", "drn_path", "d.pth"),
+    "finetune": (None, "finetune", True), "scratch": (None, "scratch", True),
+}
+
+BOOLEANS = ("continue_train", "attention_normal", "unmask_last_upconv", "mask", "no_flip")
+SCRIPTS = ("train", "test", "prune")
+
+
+def parse(*argv, script="train"):
+    return options.parse(script, ["--dataroot", "x", *argv])
+
+
+def test_lists_are_complete():
+    assert set(SAMPLES) == set(SEED_OPTIONS)
+    assert len(SEED_OPTIONS) == len(set(SEED_OPTIONS)) == 69
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_seed_option_is_known_to_every_script(script):
+    strings = {s for action in options.build_parser(script)._actions for s in action.option_strings}
+    missing = [name for name in SEED_OPTIONS if f"--{name}" not in strings]
+    assert not missing
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_documented_defaults(script):
+    opt = parse(script=script)
+    wrong = {k: (getattr(opt, k, "<missing>"), v) for k, v in DEFAULTS.items() if getattr(opt, k, "<missing>") != v}
+    assert not wrong
+    assert opt.gpu_ids is None  # auto: GPU 0 when CUDA is available, else the CPU
+    assert opt.isTrain is (script != "test")
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("option", SEED_OPTIONS)
+def test_every_seed_option_accepts_a_value(script, option):
+    value, attribute, expected = SAMPLES[option]
+    argv = [f"--{option}"] + ([] if value is None else [value])
+    if option == "scratch":
+        argv.append("--finetune")  # --scratch alone is a contradiction (tested below)
+    if option == "crop_size":
+        argv += ["--load_size", "286"]
+    if option in ("input_nc", "output_nc"):
+        argv += ["--input_nc", value, "--output_nc", value]
+    if option == "dataroot":
+        opt = options.parse(script, argv)
+    else:
+        opt = parse(*argv, script=script)
+    assert getattr(opt, attribute) == expected
+
+
+def test_help_lists_every_seed_option():
+    proc = run_script("train", ["-h"])
+    assert proc.returncode == 0, proc.stderr
+    missing = [name for name in SEED_OPTIONS if f"--{name}" not in proc.stdout]
+    assert not missing
+
+
+@pytest.mark.parametrize("script", ("test", "prune"))
+def test_help_of_the_other_scripts(script, capsys):
+    assert run_main(script, ["-h"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: {script}.py")
+    assert not [name for name in SEED_OPTIONS if f"--{name}" not in out]
+
+
+# ---------------------------------------------------------------- booleans
+
+@pytest.mark.parametrize("name", BOOLEANS)
+def test_boolean_options_are_real_flags(name):
+    default = DEFAULTS[name]
+    assert getattr(parse(), name) is default
+    assert getattr(parse(f"--{name}"), name) is True
+    assert getattr(parse(f"--{name}", "--ngf", "8"), name) is True  # bare, followed by another option
+    assert getattr(parse(f"--{name}=True"), name) is True
+    for word in ("True", "true", "1", "yes"):
+        assert getattr(parse(f"--{name}", word), name) is True
+    for word in ("False", "false", "0", "no"):
+        assert getattr(parse(f"--{name}", word), name) is False
+
+
+def test_bad_boolean_value_is_a_one_line_error():
+    with pytest.raises(UserError) as err:
+        parse("--mask", "maybe")
+    assert "--mask" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_option_given_twice_is_not_a_contradiction():
+    assert parse("--ngf", "8", "--ngf", "16").ngf == 16
+    assert parse("--mask", "--mask", "False").mask is False
+    assert parse("--continue_train", "False", "--continue_train").continue_train is True
+    assert parse("--gan_mode", "hinge", "--gan_mode", "vanilla").gan_mode == "vanilla"
+    assert parse("--gpu_ids", "7", "--gpu_ids", "-1").gpu_ids == []
+
+
+# ---------------------------------------------------------------- validation
+
+INVALID = [
+    ("--gan_mode", "nonsense"), ("--lr_policy", "sometimes"), ("--model", "stylegan"),
+    ("--direction", "AtoC"), ("--preprocess", "zoom"), ("--batch_size", "0"), ("--batch_size", "-2"),
+    ("--ngf", "abc"), ("--ngf", "0"), ("--lr", "0"), ("--n_epochs", "-1"), ("--epoch_count", "0"),
+    ("--crop_size", "300", "--load_size", "286"), ("--upconv_bound", "--upconv_relu"),
+    ("--model", "pix2pix", "--netG", "resnet_9blocks"), ("--model", "cyclegan", "--netG", "unet_256"),
+    ("--gpu_ids", "abc"), ("--no_such_option", "1"), ("--max_dataset_size", "many"), ("--ntest", "0"),
+    ("--model", "pix2pix", "--crop_size", "48", "--load_size", "48"), ("--aspect_ratio", "0"),
+    ("--n_epochs", "0", "--n_epochs_decay", "0"), ("--mask_weight_decay", "-1"),
+]
+
+
+@pytest.mark.parametrize("argv", INVALID, ids=" ".join)
+def test_invalid_values_are_one_line_user_errors(argv):
+    with pytest.raises(UserError) as err:
+        parse(*argv)
+    message = str(err.value)
+    assert message.strip() and "\n" not in message
+
+
+def test_dataroot_is_required():
+    with pytest.raises(UserError, match="--dataroot"):
+        options.parse("train", ["--name", "x"])
+
+
+def test_scratch_needs_finetune():
+    with pytest.raises(UserError, match="--finetune"):
+        parse("--scratch", script="prune")
+    assert parse("--scratch", "--finetune", script="prune").scratch is True
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_entry_points_exit_2_with_one_line(script, capsys):
+    assert run_main(script, ["--dataroot", UNALIGNED, "--gan_mode", "nonsense"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "gan_mode" in err[0]
+
+
+def test_model_dependent_defaults():
+    p2p = parse("--model", "pix2pix")
+    assert p2p.dataset_mode == "aligned" and p2p.netG == "unet_256"
+    assert parse("--model", "pix2pix", "--crop_size", "64", "--load_size", "64").netG == "unet_64"
+    assert parse().netG == "resnet_9blocks" and parse().dataset_mode == "unaligned"
+    assert parse("--netG", "resnet_6blocks").netG == "resnet_6blocks"
+
+
+def test_epoch_count_remembers_whether_it_was_given():
+    assert parse().epoch_count_given is False
+    opt = parse("--epoch_count", "66")
+    assert opt.epoch_count == 66 and opt.epoch_count_given is True
+
+
+# ---------------------------------------------------------------- aliases
+
+def test_distillation_aliases():
+    opt = parse("--lambda_distill", "100", "--lambda_d", "0.001")
+    assert opt.lambda_attention_distill == 100.0 and opt.lambda_discriminator_distill == 0.001
+    opt = parse("--lambda_attention_distill", "10", "--lambda_discriminator_distill", "1e-4")
+    assert opt.lambda_attention_distill == 10.0 and opt.lambda_discriminator_distill == 1e-4
+    assert parse("--lambda_distill", "3", "--lambda_attention_distill", "4").lambda_attention_distill == 4.0
+
+
+# ---------------------------------------------------------------- devices
+
+def test_gpu_ids_parsing():
+    assert parse("--gpu_ids", "-1").gpu_ids == []
+    assert parse("--gpu_ids", "0,2").gpu_ids == [0, 2]
+    assert parse("--gpu_ids", "3").gpu_ids == [3]
+    assert parse().gpu_ids is None
+
+
+def test_device_selection_logs_one_line(caplog):
+    with caplog.at_level(logging.INFO):
+        assert select_device([]) == torch.device("cpu")
+    assert len([r for r in caplog.records if "running on" in r.getMessage()]) == 1
+    assert "cpu" in caplog.records[-1].getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        auto = select_device(None)
+    expected = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert auto == torch.device(expected)
+    lines = [r.getMessage() for r in caplog.records if "running on" in r.getMessage()]
+    assert len(lines) == 1 and expected in lines[0]
+
+
+def test_missing_gpu_is_a_one_line_error():
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(UserError) as err:
+        select_device([count + 7])
+    assert "--gpu_ids" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_options_text_marks_changed_values():
+    opt = parse("--ngf", "16")
+    text = options.options_text(opt)
+    line = next(line for line in text.splitlines() if line.strip().startswith("ngf:"))
+    assert "16" in line and "[default: 64]" in line
+    line = next(line for line in text.splitlines() if line.strip().startswith("ndf:"))
+    assert "[default" not in line

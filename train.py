@@ -1,0 +1,70 @@
+"""Train a CycleGAN or pix2pix model: a plain (teacher) run, or the mask search with --mask.
+
+    python train.py --dataroot datasets/toy/unaligned --model cyclegan --name toy --crop_size 64 ...
+"""
+import os
+
+# Idle OpenMP threads sleep instead of spinning: on a shared or busy CPU, spinning threads make
+# training many times slower. Must be set before torch loads OpenMP; an explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import logging
+import random
+
+import numpy as np
+import torch
+
+from data import create_dataset
+from models import create_model
+from options import parse
+from util.device import announce_device, select_device
+from util.errors import cli_entry
+from util.logger import setup_logging
+from util.training import Run, Trainer, resume_state
+
+log = logging.getLogger("dmad")
+
+
+def build_evaluator(opt, device):
+    if opt.no_eval or opt.metric == "none":
+        return None
+    from metrics.evaluate import Evaluator
+
+    return Evaluator(opt, device)
+
+
+@cli_entry
+def main(argv=None):
+    opt = parse("train", argv)
+    run = Run(opt)
+    # everything that can fail on bad input is checked before anything is written
+    resume = resume_state(opt, run) if opt.continue_train else None
+    dataset = create_dataset(opt)
+    device = select_device(opt.gpu_ids, announce=False)
+    torch.manual_seed(opt.seed)
+    random.seed(opt.seed)
+    np.random.seed(opt.seed)
+    model = create_model(opt, device)
+    if resume is not None:
+        model.load_state_dict(resume[1], resume[0])  # a checkpoint that does not fit fails here
+    evaluator = build_evaluator(opt, device)  # a missing explicit --inception_path fails here
+    run_text = run.prepare()
+    setup_logging(run.dir)
+    log.info("\n%s", run_text)
+    announce_device(device)
+    search = None
+    if opt.mask:
+        from models.mask_search import MaskSearch
+
+        search = MaskSearch(opt, model, n_batches=-(-len(dataset) // opt.batch_size))
+    from util.visualizer import Visualizer
+
+    trainer = Trainer(opt, model, run, "search" if opt.mask else "train", visualizer=Visualizer(opt),
+                      evaluator=evaluator, search=search, dataset=dataset)
+    if resume is not None:
+        trainer.restore(resume[1], resume[0])
+    log.info("The number of training images = %d", len(dataset))
+    trainer.train()
+
+
+if __name__ == "__main__":
+    main()
