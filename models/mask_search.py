@@ -1,0 +1,446 @@
+"""The mask-search controller (method.md §4): bound schedule, coefficient updates, folding, early stop
+and the sparsity report; it also registers the sparsity losses (§3, models/mask_losses.py) on the model.
+
+Schedule. ``total = N_batches * batch_size * (n_epochs + n_epochs_decay)`` images, ``T = 0.75 total``.
+An *update point* runs after every ``freq = max(1, floor(floor(0.75 total / 150) / batch_size))``
+batches (about 150 updates while the bound shrinks), at ``t = batches * batch_size`` (the original's
+image counter, consistent with ``total``) with ``b(t) = 1 - (t/T)^(1/3)`` (cube), ``1 - (t/T)^(1/2)``
+(double) or ``1 - t/T`` (linear), and 0 from ``t > T`` on.
+
+Update of one generator (§4.3), in this order:
+
+1. coefficients, from the bound before the update ``b_old``: the ResNet block-loss coefficients
+   (``block_coeff`` buffer of the generator), or the U-Net freeze + per-layer multipliers;
+2. ``b_new`` from the schedule;
+3. early stop: the candidate architecture keeps every channel with ``w > -b_old``; its MACs come from
+   the channel counts (``ChannelStructure.macs_params``, never a rebuilt model); at or under the
+   direction's ``--*_macs_threshold`` (G = 1e9 MACs) the current scales of the channels that stay are
+   folded into the weights, the masks are binarised (+1 / -1) and the generator's bound is 0 from then on;
+4. otherwise the channels that leave the soft region on the "on" side (``b_new < w <= b_old``) have
+   their current scale folded into the weights;
+5. every mask of the generator gets ``b_new`` (0 once stopped).
+
+Folding (exact wherever the structure says how, ``ConvSpec.fold``): into an affine norm (U-Net), into
+the conv's own output rows (U-Net convs without norm), or into the input channels of every consumer
+conv (ResNet; a positive scale commutes with the ReLU after the mask). The residual-group masks have no
+exact fold (several masks write the same stream channels, and the stream feeds later blocks and the
+up-path), so their channels simply jump to scale 1, as in the original, where every ResNet fold was
+normalised away by the affine-free InstanceNorm anyway. Channels that stay soft, or leave the soft
+region on the "off" side, change scale by design (§4.4). A U-Net layer frozen at step 1 is folded the
+same way as at an early stop before it is binarised, so freezing does not change the function either.
+"""
+import logging
+
+import torch
+
+from models import mask_losses
+from models.mask import soft_step
+from util.errors import UserError
+
+log = logging.getLogger("dmad")
+
+SEARCH_FRACTION = 0.75  # the bound reaches 0 after this share of the training images
+N_UPDATES = 150  # update points while the bound shrinks
+GIGA = 1e9
+BOUND_RULES = ("cube", "double", "linear")
+# early-stop options and log lines per generator name
+THRESHOLD_OPTION = {"G_A": "AtoB_macs_threshold", "G_B": "BtoA_macs_threshold", "G": "AtoB_macs_threshold"}
+STOP_MESSAGE = {"G_A": "AtoB early stop!", "G_B": "BtoA early stop!", "G": "Early stop!!!"}
+
+
+# --------------------------------------------------------------------------------------------------
+# schedule
+
+def total_images(n_batches, batch_size, epochs):
+    """Images of the whole run as the schedule counts them (a short last batch counts as full)."""
+    return n_batches * batch_size * epochs
+
+
+def update_frequency(total, batch_size):
+    """Batches between update points: ``floor(floor(0.75 total / 150) / batch_size)``, at least 1."""
+    return max(1, (3 * total // (4 * N_UPDATES)) // batch_size)
+
+
+def bound_at(t, total, rule="cube"):
+    """The bound after ``t`` of ``total`` images: 1 at t = 0, 0 from ``t >= 0.75 total`` on."""
+    horizon = SEARCH_FRACTION * total
+    if t >= horizon:
+        return 0.0
+    r = t / horizon
+    if rule == "cube":
+        b = 1.0 - r ** (1.0 / 3.0)
+    elif rule == "double":
+        b = 1.0 - r ** 0.5
+    elif rule == "linear":
+        b = 1.0 - r
+    else:
+        raise ValueError(f"unknown bound rule {rule!r}; expected one of {BOUND_RULES}")
+    return max(b, 0.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# folding
+
+def _scale_slice(param, dim, index, scale):
+    """``param[..., index, ...] *= scale`` along ``dim`` (index: LongTensor [k], scale: [k])."""
+    shape = [1] * param.dim()
+    shape[dim] = -1
+    picked = param.index_select(dim, index)
+    param.index_copy_(dim, index, picked * scale.to(param.dtype).view(shape))
+
+
+@torch.no_grad()
+def fold_scales(net, structure, scales):
+    """Multiply the parameters that produce each given masked channel by a per-channel scale.
+
+    scales: {mask path: (index LongTensor [k], scale Tensor [k])}, channels of that mask's conv.
+    ``fold == "norm"``: the affine norm's weight and bias; ``"conv"``: the conv's output rows (dim 0 of
+    a Conv2d weight, dim 1 of a ConvTranspose2d weight) and bias; ``"consumer"``: the input channels
+    of every conv reading the set (dim 1 of a Conv2d weight, dim 0 of a ConvTranspose2d weight), at the
+    set's offset in that conv's input. Masks with ``fold is None`` (the residual group) are skipped.
+    """
+    for spec in structure.masked_convs():
+        if spec.mask not in scales or spec.fold is None:
+            continue
+        index, scale = scales[spec.mask]
+        if spec.fold == "norm":
+            norm = net.get_submodule(spec.norm)
+            _scale_slice(norm.weight, 0, index, scale)
+            _scale_slice(norm.bias, 0, index, scale)
+        elif spec.fold == "conv":
+            conv = net.get_submodule(spec.name)
+            _scale_slice(conv.weight, 1 if spec.transposed else 0, index, scale)
+            if conv.bias is not None:
+                _scale_slice(conv.bias, 0, index, scale)
+        elif spec.fold == "consumer":
+            for consumer, offset in structure.consumers(spec.out):
+                if consumer.groups != 1:
+                    raise ValueError(f"folding into the grouped conv {consumer.name} is not supported")
+                conv = net.get_submodule(consumer.name)
+                _scale_slice(conv.weight, 0 if consumer.transposed else 1, index + offset, scale)
+        else:
+            raise ValueError(f"unknown fold {spec.fold!r} of {spec.name}")
+
+
+@torch.no_grad()
+def fold_raised(net, structure, select, only=None):
+    """Fold the *current* scale ``f_b(w)`` of the channels ``select(w)`` picks, which the caller is
+    about to raise to scale 1, into the weights (``fold_scales``). Call it before the masks change.
+
+    select: elementwise ``BoolTensor <- weights``; only: mask paths to visit (all when None). Channels
+    already at scale 1 are left alone. Returns {mask path: number of channels folded}.
+    """
+    specs = [s for s in structure.masked_convs() if s.fold is not None and (only is None or s.mask in only)]
+    if not specs:
+        return {}
+    masks = [net.get_submodule(s.mask) for s in specs]
+    # all masks at once: one flat weight vector, each weight with its mask's bound
+    widths = torch.tensor([m.num_channels for m in masks])
+    w = torch.cat([m.mask_weight for m in masks]).detach()
+    bounds = torch.cat([m.bound.expand(m.num_channels) for m in masks])  # repeat_interleave is slow on CPU
+    scale = soft_step(w, bounds)
+    picked = (select(w) & (scale != 1)).nonzero().squeeze(1)
+    if not picked.numel():
+        return {}
+    starts = torch.cumsum(widths, 0) - widths
+    owner = torch.bucketize(picked.cpu(), starts, right=True) - 1
+    counts = torch.bincount(owner, minlength=len(masks)).tolist()
+    scales, folded = {}, {}
+    for spec, start, index, count in zip(specs, starts.tolist(), picked.split(counts), counts):
+        if count:
+            scales[spec.mask] = (index - start, scale.index_select(0, index))
+            folded[spec.mask] = count
+    fold_scales(net, structure, scales)
+    return folded
+
+
+def candidate_macs(structure, weights, bound, vote, image_size):
+    """MACs and widths of the architecture the search would settle on now: a channel stays when its
+    weight is above ``-bound`` (not fully off); a group channel when more than ``vote`` masks keep it.
+
+    weights: {mask path: tensor [C]}; image_size: (H, W). Returns (MACs, {set: width}).
+    """
+    kept = structure.keep(weights, threshold=-bound, vote=vote)
+    widths = structure.widths_from_keep(kept)
+    macs, _ = structure.macs_params(widths, image_size)
+    return macs, widths
+
+
+# --------------------------------------------------------------------------------------------------
+# one searched generator
+
+class GeneratorSearch:
+    """The masks, loss plan and search state of one masked generator."""
+
+    def __init__(self, name, net, direction, opt):
+        structure = net.structure()
+        specs = structure.masked_convs()
+        if not specs:
+            raise ValueError(f"{name} has no masks: build the model with --mask")
+        self.name, self.net, self.direction, self.structure = name, net, direction, structure
+        self.paths = [s.mask for s in specs]
+        self.masks = [net.get_submodule(p) for p in self.paths]
+        device = self.masks[0].mask_weight.device
+        widths = [m.num_channels for m in self.masks]
+        self.widths = torch.tensor(widths, device=device)
+        self.segment = torch.repeat_interleave(torch.arange(len(widths), device=device), self.widths)
+        self.unet = any(s.kind == "unet" for s in specs)
+        layers, block = mask_losses.loss_types(structure, opt)
+        index = {p: i for i, p in enumerate(self.paths)}
+        self.layer_index = [index[p] for p, _, _ in layers]
+        self.layer_types = [t for _, t, _ in layers]
+        self.layer_mult = torch.tensor([m for _, _, m in layers], device=device)
+        self.block_index = [index[p] for p in block]
+        self.group_index = [index[p] for p in structure.groups.get("stream", [])]
+        writers = structure.writers("stream") if self.group_index else []
+        self.stream_convs = [net.get_submodule(c.name) for c in writers]
+        # U-Net per-layer multipliers (§3.5), state-dict order; 1 until the first update
+        self.layer_coeff = torch.ones(len(self.paths), device=device)
+        self.macs_threshold = float(getattr(opt, THRESHOLD_OPTION.get(name, "AtoB_macs_threshold")))
+        self.stop_message = STOP_MESSAGE.get(name, f"{name} early stop!")
+        self.stopped = False
+        self.bound = self.read_bound()
+
+    def read_bound(self):
+        """The bound the masks hold (all masks of a generator share it)."""
+        return float(self.masks[0].bound)
+
+    def set_bound(self, b):
+        for mask in self.masks:
+            mask.update(b)
+        self.bound = self.read_bound()  # float32-rounded, as the masks compare with it
+
+    def weights(self):
+        return [m.mask_weight for m in self.masks]
+
+    def flat_weights(self):
+        return torch.cat(self.weights()).detach()
+
+    def per_mask(self, flags):
+        """Per-mask counts of a flat BoolTensor over all channels; LongTensor [M]."""
+        counts = torch.zeros(len(self.masks), dtype=torch.long, device=flags.device)
+        return counts.index_add_(0, self.segment, flags.long())
+
+    # ---------------------------------------------------------------- losses
+    def mask_loss(self, opt):
+        """Sparsity loss of this generator's masks (before ``--mask_weight_decay``); scalar."""
+        b = self.bound
+        ws = self.weights()
+        terms = torch.stack([mask_losses.LAYER_LOSSES[t](ws[i], b)
+                             for i, t in zip(self.layer_index, self.layer_types)])
+        mult = self.layer_mult
+        if self.unet and opt.lambda_update_coeff > 0:
+            mult = mult * self.layer_coeff[self.layer_index]
+        total = (terms * mult).sum()
+        if self.block_index:
+            group = torch.stack([ws[i] for i in self.block_index])
+            total = total + opt.block_coeff * mask_losses.block_loss(group, b, self.net.block_coeff)
+        return total
+
+    def group_lasso(self):
+        return mask_losses.group_lasso([conv.weight for conv in self.stream_convs])
+
+    # ---------------------------------------------------------------- update steps
+    @torch.no_grad()
+    def update_coefficients(self, opt):
+        """Step 1 of an update, at the current (old) bound. Returns the names of frozen U-Net layers."""
+        b = self.bound
+        if self.unet:
+            return self._freeze(opt, b)
+        if opt.lambda_update_coeff > 0 and self.group_index:
+            group = torch.stack([self.masks[i].mask_weight for i in self.group_index])
+            self.net.block_coeff.copy_(mask_losses.group_coefficients(group, b, opt.lambda_update_coeff))
+        return []
+
+    def _freeze(self, opt, b):
+        """U-Net (§3.5): binarise the layers whose off-fraction exceeds ``--frozen_threshold`` (the
+        scales of their surviving channels folded first) and recompute the per-layer multipliers."""
+        w = self.flat_weights()
+        off = self.per_mask(w < -b).to(w.dtype) / self.widths.to(w.dtype)
+        frozen = off > opt.frozen_threshold
+        names = [p for p, f in zip(self.paths, frozen.tolist()) if f]
+        if names:
+            chosen = set(names)
+            fold_raised(self.net, self.structure, lambda v: v >= -b, only=chosen)
+            for path, mask in zip(self.paths, self.masks):
+                if path in chosen:
+                    _binarise(mask, mask.mask_weight >= -b)
+        if opt.lambda_update_coeff > 0:
+            self.layer_coeff = mask_losses.layer_coefficients(off, frozen, opt.lambda_update_coeff)
+        return names
+
+    @torch.no_grad()
+    def early_stop(self, image_size, vote):
+        """Step 3: stop the search when the candidate's MACs are at or under the threshold.
+        Returns the candidate MACs when it stopped, else None."""
+        if self.macs_threshold <= 0:
+            return None
+        b = self.bound
+        macs, _ = candidate_macs(self.structure, dict(zip(self.paths, self.weights())), b, vote, image_size)
+        if macs / GIGA > self.macs_threshold:
+            return None
+        fold_raised(self.net, self.structure, lambda v: v > -b)
+        for mask in self.masks:
+            _binarise(mask, mask.mask_weight > -b)
+        self.stopped = True
+        return macs
+
+    @torch.no_grad()
+    def fold_crossing(self, b_new):
+        """Step 4: fold the scales of the channels that go from soft to fully on (``b_new < w <= b_old``)."""
+        b_old = self.bound
+        return fold_raised(self.net, self.structure, lambda v: (v > b_new) & (v <= b_old))
+
+    # ---------------------------------------------------------------- report
+    @torch.no_grad()
+    def report_lines(self):
+        """The sparsity log of §8.9 at the current bound."""
+        w = self.flat_weights()
+        scale = soft_step(w, self.masks[0].bound)
+        stats = torch.stack([self.per_mask(scale == 0), self.per_mask(scale == 1)]).to(w.dtype)
+        ratios = (stats / self.widths.to(w.dtype)).tolist()
+        lines = [f"{p} sparsity ratio: {a:.3f}\tone ratio: {o:.3f}\ttotal ratio: {a + o:.3f}"
+                 for p, a, o in zip(self.paths, *ratios)]
+        if self.group_index:
+            group = torch.stack([self.masks[i].mask_weight for i in self.group_index])
+            lines.append(f"ResBlock sparsity ratio: {float((group < -self.bound).all(0).float().mean()):.3f}")
+        return lines
+
+    @torch.no_grad()
+    def kept(self):
+        """{mask path: channels not fully off (w > -b)} at the current bound."""
+        counts = self.per_mask(self.flat_weights() > -self.bound).tolist()
+        return dict(zip(self.paths, counts))
+
+
+def _binarise(mask, on):
+    mask.mask_weight.copy_(torch.where(on, torch.ones_like(mask.mask_weight), -torch.ones_like(mask.mask_weight)))
+
+
+# --------------------------------------------------------------------------------------------------
+# the controller
+
+class MaskSearch:
+    """Drives the mask search of a model's generators (CycleGAN: G_A, G_B; pix2pix: G).
+
+    On construction it adds its loss term to ``model.loss_terms``: ``mask_weight`` =
+    ``--mask_weight_decay`` x the sum of the generators' sparsity losses (while their bound is > 0), and,
+    with ``--lambda_group_lasso``, ``group_lasso`` = that weight x ``sum_i ||W_group[:, i]||_2`` over the
+    residual stream (rows i of down2.conv and of every block's conv2, flattened together), which pulls
+    whole stream channels of the convs towards 0 while the search runs. The Trainer calls
+    :meth:`after_iteration` after every batch and consults :meth:`best_eligible`; ``visualizer`` (optional)
+    receives the plot records.
+    """
+
+    def __init__(self, opt, model, n_batches, visualizer=None):
+        if opt.update_bound_rule not in BOUND_RULES:
+            raise UserError(f"unknown --update_bound_rule {opt.update_bound_rule!r}: "
+                            f"use one of {', '.join(BOUND_RULES)}")
+        self.opt, self.model, self.visualizer = opt, model, visualizer
+        self.n_batches = max(1, int(n_batches))
+        self.batch_size = opt.batch_size
+        self.total = total_images(self.n_batches, opt.batch_size, opt.n_epochs + opt.n_epochs_decay)
+        self.freq = update_frequency(self.total, opt.batch_size)
+        direction_of = {id(net): d for d, net in model.generators().items()}
+        self.gens = [GeneratorSearch(n, model.nets[n], direction_of.get(id(model.nets[n])), opt)
+                     for n in model.generator_names]
+        self.by_direction = {g.direction: g for g in self.gens}
+        if opt.lambda_group_lasso > 0 and not any(g.stream_convs for g in self.gens):
+            raise UserError("--lambda_group_lasso acts on the residual stream of a ResNet generator: "
+                            "drop it or use --model cyclegan")
+        if any(g.unet for g in self.gens) and (opt.upconv_bound or opt.upconv_relu or opt.upconv_solo):
+            log.warning("--upconv_bound/--upconv_relu/--upconv_solo have no effect on the U-Net masks")
+        self.bound = 1.0  # the schedule's bound at the last update
+        self.records = []
+        self.device = self.gens[0].masks[0].mask_weight.device
+        model.loss_terms.append(self.loss_term)
+
+    # ---------------------------------------------------------------- loss
+    def loss_term(self):
+        """{'mask_weight': scalar[, 'group_lasso': scalar]} for the generator loss."""
+        opt = self.opt
+        zero = torch.zeros((), device=self.device)
+        active = [g for g in self.gens if g.bound > 0]
+        mask = zero
+        if opt.mask_weight_decay > 0 and active:
+            mask = opt.mask_weight_decay * sum(g.mask_loss(opt) for g in active)
+        terms = {"mask_weight": mask}
+        if opt.lambda_group_lasso > 0:
+            lasso = [g.group_lasso() for g in active if g.stream_convs]
+            terms["group_lasso"] = opt.lambda_group_lasso * sum(lasso) if lasso else zero
+        return terms
+
+    # ---------------------------------------------------------------- schedule
+    def after_iteration(self, iteration, epoch, images_seen):
+        """Run the update point when ``iteration`` (batches since the start, from 1) is a multiple of
+        ``freq`` (>= 1). The plot is redrawn at the last update point of each epoch."""
+        if iteration % self.freq == 0:
+            last_of_epoch = (iteration + self.freq - 1) // self.n_batches != (iteration - 1) // self.n_batches
+            self.update(iteration * self.batch_size, step=iteration / self.n_batches, plot=last_of_epoch)
+
+    @torch.no_grad()
+    def update(self, t, step=None, plot=True):
+        """The update point at ``t`` images (§4.1 steps 2-3): sparsity report at the old bound, then the
+        update of every generator that still searches, a plot record and (``plot``) the plot."""
+        opt = self.opt
+        if log.isEnabledFor(logging.INFO):
+            for g in self.gens:
+                log.info("net%s\n%s", g.name, "\n".join(g.report_lines()))
+        b_new = bound_at(t, self.total, opt.update_bound_rule)
+        log.info("Bound: %.3f", b_new)
+        size = (opt.crop_size, opt.crop_size)
+        for g in self.gens:
+            if g.stopped:
+                log.info(g.stop_message)
+                continue
+            if g.bound > 0:
+                frozen = g.update_coefficients(opt)
+                if frozen:
+                    log.info("net%s frozen layers: %s", g.name, ", ".join(frozen))
+                macs = g.early_stop(size, opt.threshold)
+                if macs is not None:
+                    log.info("%s (candidate %.3f G MACs <= %.3f G)", g.stop_message, macs / GIGA, g.macs_threshold)
+                else:
+                    g.fold_crossing(b_new)
+            g.set_bound(0.0 if g.stopped else b_new)
+        self.bound = b_new
+        self._record(t if step is None else step, b_new, plot)
+
+    def _record(self, step, bound, plot):
+        multi = len(self.gens) > 1
+        layers, widths = {}, {}
+        for g in self.gens:
+            prefix = f"{g.name}." if multi else ""
+            for path, count in g.kept().items():
+                layers[prefix + path] = count
+            for path, mask in zip(g.paths, g.masks):
+                widths[prefix + path] = mask.num_channels
+        self.records.append({"step": float(step), "bound": float(bound), "layers": layers, "widths": widths})
+        if plot and self.visualizer is not None:
+            self.visualizer.plot_mask_search(self.records)
+
+    # ---------------------------------------------------------------- queries
+    def best_eligible(self, direction):
+        """A score may become "best" once the architecture is settled: the schedule's bound is 0, or the
+        generator of ``direction`` (its own flag) has stopped early."""
+        g = self.by_direction.get(direction)
+        return self.bound == 0 or (g is not None and g.stopped)
+
+    # ---------------------------------------------------------------- state
+    def state_dict(self):
+        """Plain data; the masks' bounds and weights and ``block_coeff`` live in the generators."""
+        return {"bound": float(self.bound),
+                "stopped": {g.name: bool(g.stopped) for g in self.gens},
+                "layer_coeff": {g.name: g.layer_coeff.detach().cpu().clone() for g in self.gens},
+                "records": [dict(r, layers=dict(r["layers"]), widths=dict(r["widths"])) for r in self.records]}
+
+    def load_state_dict(self, state):
+        """Restore after the generators were loaded (their masks hold the bounds)."""
+        self.bound = float(state["bound"])
+        for g in self.gens:
+            g.stopped = bool(state["stopped"].get(g.name, False))
+            coeff = state.get("layer_coeff", {}).get(g.name)
+            if coeff is not None:
+                g.layer_coeff = coeff.to(g.layer_coeff.device, g.layer_coeff.dtype).clone()
+            g.bound = g.read_bound()
+        self.records = [dict(r, layers=dict(r["layers"]), widths=dict(r["widths"])) for r in state["records"]]
