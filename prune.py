@@ -1,0 +1,166 @@
+"""Prune a mask-search checkpoint into a slim generator, and fine-tune it with distillation.
+
+    python prune.py --dataroot ... --model cyclegan --mask --load_path <search>/model_best.pth [--finetune ...]
+
+Reads a search checkpoint of this project (``model_best.pth``, ``latest.pth``, ``model_<epoch>.pth``)
+or of the original code, prunes every generator at ``w > 0`` (residual vote ``--threshold``), keeps
+the discriminators, logs the MACs/params table and writes
+``<checkpoints_dir>/<name>/checkpoints/model_0.pth``; ``--finetune`` then trains the pruned model.
+"""
+import os
+
+# Idle OpenMP threads sleep instead of spinning: on a shared or busy CPU, spinning threads make
+# training many times slower. Must be set before torch loads OpenMP; an explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import logging
+
+from models import generator_from_state
+from models.layers import masks
+from models.pruning import format_prune_table, prune_generator
+from options import parse
+from util.checkpoint import FORMAT, VERSION, is_native, load_checkpoint, options_dict, save_checkpoint
+from util.device import select_device
+from util.errors import UserError, cli_entry
+from util.logger import setup_logging
+from util.training import Run
+
+log = logging.getLogger("dmad")
+
+NETS = {"cyclegan": (("G_A", "G_B"), ("D_A", "D_B")), "pix2pix": (("G",), ("D",))}
+FAMILY = {"cyclegan": "resnet", "pix2pix": "unet"}
+
+
+def read_search_checkpoint(opt, path):
+    """The search checkpoint as ``{"model", "nets", "configs", "scores"}``; UserError when it is not a
+    mask search of ``--model``."""
+    state = load_checkpoint(path)
+    if is_native(state):
+        source = {"model": state.get("model"), "nets": state.get("nets") or {},
+                  "configs": state.get("configs") or {}, "scores": _native_scores(state),
+                  "metric": (state.get("options") or {}).get("metric")}
+    else:
+        from models import legacy  # the original code's layouts
+
+        converted = legacy.load_model_state(state, path)
+        fid = converted.get("fid")
+        if isinstance(fid, list) and len(fid) == 2:
+            scores = {"AtoB": fid[0], "BtoA": fid[1]}
+        else:
+            scores = {opt.direction: fid} if isinstance(fid, (int, float)) else {}
+        source = dict(converted, scores=scores)
+    if source["model"] != opt.model:
+        raise UserError(f"{path} holds a {source['model']} model but --model {opt.model} was given: "
+                        f"use --model {source['model']}")
+    gens, discs = NETS[opt.model]
+    for name in gens + discs:
+        if name not in source["nets"] or name not in source["configs"]:
+            raise UserError(f"{path} has no {name}: it is not a {opt.model} checkpoint")
+    for name in gens:
+        config = source["configs"][name]
+        if config.get("family") != FAMILY[opt.model]:
+            raise UserError(f"{path}: {name} is a {config.get('family')} generator but --model {opt.model} "
+                            f"prunes a {FAMILY[opt.model]} one: check --model")
+        if not config.get("mask"):
+            raise UserError(f"{path} holds a plain (non-mask) {name}: prune.py prunes the checkpoint of a mask "
+                            "search (train.py --mask)")
+    return source
+
+
+def _native_scores(state):
+    if isinstance(state.get("scores"), dict):  # model_best.pth
+        return dict(state["scores"])
+    return {d: b["score"] for d, b in (state.get("best") or {}).items() if isinstance(b, dict) and "score" in b}
+
+
+def check_size(opt, config):
+    """The MACs are counted at crop_size: it must fit the generator's downsampling."""
+    factor = 2 ** config["num_downs"] if config["family"] == "unet" else 4
+    if opt.crop_size % factor:
+        raise UserError(f"--crop_size {opt.crop_size} does not fit the checkpoint's {config['family']} generator: "
+                        f"use a multiple of {factor}")
+
+
+def prune_nets(opt, source, path, device):
+    """The pruned generators and their reports: ({name: slim net}, {name: report})."""
+    gens = NETS[opt.model][0]
+    nets, reports = {}, {}
+    for name in gens:
+        config = source["configs"][name]
+        check_size(opt, config)
+        net = generator_from_state(config, source["nets"][name], path).to(device).eval()
+        bounds = sorted({float(m.bound) for m in masks(net).values()})
+        if bounds and bounds[-1] > 0:
+            log.warning("%s: mask bound %.4g > 0 (the search had not finished): pruning keeps the channels with "
+                        "w > 0, so the pruned generator is not equal to the masked one", name, bounds[-1])
+        nets[name], reports[name] = prune_generator(net, vote=opt.threshold, image_size=opt.crop_size)
+    return nets, reports
+
+
+def evaluate(opt, nets, device):
+    """``{"metric", "scores": {direction: score}}`` of the pruned generators; empty with --metric none,
+    --no_eval or without the metric's weights."""
+    if opt.no_eval or opt.metric == "none":
+        return {}
+    from metrics.evaluate import Evaluator
+
+    evaluator = Evaluator(opt, device)
+    if not evaluator.enabled:
+        return {}
+    generators = {"AtoB": nets["G_A"], "BtoA": nets["G_B"]} if opt.model == "cyclegan" else {opt.direction: nets["G"]}
+    scores = evaluator.evaluate(generators)
+    for direction, score in scores.items():
+        log.info("%s %s: %.2f", direction, evaluator.metric_name, score)
+    return {"metric": evaluator.metric_name, "scores": {d: float(s) for d, s in scores.items()}}
+
+
+@cli_entry
+def main(argv=None):
+    opt = parse("prune", argv)
+    if not opt.mask:
+        raise UserError("prune.py prunes a mask-search checkpoint: add --mask")
+    if not opt.load_path:
+        raise UserError("prune.py needs --load_path: give the mask-search checkpoint (e.g. <run>/model_best.pth)")
+    path = os.path.expanduser(opt.load_path)
+    if not os.path.isfile(path):
+        raise UserError(f"--load_path {path} does not exist: give the mask-search checkpoint "
+                        "(model_best.pth, latest.pth or checkpoints/model_<epoch>.pth)")
+    source = read_search_checkpoint(opt, path)
+    run = Run(opt)
+    run_text = run.prepare()
+    setup_logging(run.dir)
+    log.info("\n%s", run_text)
+    device = select_device(opt.gpu_ids)
+    scores = {d: s for d, s in source["scores"].items() if isinstance(s, (int, float))}
+    if scores:
+        metric = {"fid": "FID", "miou": "mIoU"}.get(source.get("metric") or opt.metric, "score")
+        log.info("After Training. %s", "\t".join(f"{d} {metric}: {s:.2f}" for d, s in sorted(scores.items())))
+
+    nets, reports = prune_nets(opt, source, path, device)
+    log.info("Prune done!!!")
+    log.info("\n%s", format_prune_table(reports))
+    gens, discs = NETS[opt.model]
+    state = {"format": FORMAT, "version": VERSION, "model": opt.model, "stage": "pruned", "epoch": 0,
+             "nets": {}, "configs": {}, "cfg": {}, "prune_report": reports, "macs": {}, "params": {},
+             "source": os.path.abspath(path), "options": options_dict(opt)}
+    for name in gens:
+        state["nets"][name] = {k: v.detach().cpu() for k, v in nets[name].state_dict().items()}
+        state["configs"][name] = nets[name].config()
+        state["cfg"][name] = reports[name]["cfg"]
+        state["macs"][name] = reports[name]["macs_after"]
+        state["params"][name] = reports[name]["params_after"]
+    for name in discs:
+        state["nets"][name] = source["nets"][name]
+        state["configs"][name] = dict(source["configs"][name])
+    state.update(evaluate(opt, nets, device))  # "metric" and the pruned model's "scores"
+    out = run.checkpoint_path(0)
+    save_checkpoint(state, out)
+    log.info("pruned model saved to %s", out)
+
+    if opt.finetune:
+        from models.distill import finetune
+
+        finetune(opt, state, device)
+
+
+if __name__ == "__main__":
+    main()
