@@ -304,3 +304,17 @@ def test_prune_py_on_an_original_search_checkpoint(tmp_path):
     same_function(g_b, models.load_generator(str(out), "BtoA"), 32, atol=1e-5)
     log_text = (tmp_path / "exp" / "legacy" / "logger.log").read_text()
     assert "After Training. AtoB score: 61.50\tBtoA score: 139.30" in log_text
+
+
+def test_numpy_scores_of_original_checkpoints_load(tmp_path):
+    """The original saves ``fid`` as NumPy scalars; they load with weights_only, nothing else from NumPy."""
+    import numpy as np
+
+
+    path = tmp_path / "orig.pth"
+    torch.save({"fid": (np.float64(61.5), np.float32(139.25)), "epoch": 3}, path)
+    state = load_checkpoint(str(path))
+    assert float(state["fid"][0]) == 61.5 and float(state["fid"][1]) == 139.25
+    torch.save({"array": np.zeros(3)}, tmp_path / "array.pth")
+    with pytest.raises(UserError, match="not a readable checkpoint"):
+        load_checkpoint(str(tmp_path / "array.pth"))
