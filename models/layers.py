@@ -22,6 +22,11 @@ class ConvUnit(nn.Module):
         self.dropout = dropout
 
     def forward(self, x):
+        x = self.forward_pre_dropout(x)
+        return x if self.dropout is None else self.dropout(x)
+
+    def forward_pre_dropout(self, x):
+        """The unit's output before its dropout (what the original's hooks on the norm saw)."""
         if self.pad is not None:
             x = self.pad(x)
         x = self.conv(x)
@@ -31,8 +36,6 @@ class ConvUnit(nn.Module):
             x = self.mask(x)
         if self.act is not None:
             x = self.act(x)
-        if self.dropout is not None:
-            x = self.dropout(x)
         return x
 
 

@@ -69,7 +69,7 @@ class UnetGenerator(nn.Module):
     def forward_features(self, x, names):
         """Output and features by role: ``down{L}`` = the level-L down output as the skip carries it
         (after LeakyReLU, as the original's in-place activation leaves it; L < n) and ``up{L}`` = the
-        level-L up unit's output. Returns (output, {name: tensor})."""
+        level-L up unit's output before its dropout. Returns (output, {name: tensor})."""
         n = self.num_downs
         feats = {}
         skips = []
@@ -80,14 +80,19 @@ class UnetGenerator(nn.Module):
                 skips.append(x)
             if f"down{L}" in names:
                 feats[f"down{L}"] = x
-        y = getattr(self, f"up{n}")(F.relu(x))
-        if f"up{n}" in names:
-            feats[f"up{n}"] = y
+        y = self._up(n, F.relu(x), names, feats)
         for L in range(n - 1, 0, -1):
-            y = getattr(self, f"up{L}")(F.relu(torch.cat([skips[L - 1], y], 1)))
-            if f"up{L}" in names:
-                feats[f"up{L}"] = y
+            y = self._up(L, F.relu(torch.cat([skips[L - 1], y], 1)), names, feats)
         return y, feats
+
+    def _up(self, level, x, names, feats):
+        unit = getattr(self, f"up{level}")
+        if f"up{level}" not in names:
+            return unit(x)
+        # the feature is taken before the dropout, as the original's hook on the BatchNorm saw it
+        y = unit.forward_pre_dropout(x)
+        feats[f"up{level}"] = y
+        return y if unit.dropout is None else unit.dropout(y)
 
     def structure(self):
         """The channel structure (see models/structure.py) of this instance."""

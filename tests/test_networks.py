@@ -284,3 +284,17 @@ def test_init_leaves_masks_alone():
     built = build_generator(generator_config(opts("--ngf", "16", "--mask")))
     masks = [m.mask_weight for m in built.modules() if isinstance(m, Mask)]
     assert len(masks) == 23 and _stats(masks)[1] == pytest.approx(0.2, rel=0.15)
+
+
+def test_unet_up_features_are_taken_before_dropout():
+    """The distillation feature ``up{L}`` is the unit's output before its dropout (the original hooked
+    the BatchNorm); dropout still acts on the generator's output."""
+    torch.manual_seed(0)
+    net = UnetGenerator(3, 3, ngf=8, num_downs=6).eval()
+    assert net.up5.dropout is not None
+    x = torch.randn(1, 3, 64, 64)
+    out_eval, feats_eval = net.forward_features(x, ("up5",))
+    net.up5.dropout.train()
+    out_drop, feats_drop = net.forward_features(x, ("up5",))
+    assert torch.equal(feats_drop["up5"], feats_eval["up5"])
+    assert not torch.equal(out_drop, out_eval)
