@@ -117,7 +117,7 @@ def score_generators(opt, generators, device):
         return {}
     scores = evaluator.evaluate(generators)
     for direction, score in scores.items():
-        log.info("%s %s: %.2f", direction, evaluator.metric, score)
+        log.info("%s %s: %.2f", direction, evaluator.metric_name, score)
     return {evaluator.metric: scores}
 
 

@@ -148,7 +148,7 @@ class Trainer:
         scores = ev.evaluate(self.model.generators())
         improved = []
         for direction, score in scores.items():
-            log.info("epoch %d %s %s: %.3f", epoch, direction, ev.metric, score)
+            log.info("epoch %d %s %s: %.3f", epoch, direction, ev.metric_name, score)
             if self.search is not None and not self.search.best_eligible(direction):
                 continue
             best = self.best.get(direction)
@@ -182,7 +182,7 @@ class Trainer:
                 best["epochs"][direction] = self.best[direction]["epoch"]
         save_checkpoint(best, path)
         for direction in directions:
-            log.info("new best %s %s %.3f at epoch %d -> %s", direction, self.evaluator.metric,
+            log.info("new best %s %s %.3f at epoch %d -> %s", direction, self.evaluator.metric_name,
                      self.best[direction]["score"], epoch, path)
 
     # ------------------------------------------------------------------ the loop

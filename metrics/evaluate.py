@@ -1,0 +1,264 @@
+"""The evaluation protocol shared by train.py, prune.py and test.py (method.md §9.1).
+
+:class:`Evaluator` loads the metric network once, runs generators over the evaluation split and
+returns one score per direction. It knows nothing about training: callers hand it generators.
+"""
+import copy
+import logging
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+import data
+from metrics.drn import load_drn
+from metrics.fid import (INCEPTION_URL, default_inception_path, fake_to_unit, feature_statistics,
+                         fid_from_features, inception_features, load_inception, load_statistics,
+                         save_statistics, to_uint8)
+from metrics.miou import NUM_CLASSES, fast_hist, find_label, mean_iou, read_label, read_table, segment_batch
+from util.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+OTHER = {"A": "B", "B": "A"}
+
+
+def image_stem(path):
+    """File name up to the first dot: ``.../x.y.jpg`` -> ``x``."""
+    return os.path.basename(path).split(".", 1)[0]
+
+
+class Evaluator:
+    """Scores generators on the evaluation split: FID (lower is better) or Cityscapes mIoU (higher).
+
+    Generators are keyed as the models name them. pix2pix has one, ``opt.direction``: ``'AtoB'`` maps
+    the A halves of ``val/`` pairs and is compared with ``<dataroot>/real_stat_B.npz``, ``'BtoA'``
+    maps the B halves and is compared with ``real_stat_A.npz``. CycleGAN has ``'AtoB'`` (G_A) and
+    ``'BtoA'`` (G_B): G_A maps ``testA`` to B (``real_stat_B.npz``) and G_B ``testB`` to A, with the
+    sides swapped under ``--direction BtoA`` as the model swaps its inputs. Single-domain data feeds
+    its folder to the ``opt.direction`` generator.
+
+    When the metric network's weights are absent at their default location the evaluator is
+    disabled (``enabled`` False, one warning); a path the user gave that does not exist is a UserError.
+    """
+
+    def __init__(self, opt, device):
+        self.opt = opt
+        self.device = torch.device(device)
+        metric = opt.metric
+        if metric == "auto":
+            metric = "miou" if "cityscapes" in str(opt.dataroot).lower() else "fid"
+        self.metric = metric
+        self.single = opt.dataset_mode == "single"
+        # direction -> (side of the data it reads, domain it produces)
+        if self.single:
+            self.sides = {opt.direction: ("A", "B" if opt.direction == "AtoB" else "A")}
+        elif opt.model == "cyclegan":
+            first = "A" if opt.direction == "AtoB" else "B"
+            self.sides = {"AtoB": (first, OTHER[first]), "BtoA": (OTHER[first], first)}
+        else:
+            first = "A" if opt.direction == "AtoB" else "B"
+            self.sides = {opt.direction: (first, OTHER[first])}
+        self.directions = tuple(self.sides)
+        self.net = None
+        self._real = {}
+        self._dataset = None
+        self._table = None
+        user_set = set(getattr(opt, "user_set", ()))
+        if metric == "fid":
+            self.net = load_inception(opt.inception_path, self.device)
+            if self.net is None:
+                logger.warning("FID is skipped: no Inception weights at %s; download %s there or pass "
+                               "--inception_path", default_inception_path(), INCEPTION_URL)
+        elif metric == "miou":
+            if opt.model != "pix2pix" or self.single:
+                raise UserError("--metric miou needs paired Cityscapes data (pix2pix, aligned val/ and table.txt): "
+                                "use --metric fid or --metric none")
+            if opt.direction != "BtoA":
+                raise UserError("--metric miou segments generated photos: train Cityscapes label->photo with "
+                                "--direction BtoA, or use --metric fid")
+            self.net = load_drn(opt.drn_path, self.device, explicit="drn_path" in user_set)
+            if self.net is None:
+                logger.warning("mIoU is skipped: no DRN weights at %s; download drn-d-105_ms_cityscapes.pth "
+                               "(see README) there or pass --drn_path", os.path.expanduser(opt.drn_path))
+            else:
+                self._table = read_table(opt.dataroot)
+        elif metric != "none":
+            raise UserError(f"--metric {metric!r} is unknown: use fid, miou, none or auto")
+        if self.enabled:
+            self._get_dataset()  # a missing split is reported now, not after the first epoch
+
+    @property
+    def enabled(self):
+        """True when a metric is computed (its network is loaded)."""
+        return self.net is not None
+
+    @property
+    def higher_is_better(self):
+        return self.metric == "miou"
+
+    @property
+    def metric_name(self):
+        """'FID', 'mIoU' or 'none', for messages."""
+        return {"fid": "FID", "miou": "mIoU"}.get(self.metric, "none")
+
+    def stat_path(self, domain):
+        """``<dataroot>/real_stat_<domain>.npz``: the FID statistics of real domain-``domain`` images."""
+        return os.path.join(self.opt.dataroot, f"real_stat_{domain}.npz")
+
+    def _eval_opt(self):
+        o = copy.copy(self.opt)
+        o.no_flip, o.serial_batches, o.num_threads = True, True, 0
+        o.batch_size = o.eval_batch_size
+        return o
+
+    def _get_dataset(self):
+        if self._dataset is None:
+            if self.single:
+                phase, mode = "test", "single"
+            elif self.opt.model == "cyclegan":
+                phase, mode = "test", "unaligned"
+            else:
+                phase, mode = "val", "aligned"
+            self._dataset = data.create_dataset(self._eval_opt(), phase=phase, dataset_mode=mode, train=False)
+        return self._dataset
+
+    def _cached_real(self, domain):
+        """Statistics of real ``domain`` images from memory or file, else None."""
+        if domain not in self._real and os.path.isfile(self.stat_path(domain)):
+            self._real[domain] = load_statistics(self.stat_path(domain))
+        return self._real.get(domain)
+
+    def evaluate(self, generators, save_dir=None):
+        """Scores ``{direction: float}`` of ``generators`` (``{'AtoB': G, 'BtoA': G}``, any subset).
+
+        Generators run in eval mode without gradients; their train/eval modes are restored after.
+        With ``save_dir`` each output is written to ``<save_dir>/fake_<X>/<stem>_fake_<X>.png``
+        (X = the domain it produces, stem = its source file name up to the first dot), also when the
+        evaluator is disabled; then the result is ``{}``.
+        """
+        unknown = sorted(set(generators) - set(self.directions))
+        if unknown:
+            raise KeyError(f"no evaluation direction {unknown}; this evaluator has {list(self.directions)}")
+        if not generators or (not self.enabled and save_dir is None):
+            return {}
+        need_real = set()
+        if self.metric == "fid" and self.enabled:
+            need_real = {self.sides[d][1] for d in generators if self._cached_real(self.sides[d][1]) is None}
+            if need_real and self.single:
+                missing = self.stat_path(sorted(need_real)[0])
+                raise UserError(f"{missing} is missing and single-domain data has no target images to compute it "
+                                "from: copy the distributed statistics there or run scripts/get_real_stat.py")
+        modes = {d: [(m, m.training) for m in g.modules()] for d, g in generators.items()}
+        for g in generators.values():
+            g.eval()
+        try:
+            with torch.no_grad():
+                outputs, real_feats = self._run(generators, need_real, save_dir)
+        finally:
+            for saved in modes.values():
+                for module, training in saved:
+                    module.training = training
+        for domain in sorted(need_real):
+            self._store_real(domain, real_feats[domain])
+        if not self.enabled:
+            return {}
+        scores = {}
+        for d, out in outputs.items():
+            if self.metric == "fid":
+                scores[d] = fid_from_features(np.concatenate(out), *self._real[self.sides[d][1]])
+            else:
+                scores[d] = mean_iou(out)
+        return scores
+
+    def _run(self, generators, need_real, save_dir):
+        """One pass over the split: per direction the features (FID) or confusion histogram (mIoU)."""
+        opt = self.opt
+        loader = data.create_dataloader(self._eval_opt(), self._get_dataset(), shuffle=False,
+                                        batch_size=opt.eval_batch_size, num_workers=0)
+        limit = opt.ntest if getattr(opt, "ntest", None) else float("inf")
+        seen = {d: set() for d in generators}
+        seen_real = {t: set() for t in need_real}
+        hists = {d: np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64) for d in generators}
+        feats = {d: [] for d in generators}
+        real_feats = {t: [] for t in need_real}
+        for batch in tqdm(loader, desc="evaluate", leave=False):
+            if not need_real and all(len(s) >= limit for s in seen.values()):
+                break  # --ntest reached
+            for d, g in generators.items():
+                src, out_domain = self.sides[d]
+                rows = _new_rows(batch[src + "_paths"], seen[d], limit)
+                if not rows:
+                    continue
+                paths = [batch[src + "_paths"][i] for i in rows]
+                fake = g(batch[src][rows].to(self.device))
+                if save_dir is not None:
+                    self._save(fake, paths, save_dir, out_domain)
+                if not self.enabled:
+                    continue
+                if self.metric == "fid":
+                    feats[d].append(inception_features(self.net, [fake_to_unit(fake)], self.device))
+                else:
+                    labels = [read_label(find_label(self._table, image_stem(p))) for p in paths]
+                    for label, path in zip(labels, paths):
+                        if label.ndim != 2:
+                            raise UserError(f"label of {path} is not a single-channel train-id image: convert "
+                                            "the labels with datasets/prepare_cityscapes_dataset.py")
+                    preds = segment_batch(self.net, to_uint8(_rgb(fake)), self.device, [lb.shape for lb in labels])
+                    for pred, label in zip(preds, labels):
+                        hists[d] += fast_hist(pred, label, NUM_CLASSES)
+            for t in need_real:
+                # real images take the same uint8 path as generated ones
+                rows = _new_rows(batch[t + "_paths"], seen_real[t], float("inf"))
+                if rows:
+                    real_feats[t].append(inception_features(self.net, [fake_to_unit(batch[t][rows])], self.device))
+        if self.metric == "miou":
+            return hists, real_feats
+        return feats, real_feats
+
+    def _store_real(self, domain, feats):
+        """Keep the statistics of real ``domain`` images and save them where the next run finds them."""
+        feats = np.concatenate(feats)
+        mu, sigma = feature_statistics(feats)
+        self._real[domain] = (mu, sigma)
+        path = self.stat_path(domain)
+        try:
+            save_statistics(path, mu, sigma)
+        except OSError as err:  # a read-only dataset folder
+            logger.info("FID statistics of real %s images were computed from %d images (kept in memory; "
+                        "cannot write %s: %s)", domain, len(feats), path, err)
+            return
+        logger.info("FID statistics of real %s images were computed from %d images and saved to %s",
+                    domain, len(feats), path)
+
+    def _save(self, fake, paths, save_dir, domain):
+        folder = os.path.join(save_dir, f"fake_{domain}")
+        os.makedirs(folder, exist_ok=True)
+        images = to_uint8(fake).permute(0, 2, 3, 1).cpu().numpy()
+        ratio = getattr(self.opt, "aspect_ratio", 1.0)
+        for img, path in zip(images, paths):
+            pil = Image.fromarray(img[..., 0] if img.shape[2] == 1 else img)
+            h, w = img.shape[:2]
+            if ratio > 1.0:
+                pil = pil.resize((int(w * ratio), h), Image.Resampling.BICUBIC)
+            elif ratio < 1.0:
+                pil = pil.resize((w, int(h / ratio)), Image.Resampling.BICUBIC)
+            pil.save(os.path.join(folder, f"{image_stem(path)}_fake_{domain}.png"))
+
+
+def _new_rows(paths, seen, limit):
+    """Indices of ``paths`` not seen before (the unaligned index wraps around), up to ``limit`` in all."""
+    rows = []
+    for i, p in enumerate(paths):
+        if len(seen) >= limit:
+            break
+        if p not in seen:
+            seen.add(p)
+            rows.append(i)
+    return rows
+
+
+def _rgb(x):
+    return x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x
