@@ -1,0 +1,188 @@
+"""The whole DMAD pipeline on the bundled toy data (``make demo``), on the CPU.
+
+Stages: teacher training -> mask search -> prune -> distillation fine-tune -> test, then an HTML report
+at ``results/demo/index.html``: MACs/params before and after, CPU latency of the full and the pruned
+generator, the kept channels per layer, and input / teacher / searched / fine-tuned images side by side.
+
+    python scripts/demo.py [--preset demo|tiny] [--out results/demo] [--work experiments/demo]
+"""
+import os
+
+# Idle OpenMP threads sleep instead of spinning: on a shared or busy CPU, spinning threads make
+# training many times slower. Must be set before torch loads OpenMP; an explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import argparse
+import importlib.util
+import logging
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from data import create_dataloader, create_dataset  # noqa: E402
+from models import load_generator  # noqa: E402
+from options import parse  # noqa: E402
+from util.checkpoint import load_checkpoint  # noqa: E402
+from util.errors import cli_entry  # noqa: E402
+from util.image import save_image, tensor2im  # noqa: E402
+from util.report import cpu_latency_ms, write_report  # noqa: E402
+from util.visualizer import mask_search_figure, plot_kept_channels  # noqa: E402
+
+log = logging.getLogger("dmad")
+
+# Sizes of each preset: the demo takes a few minutes on 2 cores; "tiny" is for the test suite.
+PRESETS = {
+    "demo": {"crop": 64, "ngf": 16, "ndf": 16, "images": 64, "teacher_epochs": (3, 1), "search_epochs": (4, 2),
+             "finetune_epochs": (2, 1), "decay": "0.002", "samples": 6, "latency_size": 256},
+    "tiny": {"crop": 32, "ngf": 8, "ndf": 8, "images": 4, "teacher_epochs": (1, 0), "search_epochs": (2, 1),
+             "finetune_epochs": (1, 0), "decay": "0.01", "samples": 2, "latency_size": 64},
+}
+
+
+def _entry(name):
+    """The ``main`` of one of the repository's scripts (test.py clashes with the stdlib ``test``)."""
+    spec = importlib.util.spec_from_file_location(f"dmad_{name}", os.path.join(ROOT, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def _common(p, work):
+    return ["--dataroot", os.path.join(ROOT, "datasets", "toy", "unaligned"), "--model", "cyclegan",
+            "--crop_size", str(p["crop"]), "--load_size", str(p["crop"]), "--ngf", str(p["ngf"]),
+            "--ndf", str(p["ndf"]), "--max_dataset_size", str(p["images"]), "--display_id", "0",
+            "--num_threads", "0", "--gpu_ids", "-1", "--checkpoints_dir", work, "--metric", "none",
+            "--print_freq", str(max(p["images"] // 2, 1)), "--display_freq", str(p["images"])]
+
+
+def _epochs(pair):
+    return ["--n_epochs", str(pair[0]), "--n_epochs_decay", str(pair[1])]
+
+
+def run_pipeline(preset="demo", work="experiments/demo", out="results/demo"):
+    """Run every stage and write the report; returns the report's path."""
+    p = PRESETS[preset]
+    work, out = os.path.abspath(work), os.path.abspath(out)
+    common = _common(p, work)
+    teacher = os.path.join(work, "teacher", "checkpoints", "latest.pth")
+    search = os.path.join(work, "search", "checkpoints", "latest.pth")
+    pruned = os.path.join(work, "student", "checkpoints", "model_0.pth")
+    student = os.path.join(work, "student", "checkpoints", "latest.pth")
+    stages = [
+        ("teacher training", "train", common + ["--name", "teacher"] + _epochs(p["teacher_epochs"])),
+        ("mask search", "train", common + ["--name", "search", "--mask", "--mask_weight_decay", p["decay"],
+                                           "--lambda_update_coeff", "1.0", "--block_coeff", "1.0",
+                                           "--upconv_coeff", "100.0", "--upconv_bound"]
+         + _epochs(p["search_epochs"])),
+        ("prune + distillation fine-tune", "prune",
+         common + ["--name", "student", "--mask", "--load_path", search, "--finetune",
+                   "--lambda_attention_distill", "100.0", "--lambda_discriminator_distill", "0.001",
+                   "--pretrain_path", teacher] + _epochs(p["finetune_epochs"])),
+        ("test", "test", common + ["--name", "student", "--load_path", student,
+                                   "--results_dir", os.path.join(work, "results")]),
+    ]
+    bar = tqdm(stages, desc="demo", unit="stage", disable=None)
+    for title, script, argv in bar:
+        bar.set_postfix_str(title)
+        log.info("==== %s ====", title)
+        _entry(script)(argv)
+    bar.close()
+    return build_report(p, common, out, teacher, search, pruned, student)
+
+
+def build_report(p, common, out, teacher, search, pruned, student):
+    """The HTML report from the stages' checkpoints."""
+    os.makedirs(os.path.join(out, "images"), exist_ok=True)
+    state = load_checkpoint(pruned)
+    sections = []
+    rows = []
+    for name, direction in (("G_A", "A->B"), ("G_B", "B->A")):
+        rep = state["prune_report"][name]
+        rows.append([direction, f"{rep['macs_before'] / 1e9:.3f}", f"{rep['macs_after'] / 1e9:.3f}",
+                     f"{rep['macs_ratio']:.2f}x", f"{rep['params_before'] / 1e6:.3f}",
+                     f"{rep['params_after'] / 1e6:.3f}", f"{rep['params_ratio']:.2f}x",
+                     ", ".join(rep["removed"]) or "none"])
+    sections.append({"title": "Compression", "text": f"Generators at {p['crop']}x{p['crop']} px, ngf {p['ngf']}; "
+                     "MACs and params by the original's counting conventions.",
+                     "table": {"header": ["generator", "MACs before (G)", "MACs after (G)", "MACs ratio",
+                                          "params before (M)", "params after (M)", "params ratio",
+                                          "removed blocks"], "rows": rows}})
+
+    size = p["latency_size"]
+    lat_rows = []
+    for name, direction in (("AtoB", "A->B"), ("BtoA", "B->A")):
+        full = load_generator(teacher, name)
+        slim = load_generator(student, name)
+        t_full = cpu_latency_ms(full, (1, 3, size, size))
+        t_slim = cpu_latency_ms(slim, (1, 3, size, size))
+        rep = state["prune_report"]["G_A" if name == "AtoB" else "G_B"]
+        lat_rows.append([direction, f"{t_full:.1f}", f"{t_slim:.1f}", f"{t_full / t_slim:.2f}x",
+                         f"{rep['macs_ratio']:.2f}x"])
+    sections.append({"title": "CPU latency", "text": f"Median of 5 runs at {size}x{size} px, batch 1, "
+                     f"{torch.get_num_threads()} threads.",
+                     "table": {"header": ["generator", "full (ms)", "pruned (ms)", "speed-up", "MACs ratio"],
+                               "rows": lat_rows}})
+
+    images = []
+    for name, direction in (("G_A", "AtoB"), ("G_B", "BtoA")):
+        rep = state["prune_report"][name]
+        layers = {layer["set"]: layer["width"] for layer in rep["layers"]}
+        widths = {layer["set"]: layer["full"] for layer in rep["layers"]}
+        rel = f"images/kept_{direction}.png"
+        plot_kept_channels(layers, widths, os.path.join(out, rel), f"{name} ({direction}): kept channels per layer")
+        images.append((rel, f"{name}: kept / full channels per layer"))
+    search_state = load_checkpoint(search)
+    records = search_state.get("search", {}).get("records") or []
+    if records:
+        rel = "images/mask_search.png"
+        mask_search_figure(records, os.path.join(out, rel))
+        images.append((rel, "bound and kept channels over the search"))
+    sections.append({"title": "Kept channels", "images": images})
+    sections.append(_samples(p, common, out, teacher, search, student))
+    page = write_report(out, "DMAD demo on the toy data", sections)
+    log.info("report: %s", page)
+    return page
+
+
+def _samples(p, common, out, teacher, search, student):
+    """Input / teacher / searched / fine-tuned outputs for a few test images of each direction."""
+    opt = parse("test", common + ["--name", "report"])
+    rows = []
+    for direction, side in (("AtoB", "A"), ("BtoA", "B")):
+        nets = [load_generator(path, direction) for path in (teacher, search, student)]
+        dataset = create_dataset(opt, phase="test", train=False)
+        loader = create_dataloader(opt, dataset, shuffle=False, batch_size=1, num_workers=0)
+        with torch.no_grad():
+            for i, batch in enumerate(loader):
+                if i >= p["samples"]:
+                    break
+                row = []
+                for label, image in zip(("input", "teacher", "searched", "finetuned"),
+                                        [batch[side]] + [net(batch[side]) for net in nets]):
+                    rel = f"images/{direction}_{i}_{label}.png"
+                    save_image(tensor2im(image), os.path.join(out, rel))
+                    row.append(rel)
+                rows.append(row)
+    return {"title": "Translations (test split)", "text": "Rows: A->B then B->A test images. The searched "
+            "generator is the masked one at the end of the search; the fine-tuned one is the pruned "
+            "generator after distillation.",
+            "grid": {"header": ["input", "teacher", "searched (masked)", "pruned + fine-tuned"], "rows": rows}}
+
+
+@cli_entry
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="demo")
+    parser.add_argument("--work", default=os.path.join(ROOT, "experiments", "demo"))
+    parser.add_argument("--out", default=os.path.join(ROOT, "results", "demo"))
+    args = parser.parse_args(argv)
+    page = run_pipeline(args.preset, args.work, args.out)
+    print(f"report: {page}")
+
+
+if __name__ == "__main__":
+    main()
