@@ -116,6 +116,7 @@ def evaluate(opt, nets, device):
 @cli_entry
 def main(argv=None):
     opt = parse("prune", argv)
+    setup_logging()  # console only until the run folder may be written
     if not opt.mask:
         raise UserError("prune.py prunes a mask-search checkpoint: add --mask")
     if not opt.load_path:

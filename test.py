@@ -65,6 +65,7 @@ def directions(opt):
 @cli_entry
 def main(argv=None):
     opt = parse("test", argv)
+    setup_logging()
     if "phase" not in opt.user_set:
         opt.phase = "test"
     path, label = checkpoint_to_test(opt)
@@ -72,7 +73,6 @@ def main(argv=None):
             and os.path.isdir(os.path.join(opt.dataroot, "val")):
         opt.phase = "val"
     dataset = create_dataset(opt, train=False)
-    setup_logging()
     device = select_device(opt.gpu_ids)
     web_dir = os.path.join(opt.results_dir, opt.name, f"test_{label}")
     webpage = HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Checkpoint = {label}")

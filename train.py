@@ -35,6 +35,7 @@ def build_evaluator(opt, device):
 @cli_entry
 def main(argv=None):
     opt = parse("train", argv)
+    setup_logging()  # console only until the run folder may be written
     run = Run(opt)
     # everything that can fail on bad input is checked before anything is written
     resume = resume_state(opt, run) if opt.continue_train else None

@@ -5,6 +5,7 @@ Items are dicts of FloatTensor[C, H, W] images in [-1, 1] plus their file paths.
 global RNG state, worker count or process, so an epoch can be replayed bit for bit on resume.
 """
 import logging
+import os
 
 import torch
 from torch.utils.data import DataLoader, Sampler
@@ -96,6 +97,16 @@ def _worker_message(text):
     return text.splitlines()[0]
 
 
+def _workers(requested):
+    """Loader processes: as requested, but no more than the CPUs this process may use (the default
+    of 8 would oversubscribe a laptop and makes torch warn)."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        available = os.cpu_count() or 1
+    return min(requested, available)
+
+
 def create_dataloader(opt, dataset, epoch=1, shuffle=None, batch_size=None, num_workers=None):
     """A loader over ``dataset`` for ``epoch``: shuffled unless opt.serial_batches (or ``shuffle=False``),
     batches of ``batch_size`` (default opt.batch_size), ``num_workers`` (default opt.num_threads) workers,
@@ -107,7 +118,7 @@ def create_dataloader(opt, dataset, epoch=1, shuffle=None, batch_size=None, num_
         dataset,
         batch_size=opt.batch_size if batch_size is None else batch_size,
         sampler=EpochSampler(len(dataset), opt.seed, shuffle, epoch),
-        num_workers=opt.num_threads if num_workers is None else num_workers,
+        num_workers=_workers(opt.num_threads if num_workers is None else num_workers),
         drop_last=False,
         persistent_workers=False,
     )

@@ -1,0 +1,92 @@
+"""Evaluation inside training and test.py with a random-weight FID network: scores are logged, the
+best epoch per direction ends up in model_best.pth, a resumed run keeps its best scores, and
+test.py writes the scores to metrics.json."""
+import json
+import os
+import re
+import shutil
+
+import pytest
+import torch
+
+from tests.conftest import UNALIGNED, run_main, tiny_args
+from tests.test_metrics import _random_inception
+from util.checkpoint import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def inception_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("weights") / "inception.pth"
+    torch.save(_random_inception().state_dict(), path)
+    return str(path)
+
+
+@pytest.fixture()
+def small_data(toy_root, tmp_path):
+    """Four images per split: evaluation writes real_stat_*.npz into the dataroot."""
+    root = tmp_path / "data"
+    for split in ("trainA", "trainB", "testA", "testB"):
+        os.makedirs(root / split)
+        for name in sorted(os.listdir(os.path.join(UNALIGNED, split)))[:4]:
+            shutil.copy(os.path.join(UNALIGNED, split, name), root / split / name)
+    return root
+
+
+def _logged_scores(run_dir):
+    """{direction: {epoch: score}} from the run's logger.log."""
+    scores = {}
+    for epoch, direction, value in re.findall(r"epoch (\d+) (AtoB|BtoA) FID: ([0-9.]+)",
+                                              open(os.path.join(run_dir, "logger.log")).read()):
+        scores.setdefault(direction, {})[int(epoch)] = float(value)
+    return scores
+
+
+def _train(tmp_path, data, inception_path, **extra):
+    argv = tiny_args(tmp_path / "exp", "fid", dataroot=data, **extra)
+    argv[argv.index("--metric") + 1] = "fid"
+    return run_main("train", argv + ["--inception_path", inception_path, "--eval_batch_size", "3"])
+
+
+def test_training_keeps_the_best_epoch_per_direction_and_resume_remembers_it(tmp_path, small_data,
+                                                                            inception_path):
+    run_dir = tmp_path / "exp" / "fid"
+    assert _train(tmp_path, small_data, inception_path, n_epochs=2, n_epochs_decay=0) == 0
+    assert os.path.isfile(small_data / "real_stat_A.npz") and os.path.isfile(small_data / "real_stat_B.npz")
+    first = _logged_scores(run_dir)
+    assert set(first) == {"AtoB", "BtoA"} and all(len(v) == 2 for v in first.values())
+
+    # resume for a third epoch: the best of epochs 1-2 must still count
+    assert _train(tmp_path, small_data, inception_path, n_epochs=3, n_epochs_decay=0, continue_train=True) == 0
+    scores = _logged_scores(run_dir)
+    assert all(len(v) == 3 for v in scores.values())
+    best = load_checkpoint(str(run_dir / "model_best.pth"))
+    latest = load_checkpoint(str(run_dir / "checkpoints" / "latest.pth"))
+    for direction, by_epoch in scores.items():
+        epoch = min(by_epoch, key=lambda e: (by_epoch[e], -e))  # ties: the later epoch wins (<=)
+        assert best["epochs"][direction] == epoch
+        assert best["scores"][direction] == pytest.approx(by_epoch[epoch], abs=1e-3)
+        assert latest["best"][direction]["epoch"] == epoch
+        # the networks of that direction come from that epoch's checkpoint
+        saved = load_checkpoint(str(run_dir / "checkpoints" / f"model_{epoch}.pth"))
+        g, d = ("G_A", "D_A") if direction == "AtoB" else ("G_B", "D_B")
+        for name in (g, d):
+            for key, value in best["nets"][name].items():
+                assert torch.equal(value, saved["nets"][name][key]), (direction, name, key)
+
+
+def test_test_py_writes_fid_to_metrics_json(tmp_path, small_data, inception_path):
+    assert _train(tmp_path, small_data, inception_path) == 0
+    argv = tiny_args(tmp_path / "exp", "fid", dataroot=small_data)
+    argv[argv.index("--metric") + 1] = "fid"
+    assert run_main("test", argv + ["--inception_path", inception_path, "--results_dir", str(tmp_path / "res")]) == 0
+    report = json.load(open(tmp_path / "res" / "fid" / "test_best" / "metrics.json"))
+    assert set(report["fid"]) == {"AtoB", "BtoA"}
+    assert all(value >= 0 for value in report["fid"].values())
+    assert report["macs"]["AtoB"] > 0 and report["params"]["BtoA"] > 0
+
+
+def test_missing_inception_file_is_one_line_error(tmp_path, small_data):
+    argv = tiny_args(tmp_path / "exp", "nofile", dataroot=small_data)
+    argv[argv.index("--metric") + 1] = "fid"
+    assert run_main("train", argv + ["--inception_path", str(tmp_path / "missing.pth")]) == 2
+    assert not os.path.exists(tmp_path / "exp" / "nofile")
