@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metrics.fid import load_state_strict
+from metrics.fid import load_state_strict, read_weights
 from util.errors import UserError
 
 NUM_CLASSES = 19
@@ -129,11 +129,7 @@ def load_drn(path, device, explicit=True):
             return None
         raise UserError(f"DRN weights not found at {path}: download drn-d-105_ms_cityscapes.pth (see README) "
                         "and pass --drn_path")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # any unreadable file is the user's to fix
-        raise UserError(f"cannot read DRN weights {path} ({type(err).__name__}): download "
-                        "drn-d-105_ms_cityscapes.pth again (see README)") from None
+    state = read_weights(path, "DRN", "download drn-d-105_ms_cityscapes.pth again (see README)")
     if isinstance(state, dict) and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}  # saved from DataParallel
     net = DRNSeg()

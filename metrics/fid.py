@@ -84,16 +84,21 @@ def load_inception(path, device):
             return None
         raise UserError(f"Inception weights not found at {path}: download {INCEPTION_URL} "
                         "and pass its path with --inception_path")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # any unreadable file is the user's to fix
-        raise UserError(f"cannot read Inception weights {path} ({type(err).__name__}): "
-                        f"download {INCEPTION_URL} again") from None
+    state = read_weights(path, "Inception", f"download {INCEPTION_URL} again")
     net = fid_inception_network()
     load_state_strict(net, state, path, INCEPTION_URL)
     model = InceptionPool3(net).to(device).eval()
     model.requires_grad_(False)
     return model
+
+
+def read_weights(path, what, fix):
+    """The state dict in ``path`` (loaded with ``weights_only``); an unreadable file is a UserError
+    naming ``what`` weights and the ``fix``."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # any unreadable file is the user's to fix
+        raise UserError(f"cannot read {what} weights {path} ({type(err).__name__}): {fix}") from None
 
 
 def load_state_strict(net, state, path, source):

@@ -100,7 +100,11 @@ class BaseModel:
         return lr
 
     def set_input(self, batch):
-        raise NotImplementedError
+        """Take a batch of the data loader; ``--direction BtoA`` swaps the roles of A and B."""
+        a_to_b = self.opt.direction == "AtoB"
+        self.real_A = batch["A" if a_to_b else "B"].to(self.device)
+        self.real_B = batch["B" if a_to_b else "A"].to(self.device)
+        self.image_paths = batch["A_paths" if a_to_b else "B_paths"]
 
     def translate(self, name, x):
         """``nets[name](x)``, recording the features ``feature_names[name]`` into ``features[name]``."""

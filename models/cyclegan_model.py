@@ -24,12 +24,6 @@ class CycleGANModel(BaseModel):
         self.criterionGAN = GANLoss(opt.gan_mode)
         self.pools = {"A": ImagePool(opt.pool_size, opt.seed * 2 + 1), "B": ImagePool(opt.pool_size, opt.seed * 2 + 2)}
 
-    def set_input(self, batch):
-        a_to_b = self.opt.direction == "AtoB"
-        self.real_A = batch["A" if a_to_b else "B"].to(self.device)
-        self.real_B = batch["B" if a_to_b else "A"].to(self.device)
-        self.image_paths = batch["A_paths" if a_to_b else "B_paths"]
-
     def forward(self):
         G_A, G_B = self.nets["G_A"], self.nets["G_B"]
         self.fake_B = self.translate("G_A", self.real_A)

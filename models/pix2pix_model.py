@@ -20,12 +20,6 @@ class Pix2PixModel(BaseModel):
         super().__init__(opt, device, gen_configs, {"D": discriminator_config(opt)})
         self.criterionGAN = GANLoss(opt.gan_mode)
 
-    def set_input(self, batch):
-        a_to_b = self.opt.direction == "AtoB"
-        self.real_A = batch["A" if a_to_b else "B"].to(self.device)
-        self.real_B = batch["B" if a_to_b else "A"].to(self.device)
-        self.image_paths = batch["A_paths" if a_to_b else "B_paths"]
-
     def forward(self):
         self.fake_B = self.translate("G", self.real_A)
 

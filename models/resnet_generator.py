@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from models.layers import ConvUnit, instance_norm
-from models.structure import ChannelSet, ChannelStructure, ConvSpec
+from models.structure import ChannelSet, ChannelStructure, ConvSpec, resolve_widths
 
 
 def default_widths(ngf, n_blocks):
@@ -51,13 +51,7 @@ class ResnetGenerator(nn.Module):
         super().__init__()
         self.input_nc, self.output_nc, self.ngf, self.n_blocks = input_nc, output_nc, ngf, n_blocks
         self.has_mask, self.unmask_last_upconv = mask, unmask_last_upconv
-        w = default_widths(ngf, n_blocks)
-        if widths is not None:
-            unknown = set(widths) - set(w)
-            if unknown:
-                raise ValueError(f"unknown channel sets for a {n_blocks}-block ResNet: {sorted(unknown)}")
-            w.update(widths)
-        self.widths = w
+        self.widths = w = resolve_widths(default_widths(ngf, n_blocks), widths, f"a {n_blocks}-block ResNet")
         relu = lambda: nn.ReLU(True)  # noqa: E731
         self.stem = ConvUnit(nn.Conv2d(input_nc, w["stem"], 7, bias=True), instance_norm(w["stem"]), mask,
                              relu(), nn.ReflectionPad2d(3))

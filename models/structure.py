@@ -159,5 +159,17 @@ class ChannelStructure:
     has_bias: dict = field(default_factory=dict)  # conv name -> whether it has a bias
 
 
+def resolve_widths(defaults, widths, what):
+    """``defaults`` updated by ``widths`` (None = full width); a set name not in ``defaults`` is an
+    error naming ``what`` (e.g. "a 9-block ResNet")."""
+    resolved = dict(defaults)
+    if widths is not None:
+        unknown = set(widths) - set(defaults)
+        if unknown:
+            raise ValueError(f"unknown channel sets for {what}: {sorted(unknown)}")
+        resolved.update(widths)
+    return resolved
+
+
 def full_widths(structure):
     return {name: cset.width for name, cset in structure.sets.items()}

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.layers import ConvUnit
-from models.structure import ChannelSet, ChannelStructure, ConvSpec
+from models.structure import ChannelSet, ChannelStructure, ConvSpec, resolve_widths
 
 
 def default_widths(ngf, num_downs):
@@ -41,13 +41,7 @@ class UnetGenerator(nn.Module):
             raise ValueError("a U-Net needs at least 5 levels")
         self.input_nc, self.output_nc, self.ngf, self.num_downs = input_nc, output_nc, ngf, num_downs
         self.has_mask, self.use_dropout = mask, use_dropout
-        w = default_widths(ngf, num_downs)
-        if widths is not None:
-            unknown = set(widths) - set(w)
-            if unknown:
-                raise ValueError(f"unknown channel sets for a {num_downs}-level U-Net: {sorted(unknown)}")
-            w.update(widths)
-        self.widths = w
+        self.widths = w = resolve_widths(default_widths(ngf, num_downs), widths, f"a {num_downs}-level U-Net")
         n = num_downs
         for L in range(1, n + 1):
             c_in = input_nc if L == 1 else w[f"down{L - 1}"]

@@ -142,3 +142,28 @@ def hash_tree(folder):
             with open(path, "rb") as handle:
                 digests[os.path.relpath(path, folder)] = hashlib.sha256(handle.read()).hexdigest()
     return digests
+
+
+# ---------------------------------------------------------------- networks
+
+def randomise(net, seed, bound=None):
+    """Random masks (N(0, 0.2^2): about half the channels off), conv biases and BatchNorm
+    parameters/statistics, so that every tensor a test copies or folds matters in eval mode; with
+    ``bound`` every mask is set to it. Returns the net in eval mode."""
+    from models.layers import masks
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and m.bias is not None:
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.copy_(1 + 0.3 * torch.randn(m.weight.shape, generator=g))
+                m.bias.copy_(0.3 * torch.randn(m.bias.shape, generator=g))
+                m.running_mean.copy_(0.2 * torch.randn(m.running_mean.shape, generator=g))
+                m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=g))
+        for m in masks(net).values():
+            m.mask_weight.copy_(torch.randn(m.mask_weight.shape, generator=g) * 0.2)
+            if bound is not None:
+                m.update(bound)
+    return net.eval()

@@ -13,10 +13,10 @@ import models
 import prune
 from models import legacy
 from models.discriminator import NLayerDiscriminator
-from models.layers import masks
 from models.resnet_generator import ResnetGenerator
 from models.unet_generator import UnetGenerator
 from util.checkpoint import load_checkpoint
+from tests.conftest import randomise
 from util.errors import UserError
 from util.flops import count_macs_params
 
@@ -120,24 +120,6 @@ def to_original_discriminator(d):
 
 
 # ------------------------------------------------------------------------------------------ helpers
-
-def randomise(net, seed, bound=None):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and m.bias is not None:
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.copy_(1 + 0.3 * torch.randn(m.weight.shape, generator=g))
-                m.bias.copy_(0.3 * torch.randn(m.bias.shape, generator=g))
-                m.running_mean.copy_(0.2 * torch.randn(m.running_mean.shape, generator=g))
-                m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=g))
-        for m in masks(net).values():
-            m.mask_weight.copy_(torch.randn(m.mask_weight.shape, generator=g) * 0.2)
-            if bound is not None:
-                m.update(bound)
-    return net.eval()
-
 
 def same_function(a, b, size, channels=3, atol=1e-6):
     x = torch.randn(2, channels, size, size, generator=torch.Generator().manual_seed(size))

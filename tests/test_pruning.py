@@ -16,6 +16,7 @@ from models.resnet_generator import ResnetGenerator
 from models.structure import full_widths
 from models.unet_generator import UnetGenerator
 from util.checkpoint import FORMAT, VERSION, is_native, load_checkpoint, save_checkpoint
+from tests.conftest import randomise
 from util.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,24 +36,6 @@ def bound_zero(net):
     for m in masks(net).values():
         m.update(0)
     return net
-
-
-def randomise(net, seed):
-    """Random masks (about half the channels off), biases and BatchNorm parameters/statistics, so that
-    every tensor pruning copies matters in eval mode."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and m.bias is not None:
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.copy_(1 + 0.3 * torch.randn(m.weight.shape, generator=g))
-                m.bias.copy_(0.3 * torch.randn(m.bias.shape, generator=g))
-                m.running_mean.copy_(0.2 * torch.randn(m.running_mean.shape, generator=g))
-                m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=g))
-        for m in masks(net).values():
-            m.mask_weight.copy_(torch.randn(m.mask_weight.shape, generator=g) * 0.2)
-    return bound_zero(net)
 
 
 def stream_masks(net):
@@ -76,7 +59,7 @@ def assert_equivalent(masked, slim, size, atol=1e-5, seed=0):
 
 def make_resnet(ngf=8, seed=0, unmask_last_upconv=False, removed=(2, 6), stream_off=(0, 3, 5)):
     torch.manual_seed(seed)
-    net = randomise(ResnetGenerator(ngf=ngf, mask=True, unmask_last_upconv=unmask_last_upconv), seed)
+    net = randomise(ResnetGenerator(ngf=ngf, mask=True, unmask_last_upconv=unmask_last_upconv), seed, bound=0)
     with torch.no_grad():
         for i in removed:
             net.blocks[str(i)].conv1.mask.mask_weight.fill_(-0.5)
@@ -87,7 +70,7 @@ def make_resnet(ngf=8, seed=0, unmask_last_upconv=False, removed=(2, 6), stream_
 
 def make_unet(num_downs, ngf=8, seed=0, empty=("down3", "up4")):
     torch.manual_seed(seed)
-    net = randomise(UnetGenerator(ngf=ngf, num_downs=num_downs, mask=True), seed)
+    net = randomise(UnetGenerator(ngf=ngf, num_downs=num_downs, mask=True), seed, bound=0)
     with torch.no_grad():
         for name in empty:
             getattr(net, name).mask.mask_weight.fill_(-0.5)
@@ -278,7 +261,7 @@ def search_checkpoint(path, model="cyclegan", mask=True, seed=0):
     for i, name in enumerate(names[0]):
         net = build_generator(config)
         if mask:
-            randomise(net, seed + i)
+            randomise(net, seed + i, bound=0)
             if model == "cyclegan":
                 with torch.no_grad():
                     net.blocks["4"].conv1.mask.mask_weight.fill_(-1.0)

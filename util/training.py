@@ -12,7 +12,6 @@ import os
 import re
 import time
 
-import torch
 from tqdm import tqdm
 
 from data import create_dataloader, create_dataset
