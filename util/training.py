@@ -166,9 +166,9 @@ class Trainer:
         nets_of = {"AtoB": ("G_A", "D_A"), "BtoA": ("G_B", "D_B")} if self.opt.model == "cyclegan" else \
             {self.opt.direction: ("G", "D")}
         previous = load_checkpoint(path) if os.path.isfile(path) else None
-        state = self.state(epoch)
+        state = self.model.state_dict()
         best = {"format": FORMAT, "version": VERSION, "model": self.opt.model, "stage": self.stage, "best": True,
-                "nets": {}, "configs": {}, "scores": {}, "epochs": {}, "options": state["options"]}
+                "nets": {}, "configs": {}, "scores": {}, "epochs": {}, "options": options_dict(self.opt)}
         for direction, names in nets_of.items():
             keep_previous = (direction not in directions and previous is not None
                              and direction in previous.get("scores", {}))
