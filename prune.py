@@ -19,7 +19,7 @@ from models.layers import masks
 from models.pruning import format_prune_table, prune_generator
 from options import parse
 from util.checkpoint import FORMAT, VERSION, is_native, load_checkpoint, options_dict, save_checkpoint
-from util.device import select_device
+from util.device import announce_device, select_device
 from util.errors import UserError, cli_entry
 from util.logger import setup_logging
 from util.training import Run
@@ -96,15 +96,20 @@ def prune_nets(opt, source, path, device):
     return nets, reports
 
 
-def evaluate(opt, nets, device):
-    """``{"metric", "scores": {direction: score}}`` of the pruned generators; empty with --metric none,
-    --no_eval or without the metric's weights."""
+def build_evaluator(opt, device):
+    """The metrics.Evaluator of the options, or None with --metric none / --no_eval (built before
+    anything is written: an explicit missing weights file is a UserError)."""
     if opt.no_eval or opt.metric == "none":
-        return {}
+        return None
     from metrics.evaluate import Evaluator
 
-    evaluator = Evaluator(opt, device)
-    if not evaluator.enabled:
+    return Evaluator(opt, device)
+
+
+def evaluate(opt, evaluator, nets):
+    """``{"metric", "scores": {direction: score}}`` of the pruned generators; empty without an
+    enabled evaluator."""
+    if evaluator is None or not evaluator.enabled:
         return {}
     generators = {"AtoB": nets["G_A"], "BtoA": nets["G_B"]} if opt.model == "cyclegan" else {opt.direction: nets["G"]}
     scores = evaluator.evaluate(generators)
@@ -126,11 +131,19 @@ def main(argv=None):
         raise UserError(f"--load_path {path} does not exist: give the mask-search checkpoint "
                         "(model_best.pth, latest.pth or checkpoints/model_<epoch>.pth)")
     source = read_search_checkpoint(opt, path)
+    # everything that can fail on bad input is checked before the run folder is written
+    device = select_device(opt.gpu_ids, announce=False)
+    evaluator = build_evaluator(opt, device)
+    prepared = None
+    if opt.finetune:
+        from models.distill import prepare_finetune
+
+        prepared = prepare_finetune(opt, device)
     run = Run(opt)
     run_text = run.prepare()
     setup_logging(run.dir)
     log.info("\n%s", run_text)
-    device = select_device(opt.gpu_ids)
+    announce_device(device)
     scores = {d: s for d, s in source["scores"].items() if isinstance(s, (int, float))}
     if scores:
         metric = {"fid": "FID", "miou": "mIoU"}.get(source.get("metric") or opt.metric, "score")
@@ -152,7 +165,7 @@ def main(argv=None):
     for name in discs:
         state["nets"][name] = source["nets"][name]
         state["configs"][name] = dict(source["configs"][name])
-    state.update(evaluate(opt, nets, device))  # "metric" and the pruned model's "scores"
+    state.update(evaluate(opt, evaluator, nets))  # "metric" and the pruned model's "scores"
     out = run.checkpoint_path(0)
     save_checkpoint(state, out)
     log.info("pruned model saved to %s", out)
@@ -160,7 +173,7 @@ def main(argv=None):
     if opt.finetune:
         from models.distill import finetune
 
-        finetune(opt, state, device)
+        finetune(opt, state, device, prepared)
 
 
 if __name__ == "__main__":

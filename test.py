@@ -36,13 +36,20 @@ def checkpoint_to_test(opt):
     if opt.load_path:
         path = os.path.expanduser(opt.load_path)
         if not os.path.isfile(path):
-            raise UserError(f"--load_path {path} does not exist")
+            hint = (": model_best.pth is written only when evaluation runs (FID needs the Inception weights); "
+                    "use checkpoints/latest.pth" if os.path.basename(path) == "model_best.pth" else "")
+            raise UserError(f"--load_path {path} does not exist{hint}")
     else:
         run = Run(opt)
         path = run.best_path if os.path.isfile(run.best_path) else run.find_latest()
         if path is None:
             raise UserError(f"no checkpoint in {run.dir}: train first or give --load_path")
+        if path != run.best_path:
+            log.info("no model_best.pth in %s (it is written when evaluation runs): testing %s", run.dir, path)
     state = load_checkpoint(path)
+    stored = state.get("model") if isinstance(state, dict) else None
+    if stored is not None and stored != opt.model:
+        raise UserError(f"{path} holds a {stored} model but --model {opt.model} was given: pass --model {stored}")
     if isinstance(state, dict) and state.get("best") is True or os.path.basename(path).startswith("model_best"):
         label = "best"
     elif isinstance(state, dict) and "epoch" in state:

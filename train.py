@@ -48,6 +48,9 @@ def main(argv=None):
     if resume is not None:
         model.load_state_dict(resume[1], resume[0])  # a checkpoint that does not fit fails here
     evaluator = build_evaluator(opt, device)  # a missing explicit --inception_path fails here
+    if resume is None and run.find_latest() is not None:
+        log.warning("%s already holds checkpoints of an earlier run: this run overwrites them "
+                    "(use --continue_train to resume it, or another --name)", run.dir)
     run_text = run.prepare()
     setup_logging(run.dir)
     log.info("\n%s", run_text)

@@ -8,7 +8,7 @@ import logging
 import os
 
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Sampler, default_collate
 
 from data.aligned_dataset import AlignedDataset
 from data.base_dataset import STREAM_ORDER, derive_seed
@@ -97,6 +97,18 @@ def _worker_message(text):
     return text.splitlines()[0]
 
 
+def _collate(items):
+    """torch's default collation, with images of different sizes in one batch as a UserError."""
+    for key in ("A", "B"):
+        shapes = {tuple(item[key].shape) for item in items if key in item}
+        if len(shapes) > 1:
+            break
+    if len(shapes) > 1:
+        raise UserError(f"images of one batch differ in size ({', '.join(sorted(map(str, shapes)))}): use "
+                        "--batch_size 1 or a --preprocess that crops to one size (resize_and_crop, crop)")
+    return default_collate(items)
+
+
 def _workers(requested):
     """Loader processes: as requested, but no more than the CPUs this process may use (the default
     of 8 would oversubscribe a laptop and makes torch warn)."""
@@ -121,6 +133,7 @@ def create_dataloader(opt, dataset, epoch=1, shuffle=None, batch_size=None, num_
         num_workers=_workers(opt.num_threads if num_workers is None else num_workers),
         drop_last=False,
         persistent_workers=False,
+        collate_fn=_collate,
     )
     loader.set_epoch(epoch)
     return loader

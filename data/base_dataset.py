@@ -7,7 +7,7 @@ import struct
 import torch.utils.data
 
 from data.image_folder import find_images, image_sizes, load_rgb
-from data.transforms import Preprocess
+from data.transforms import DEFAULT_MULTIPLE, Preprocess
 from util.errors import UserError
 
 _MASK64 = (1 << 64) - 1
@@ -46,7 +46,8 @@ class BaseDataset(torch.utils.data.Dataset):
         self.serial = bool(opt.serial_batches) or not train
         self.max_size = opt.max_dataset_size
         self.preprocess = Preprocess(opt.preprocess, opt.load_size, opt.crop_size,
-                                     flip=not opt.no_flip, train=train)
+                                     flip=not opt.no_flip, train=train,
+                                     multiple=getattr(opt, "size_multiple", DEFAULT_MULTIPLE))
         a_to_b = opt.direction == "AtoB"
         # the model swaps A and B for BtoA, so the side that becomes its input follows input_nc
         self.gray_A = (opt.input_nc if a_to_b else opt.output_nc) == 1

@@ -16,7 +16,9 @@ from util.errors import UserError
 MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 
 _BICUBIC = Image.Resampling.BICUBIC
-_POWER_BASE = 4  # --preprocess none rounds sides to multiples of this, as upstream's make_power_2(base=4)
+# Uncropped images get sides rounded to multiples of this (upstream's make_power_2(base=4) for
+# --preprocess none); the generator's own multiple (opt.size_multiple, 2^levels for a U-Net) wins.
+DEFAULT_MULTIPLE = 4
 
 
 class Params(NamedTuple):
@@ -32,15 +34,16 @@ class Preprocess:
     Training (``train=True``) follows upstream exactly: ``resize_and_crop`` resizes to load_size²
     (bicubic) and crops crop_size² at random; ``crop`` only crops; ``scale_width`` sets the width to
     load_size and the height by the aspect ratio but at least crop_size; ``scale_width_and_crop``
-    adds the random crop; ``none`` rounds both sides to multiples of 4. Flips are random unless
-    ``flip=False``.
+    adds the random crop; ``none`` rounds both sides to multiples of ``multiple`` (4, upstream's
+    make_power_2, unless the generator needs more), and so does ``scale_width`` without a crop, so that
+    every image fits the generator. Flips are random unless ``flip=False``.
 
     Evaluation (``train=False``) is deterministic: the crop modes resize to crop_size² instead of
     cropping, the scale-width modes scale the width to crop_size without cropping, ``none`` is
     unchanged, and nothing is flipped.
     """
 
-    def __init__(self, mode, load_size, crop_size, flip=True, train=True):
+    def __init__(self, mode, load_size, crop_size, flip=True, train=True, multiple=DEFAULT_MULTIPLE):
         if mode not in MODES:
             raise UserError(f"--preprocess {mode!r} is unknown: use one of {', '.join(MODES)}")
         if train:
@@ -54,6 +57,7 @@ class Preprocess:
             self.target = crop_size
             self.crop = False
         self.mode = mode
+        self.multiple = multiple
         self.crop_size = crop_size
         self.flip = bool(train and flip)
         if self.crop and self.resize in ("square", "width") and load_size < crop_size:
@@ -66,11 +70,15 @@ class Preprocess:
         t = self.target
         if self.resize == "square":
             return t, t
+        m = self.multiple
         if self.resize == "width":
-            return t, int(max(t * h / w, self.crop_size))
+            height = int(max(t * h / w, self.crop_size))
+            if self.crop:
+                return t, height
+            return max(m, int(round(t / m) * m)), max(m, int(round(height / m) * m))
         if self.resize == "base":
             # Python's round (half to even) as upstream, so results match its sizes exactly
-            return int(round(w / _POWER_BASE) * _POWER_BASE), int(round(h / _POWER_BASE) * _POWER_BASE)
+            return int(round(w / m) * m), int(round(h / m) * m)
         return w, h
 
     def output_size(self, size):
@@ -88,7 +96,7 @@ class Preprocess:
                             f"--crop_size {self.crop_size}: use a smaller --crop_size or a resizing --preprocess")
         if rw < 1 or rh < 1:
             raise UserError(f"image {path} is {w}x{h} px, too small for --preprocess {self.mode}: "
-                            f"use images of at least {_POWER_BASE // 2 + 1} px a side")
+                            f"use images of at least {self.multiple // 2 + 1} px a side")
 
     def sample(self, size, rng):
         """Draw crop corner and flip for an image of ``size`` from ``rng`` (a ``random.Random``)."""

@@ -16,7 +16,7 @@ import data
 from metrics.drn import load_drn
 from metrics.fid import (INCEPTION_URL, default_inception_path, fake_to_unit, feature_statistics,
                          fid_from_features, inception_features, load_inception, load_statistics,
-                         save_statistics, to_uint8)
+                         save_statistics, statistics_meta, to_uint8)
 from metrics.miou import NUM_CLASSES, fast_hist, find_label, mean_iou, read_label, read_table, segment_batch
 from util.errors import UserError
 
@@ -125,10 +125,26 @@ class Evaluator:
             self._dataset = data.create_dataset(self._eval_opt(), phase=phase, dataset_mode=mode, train=False)
         return self._dataset
 
+    def _stat_meta(self, domain):
+        """What the real statistics of ``domain`` describe; a saved file that differs is recomputed."""
+        o = self.opt
+        dataset = self._get_dataset()
+        images = len(getattr(dataset, f"{domain}_paths", None) or dataset)  # aligned: one pair per item
+        return {"domain": domain, "split": dataset.phase, "images": images, "preprocess": o.preprocess,
+                "load_size": o.load_size, "crop_size": o.crop_size, "input_nc": o.input_nc,
+                "output_nc": o.output_nc}
+
     def _cached_real(self, domain):
-        """Statistics of real ``domain`` images from memory or file, else None."""
-        if domain not in self._real and os.path.isfile(self.stat_path(domain)):
-            self._real[domain] = load_statistics(self.stat_path(domain))
+        """Statistics of real ``domain`` images from memory or file, else None. A file this project
+        wrote for other evaluation data (another split size or preprocessing) is not used."""
+        path = self.stat_path(domain)
+        if domain not in self._real and os.path.isfile(path):
+            meta = statistics_meta(path)
+            if meta is not None and meta != self._stat_meta(domain):
+                logger.info("FID statistics %s describe other evaluation data (%s): recomputing them", path,
+                            ", ".join(f"{k}={v}" for k, v in sorted(meta.items())))
+                return None
+            self._real[domain] = load_statistics(path)
         return self._real.get(domain)
 
     def evaluate(self, generators, save_dir=None):
@@ -225,7 +241,7 @@ class Evaluator:
         self._real[domain] = (mu, sigma)
         path = self.stat_path(domain)
         try:
-            save_statistics(path, mu, sigma)
+            save_statistics(path, mu, sigma, meta=self._stat_meta(domain))
         except OSError as err:  # a read-only dataset folder
             logger.info("FID statistics of real %s images were computed from %d images (kept in memory; "
                         "cannot write %s: %s)", domain, len(feats), path, err)

@@ -7,6 +7,7 @@ classes, no aux logits); its weights are read from a local file, never downloade
 Everything here is a pure function of tensors and arrays, except the explicit load/save helpers.
 """
 import logging
+import json
 import os
 import tempfile
 
@@ -161,19 +162,33 @@ def feature_statistics(feats):
     return feats.mean(axis=0), np.cov(feats, rowvar=False)
 
 
-def save_statistics(path, mu, sigma):
-    """Write ``mu`` and ``sigma`` to the .npz file ``path`` atomically (temporary file, then rename)."""
+def save_statistics(path, mu, sigma, meta=None):
+    """Write ``mu`` and ``sigma`` to the .npz file ``path`` atomically (temporary file, then rename).
+
+    ``meta`` (a JSON-able dict: split, preprocessing, image count...) is stored as the extra key
+    ``meta`` so that a later run can tell whether the file still describes its evaluation data;
+    files without it (such as the authors' published statistics) are taken as they are."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_stat_", suffix=".npz")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, mu=np.asarray(mu), sigma=np.asarray(sigma))
+            extra = {} if meta is None else {"meta": np.array(json.dumps(meta, sort_keys=True))}
+            np.savez(f, mu=np.asarray(mu), sigma=np.asarray(sigma), **extra)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def statistics_meta(path):
+    """The ``meta`` dict stored by :func:`save_statistics`, or None (absent, or not readable)."""
+    try:
+        with np.load(path) as data:
+            return json.loads(str(data["meta"])) if "meta" in data.files else None
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def load_statistics(path):

@@ -304,14 +304,35 @@ def _finetune_resume(opt, run):
                     "without --continue_train first")
 
 
-def finetune(opt, pruned_state, device):
+def prepare_finetune(opt, device):
+    """Check the fine-tuning options and load what they name, before anything is written: the
+    teacher (when distillation or ``--use_pretrain_d`` needs it) and, with ``--continue_train``, the
+    fine-tune checkpoint to resume. Returns ``{"teacher": Teacher | None, "resume": (path, state) | None}``;
+    every problem is a UserError."""
+    distill = opt.lambda_attention_distill > 0 or opt.lambda_discriminator_distill > 0
+    if distill and not opt.pretrain_path:
+        raise UserError("distillation (--lambda_attention_distill / --lambda_discriminator_distill > 0) needs a "
+                        "teacher: give --pretrain_path <teacher model_best.pth> or set both weights to 0")
+    if opt.use_pretrain_d and not opt.pretrain_path:
+        raise UserError("--use_pretrain_d takes the discriminators of the teacher: give --pretrain_path")
+    if opt.pretrain_path and not distill and not opt.use_pretrain_d:
+        log.info("--pretrain_path is given but both distillation weights are 0: the teacher is not used")
+    from util.training import Run
+
+    resume = _finetune_resume(opt, Run(opt)) if opt.continue_train else None
+    teacher = load_teacher(opt, device) if distill or opt.use_pretrain_d else None
+    return {"teacher": teacher, "resume": resume}
+
+
+def finetune(opt, pruned_state, device, prepared=None):
     """Fine-tune the pruned model ``pruned_state`` (the native dict prune.py saved as model_0.pth).
 
     The student is built with the pruned widths (``pruned_state["configs"]``), takes the pruned
     generators and the search discriminators (or the teacher's with ``--use_pretrain_d``), is
     re-initialised with ``--scratch``, and is trained by ``util.training.Trainer`` with stage
     ``"finetune"`` in ``<checkpoints_dir>/<name>/``; distillation runs when a distillation weight is
-    positive. ``--continue_train`` resumes this run's newest fine-tune checkpoint."""
+    positive. ``--continue_train`` resumes this run's newest fine-tune checkpoint. ``prepared`` is
+    the result of :func:`prepare_finetune` (computed here when not given)."""
     from util.training import Run, Trainer
     from util.visualizer import Visualizer
 
@@ -322,21 +343,13 @@ def finetune(opt, pruned_state, device):
     if missing:
         raise UserError(f"the pruned model has no {', '.join(missing)}: it is not a {opt.model} model; "
                         "check --model")
+    prepared = prepare_finetune(opt, device) if prepared is None else prepared
+    teacher, resume = prepared["teacher"], prepared["resume"]
     distill = opt.lambda_attention_distill > 0 or opt.lambda_discriminator_distill > 0
-    if distill and not opt.pretrain_path:
-        raise UserError("distillation (--lambda_attention_distill / --lambda_discriminator_distill > 0) needs a "
-                        "teacher: give --pretrain_path <teacher model_best.pth> or set both weights to 0")
-    if opt.use_pretrain_d and not opt.pretrain_path:
-        raise UserError("--use_pretrain_d takes the discriminators of the teacher: give --pretrain_path")
-    if opt.pretrain_path and not distill and not opt.use_pretrain_d:
-        log.info("--pretrain_path is given but both distillation weights are 0: the teacher is not used")
-
     run = Run(opt)
-    resume = _finetune_resume(opt, run) if opt.continue_train else None
     torch.manual_seed(opt.seed)
     random.seed(opt.seed)
     np.random.seed(opt.seed)
-    teacher = load_teacher(opt, device) if distill or opt.use_pretrain_d else None
 
     gen_configs = {n: dict(pruned_state["configs"][n]) for n in model_cls.generator_names}
     model = create_model(opt, device, gen_configs=gen_configs)

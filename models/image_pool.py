@@ -33,11 +33,12 @@ class ImagePool:
         return torch.cat(out, 0)
 
     def state_dict(self):
-        images = torch.cat(self.images, 0).cpu() if self.images else torch.zeros(0)
-        return {"size": self.size, "images": images, "rng": self.generator.get_state()}
+        # a list, not one tensor: with --preprocess none or scale_width the images differ in size
+        return {"size": self.size, "images": [img.cpu() for img in self.images], "rng": self.generator.get_state()}
 
     def load_state_dict(self, state, device):
         stored = state["images"]
-        self.images = [img.unsqueeze(0).to(device) for img in stored] if stored.numel() else []
-        self.images = self.images[: self.size]
+        if torch.is_tensor(stored):  # one [N, C, H, W] tensor
+            stored = [img.unsqueeze(0) for img in stored]
+        self.images = [img.to(device) for img in stored][: self.size]
         self.generator.set_state(state["rng"])

@@ -267,10 +267,12 @@ def validate(opt):
         raise UserError(f"--netG {opt.netG} is a pix2pix generator; cyclegan uses resnet_9blocks or resnet_6blocks")
     if opt.model == "pix2pix" and not opt.netG.startswith("unet"):
         raise UserError(f"--netG {opt.netG} is a cyclegan generator; pix2pix uses a U-Net (unet_256, unet_128, ...)")
-    if opt.netG.startswith("unet"):
-        depth = int(opt.netG.split("_")[1]).bit_length() - 1
-        if opt.crop_size % (2 ** depth):
-            raise UserError(f"--crop_size {opt.crop_size} must be a multiple of {2 ** depth} for {opt.netG}")
+    # image sides the generator accepts: a ResNet halves twice, a U-Net once per level
+    depth = int(opt.netG.split("_")[1]).bit_length() - 1 if opt.netG.startswith("unet") else 2
+    opt.size_multiple = 2 ** depth
+    if opt.crop_size % opt.size_multiple:
+        raise UserError(f"--crop_size {opt.crop_size} must be a multiple of {opt.size_multiple} for {opt.netG} "
+                        f"(e.g. {max(opt.size_multiple, opt.crop_size // opt.size_multiple * opt.size_multiple)})")
     if opt.dataset_mode == "single" and opt.script != "test":
         raise UserError("--dataset_mode single has no targets to train on; use it with test.py")
 

@@ -108,15 +108,16 @@ def test_find_images_errors_name_the_path(tmp_path):
 TRAIN_SHAPES = {  # trainA images are 51 wide, 62 high; load 36, crop 32
     "resize_and_crop": (32, 32),
     "crop": (32, 32),
-    "scale_width": (43, 36),  # height int(max(36 * 62 / 51, 32)) = 43
+    # height int(max(36 * 62 / 51, 32)) = 43, rounded to a multiple of 4 the generator accepts
+    "scale_width": (44, 36),
     "scale_width_and_crop": (32, 32),
     "none": (64, 52),  # 62/4 = 15.5 -> 16 (half to even), 51/4 = 12.75 -> 13
 }
 EVAL_SHAPES = {
     "resize_and_crop": (32, 32),
     "crop": (32, 32),
-    "scale_width": (38, 32),  # height int(max(32 * 62 / 51, 32)) = 38
-    "scale_width_and_crop": (38, 32),
+    "scale_width": (40, 32),  # height int(max(32 * 62 / 51, 32)) = 38 -> 40 (multiple of 4)
+    "scale_width_and_crop": (40, 32),
     "none": (64, 52),
 }
 
@@ -468,3 +469,23 @@ def test_download_scripts_reject_unknown_names(script):
         result = subprocess.run(["bash", path, *args], capture_output=True, text=True)
         assert result.returncode == 2
         assert result.stderr.startswith("usage:") and "facades" in result.stderr
+
+
+def test_uncropped_sizes_follow_the_generator_multiple(tmp_path):
+    """Without a crop, image sides are rounded to the multiple the generator needs (4 for a ResNet,
+    2^levels for a U-Net), so portrait or odd-sized images never break a forward pass."""
+    from data.transforms import Preprocess
+
+    assert Preprocess("scale_width", 36, 32, train=True).output_size((51, 62)) == (36, 44)
+    assert Preprocess("none", 36, 32, train=True, multiple=32).output_size((51, 62)) == (64, 64)
+    assert Preprocess("scale_width", 40, 32, train=False, multiple=32).output_size((30, 70)) == (32, 64)
+
+
+def test_images_of_different_sizes_in_one_batch_are_a_user_error(tmp_path):
+    from data import _collate
+
+    items = [{"A": torch.zeros(3, 8, 8), "B": torch.zeros(3, 8, 8)},
+             {"A": torch.zeros(3, 8, 8), "B": torch.zeros(3, 12, 8)}]
+    with pytest.raises(UserError, match="--batch_size 1"):
+        _collate(items)
+    assert _collate(items[:1])["B"].shape == (1, 3, 8, 8)

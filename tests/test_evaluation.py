@@ -90,3 +90,22 @@ def test_missing_inception_file_is_one_line_error(tmp_path, small_data):
     argv[argv.index("--metric") + 1] = "fid"
     assert run_main("train", argv + ["--inception_path", str(tmp_path / "missing.pth")]) == 2
     assert not os.path.exists(tmp_path / "exp" / "nofile")
+
+
+def test_saved_real_statistics_are_recomputed_for_other_evaluation_data(tmp_path, small_data, inception_path):
+    """Statistics this project saved record what they describe; a run on other evaluation data (here
+    more test images) recomputes them instead of silently using stale ones. Published files without
+    that record are used as they are."""
+    import numpy as np
+
+    from metrics.fid import statistics_meta
+
+    assert _train(tmp_path, small_data, inception_path, max_dataset_size=2) == 0
+    assert statistics_meta(str(small_data / "real_stat_B.npz"))["images"] == 2
+    assert _train(tmp_path, small_data, inception_path, max_dataset_size=4) == 0
+    assert statistics_meta(str(small_data / "real_stat_B.npz"))["images"] == 4
+    # a file without the record (like the authors' published ones) is read, not replaced
+    np.savez(small_data / "real_stat_B.npz", mu=np.zeros(2048), sigma=np.eye(2048))
+    stamp = os.path.getmtime(small_data / "real_stat_B.npz")
+    assert _train(tmp_path, small_data, inception_path, max_dataset_size=4) == 0
+    assert os.path.getmtime(small_data / "real_stat_B.npz") == stamp

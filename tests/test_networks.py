@@ -298,3 +298,14 @@ def test_unet_up_features_are_taken_before_dropout():
     out_drop, feats_drop = net.forward_features(x, ("up5",))
     assert torch.equal(feats_drop["up5"], feats_eval["up5"])
     assert not torch.equal(out_drop, out_eval)
+
+
+def test_image_pool_state_keeps_images_of_different_sizes():
+    """With --preprocess none or scale_width the pooled images differ in size; checkpoints keep them."""
+    pool = ImagePool(4, seed=0)
+    pool.query(torch.zeros(1, 3, 8, 8))
+    pool.query(torch.ones(1, 3, 12, 8))
+    restored = ImagePool(4, seed=0)
+    restored.load_state_dict(pool.state_dict(), "cpu")
+    assert [tuple(i.shape) for i in restored.images] == [(1, 3, 8, 8), (1, 3, 12, 8)]
+    assert torch.equal(restored.images[1], pool.images[1])

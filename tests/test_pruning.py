@@ -321,7 +321,8 @@ def test_prune_py_pix2pix_and_finetune_hook(tmp_path, monkeypatch):
     import models.distill
 
     calls = []
-    monkeypatch.setattr(models.distill, "finetune", lambda opt, state, device: calls.append((opt, state, device)))
+    monkeypatch.setattr(models.distill, "finetune",
+                        lambda opt, state, device, prepared=None: calls.append((opt, state, device)))
     ckpt = tmp_path / "search.pth"
     gens, _ = search_checkpoint(ckpt, model="pix2pix")
     prune.main(prune_args(tmp_path, ckpt, "pix2pix", "--finetune"))
@@ -367,3 +368,22 @@ def test_prune_py_error_as_a_process(tmp_path):
     run = subprocess.run([sys.executable, "prune.py", *argv], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2
     assert run.stderr.strip() == "error: prune.py prunes a mask-search checkpoint: add --mask"
+
+
+def test_bad_finetune_options_leave_an_existing_run_untouched(tmp_path, capsys):
+    """Teacher problems are found before prune.py writes anything into the run folder."""
+    from tests.conftest import hash_tree
+
+    ckpt = tmp_path / "search.pth"
+    search_checkpoint(ckpt)
+    prune.main(prune_args(tmp_path, ckpt))
+    run_dir = tmp_path / "exp" / "pruned"
+    before = hash_tree(run_dir)
+    other = tmp_path / "other.pth"
+    search_checkpoint(other, seed=7)
+    bad = [["--finetune", "--lambda_attention_distill", "1"],
+           ["--finetune", "--lambda_attention_distill", "1", "--pretrain_path", str(tmp_path / "missing.pth")],
+           ["--finetune", "--lambda_discriminator_distill", "1", "--pretrain_path", str(other)]]
+    for extra in bad:
+        _exit_message(capsys, prune_args(tmp_path, other, "cyclegan", *extra))
+        assert hash_tree(run_dir) == before, extra

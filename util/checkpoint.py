@@ -43,8 +43,8 @@ def load_checkpoint(path, map_location="cpu"):
         with torch.serialization.safe_globals(_numpy_scalar_globals()):
             return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means "not a checkpoint we can read"
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"{path} is not a readable checkpoint ({first[:160]})") from None
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise UserError(f"{path} is not a readable checkpoint ({type(err).__name__}: {first[:160]})") from None
 
 
 def _numpy_scalar_globals():

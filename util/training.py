@@ -208,6 +208,7 @@ class Trainer:
             self.visualizer.reset()
         model.train()
         sums, count = {}, 0
+        printed = displayed = False
         epoch_start = time.time()
         data_start = time.time()
         bar = tqdm(loader, total=self.n_batches, desc=f"epoch {epoch}/{self.last_epoch}", leave=False,
@@ -227,14 +228,18 @@ class Trainer:
             count += 1
             bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
             crossed = lambda freq: self.images_seen // freq > before // freq  # noqa: E731
-            if crossed(opt.print_freq):
+            # the epoch's last batch reports too when the frequencies are longer than the epoch
+            last = count == self.n_batches
+            if crossed(opt.print_freq) or (last and not printed):
+                printed = True
                 compute = (time.time() - step_start) / batch_size
                 message = self.visualizer.print_current_losses(epoch, self.images_seen, losses, compute, data_time) \
                     if self.visualizer is not None else f"(epoch: {epoch}, iters: {self.images_seen}) {losses}"
                 log.info(message)
                 if self.visualizer is not None:
                     self.visualizer.plot_current_losses(epoch, count / self.n_batches, losses)
-            if self.visualizer is not None and crossed(opt.display_freq):
+            if self.visualizer is not None and (crossed(opt.display_freq) or (last and not displayed)):
+                displayed = True
                 self.visualizer.display_current_results(model.get_current_visuals(), epoch,
                                                         crossed(opt.update_html_freq))
             if self.search is not None:
