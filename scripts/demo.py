@@ -34,12 +34,14 @@ from util.visualizer import mask_search_figure, plot_kept_channels  # noqa: E402
 
 log = logging.getLogger("dmad")
 
-# Sizes of each preset: the demo takes a few minutes on 2 cores; "tiny" is for the test suite.
+# Sizes of each preset: the demo takes a few minutes on 2 cores; "tiny" is for the test suite. The
+# search runs at a larger learning rate than the default: in a few hundred steps Adam moves a mask
+# weight by about lr per step, too little at 2e-4 to leave its random start (N(0, 0.2^2)).
 PRESETS = {
     "demo": {"crop": 64, "ngf": 16, "ndf": 16, "images": 64, "teacher_epochs": (3, 1), "search_epochs": (4, 2),
-             "finetune_epochs": (2, 1), "decay": "0.002", "samples": 6, "latency_size": 256},
+             "finetune_epochs": (2, 1), "decay": "0.002", "search_lr": "0.002", "samples": 6, "latency_size": 256},
     "tiny": {"crop": 32, "ngf": 8, "ndf": 8, "images": 4, "teacher_epochs": (1, 0), "search_epochs": (2, 1),
-             "finetune_epochs": (1, 0), "decay": "0.01", "samples": 2, "latency_size": 64},
+             "finetune_epochs": (1, 0), "decay": "0.01", "search_lr": "0.002", "samples": 2, "latency_size": 64},
 }
 
 
@@ -76,7 +78,7 @@ def run_pipeline(preset="demo", work="experiments/demo", out="results/demo"):
         ("teacher training", "train", common + ["--name", "teacher"] + _epochs(p["teacher_epochs"])),
         ("mask search", "train", common + ["--name", "search", "--mask", "--mask_weight_decay", p["decay"],
                                            "--lambda_update_coeff", "1.0", "--block_coeff", "1.0",
-                                           "--upconv_coeff", "100.0", "--upconv_bound"]
+                                           "--upconv_coeff", "100.0", "--upconv_bound", "--lr", p["search_lr"]]
          + _epochs(p["search_epochs"])),
         ("prune + distillation fine-tune", "prune",
          common + ["--name", "student", "--mask", "--load_path", search, "--finetune",
