@@ -18,9 +18,10 @@ class CycleGANModel(BaseModel):
     def __init__(self, opt, device, gen_configs=None):
         if gen_configs is None:
             config = generator_config(opt)
-            gen_configs = {"G_A": config, "G_B": dict(config)}
-        d = discriminator_config(opt)
-        super().__init__(opt, device, gen_configs, {"D_A": d, "D_B": dict(d)})
+            # G_B maps B (output_nc channels) back to A (input_nc channels)
+            gen_configs = {"G_A": config, "G_B": dict(config, input_nc=opt.output_nc, output_nc=opt.input_nc)}
+        d = discriminator_config(opt)  # D_A judges B images; D_B judges A images
+        super().__init__(opt, device, gen_configs, {"D_A": d, "D_B": dict(d, input_nc=opt.input_nc)})
         self.criterionGAN = GANLoss(opt.gan_mode)
         self.pools = {"A": ImagePool(opt.pool_size, opt.seed * 2 + 1), "B": ImagePool(opt.pool_size, opt.seed * 2 + 2)}
 

@@ -290,6 +290,9 @@ def validate(opt):
             raise UserError(f"--{name} must not be negative, got {getattr(opt, name)}")
     if opt.input_nc not in (1, 3) or opt.output_nc not in (1, 3):
         raise UserError("--input_nc and --output_nc must be 1 (grayscale) or 3 (RGB)")
+    if opt.model == "cyclegan" and opt.input_nc != opt.output_nc and opt.lambda_identity > 0:
+        raise UserError(f"the identity loss feeds B images to G_A, which needs --input_nc == --output_nc "
+                        f"(got {opt.input_nc} and {opt.output_nc}): add --lambda_identity 0")
     if opt.n_epochs + opt.n_epochs_decay < 1:
         raise UserError("--n_epochs + --n_epochs_decay must be at least 1")
     if opt.epoch_count is not None and opt.epoch_count < 1:

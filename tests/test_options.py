@@ -187,7 +187,7 @@ INVALID = [
     ("--model", "pix2pix", "--netG", "resnet_9blocks"), ("--model", "cyclegan", "--netG", "unet_256"),
     ("--gpu_ids", "abc"), ("--no_such_option", "1"), ("--max_dataset_size", "many"), ("--ntest", "0"),
     ("--model", "pix2pix", "--crop_size", "48", "--load_size", "48"), ("--aspect_ratio", "0"),
-    ("--crop_size", "50", "--load_size", "64"),
+    ("--crop_size", "50", "--load_size", "64"), ("--input_nc", "1"),
     ("--n_epochs", "0", "--n_epochs_decay", "0"), ("--mask_weight_decay", "-1"),
 ]
 

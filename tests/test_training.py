@@ -356,3 +356,15 @@ def test_atomic_save_leaves_no_temp_files(tmp_path):
     assert target.read_bytes() == good
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pth"]
     assert torch.equal(load(target)["x"], torch.ones(3))
+
+
+def test_cyclegan_with_different_channel_counts_trains_and_tests(toy_root, tmp_path):
+    """--input_nc 1 --output_nc 3: G_B maps 3 channels back to 1 and D_B judges 1-channel images."""
+    argv = tiny_args(tmp_path, "gray", input_nc=1, lambda_identity=0)
+    assert run_main("train", argv) == 0
+    import models
+
+    ckpt = str(tmp_path / "gray" / "checkpoints" / "latest.pth")
+    assert models.load_generator(ckpt, "AtoB")(torch.zeros(1, 1, 32, 32)).shape == (1, 3, 32, 32)
+    assert models.load_generator(ckpt, "BtoA")(torch.zeros(1, 3, 32, 32)).shape == (1, 1, 32, 32)
+    assert run_main("test", argv + ["--results_dir", str(tmp_path / "res")]) == 0
