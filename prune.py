@@ -16,6 +16,7 @@ import logging
 
 from models import generator_from_state
 from models.layers import masks
+from metrics.evaluate import build_evaluator
 from models.pruning import format_prune_table, prune_generator
 from options import parse
 from util.checkpoint import FORMAT, VERSION, is_native, load_checkpoint, options_dict, save_checkpoint
@@ -96,16 +97,6 @@ def prune_nets(opt, source, path, device):
     return nets, reports
 
 
-def build_evaluator(opt, device):
-    """The metrics.Evaluator of the options, or None with --metric none / --no_eval (built before
-    anything is written: an explicit missing weights file is a UserError)."""
-    if opt.no_eval or opt.metric == "none":
-        return None
-    from metrics.evaluate import Evaluator
-
-    return Evaluator(opt, device)
-
-
 def evaluate(opt, evaluator, nets):
     """``{"metric", "scores": {direction: score}}`` of the pruned generators; empty without an
     enabled evaluator."""
@@ -173,7 +164,7 @@ def main(argv=None):
     if opt.finetune:
         from models.distill import finetune
 
-        finetune(opt, state, device, prepared)
+        finetune(opt, state, device, prepared, evaluator=evaluator)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from data import create_dataloader, create_dataset
+from metrics.evaluate import build_evaluator
 from models import load_generator
 from options import parse
 from util.checkpoint import load_checkpoint
@@ -81,6 +82,7 @@ def main(argv=None):
         opt.phase = "val"
     dataset = create_dataset(opt, train=False)
     device = select_device(opt.gpu_ids)
+    evaluator = build_evaluator(opt, device)  # a missing explicit weights file fails before any output
     web_dir = os.path.join(opt.results_dir, opt.name, f"test_{label}")
     webpage = HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Checkpoint = {label}")
     report = {"checkpoint": os.path.abspath(path), "macs": {}, "params": {}}
@@ -106,21 +108,16 @@ def main(argv=None):
             save_images(webpage, visuals, batch["A_paths"], aspect_ratio=opt.aspect_ratio,
                         width=opt.display_winsize)
     webpage.save()
-    report.update(score_generators(opt, generators, device))
+    report.update(score_generators(evaluator, generators))
     with open(os.path.join(web_dir, "metrics.json"), "w") as handle:
         json.dump(report, handle, indent=2)
     log.info("results: %s", os.path.join(web_dir, "index.html"))
     log.info("metrics: %s", json.dumps({k: v for k, v in report.items() if k != "checkpoint"}))
 
 
-def score_generators(opt, generators, device):
+def score_generators(evaluator, generators):
     """FID / mIoU per direction on the evaluation split (empty when no metric weights are present)."""
-    if opt.metric == "none":
-        return {}
-    from metrics.evaluate import Evaluator
-
-    evaluator = Evaluator(opt, device)
-    if not evaluator.enabled:
+    if evaluator is None or not evaluator.enabled:
         return {}
     scores = evaluator.evaluate(generators)
     for direction, score in scores.items():

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from data import create_dataset
+from metrics.evaluate import build_evaluator
 from models import create_model
 from options import parse
 from util.device import announce_device, select_device
@@ -22,14 +23,6 @@ from util.logger import setup_logging
 from util.training import Run, Trainer, resume_state
 
 log = logging.getLogger("dmad")
-
-
-def build_evaluator(opt, device):
-    if opt.no_eval or opt.metric == "none":
-        return None
-    from metrics.evaluate import Evaluator
-
-    return Evaluator(opt, device)
 
 
 @cli_entry
@@ -65,7 +58,7 @@ def main(argv=None):
     trainer = Trainer(opt, model, run, "search" if opt.mask else "train", visualizer=Visualizer(opt),
                       evaluator=evaluator, search=search, dataset=dataset)
     if resume is not None:
-        trainer.restore(resume[1], resume[0])
+        trainer.restore(resume[1], resume[0], model_loaded=True)
     log.info("The number of training images = %d", len(dataset))
     trainer.train()
 

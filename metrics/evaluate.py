@@ -278,3 +278,11 @@ def _new_rows(paths, seen, limit):
 
 def _rgb(x):
     return x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x
+
+
+def build_evaluator(opt, device):
+    """The Evaluator the options ask for, or None with ``--no_eval`` / ``--metric none``. Built before a
+    run writes anything: an explicitly given weights file that does not exist is a UserError."""
+    if opt.no_eval or opt.metric == "none":
+        return None
+    return Evaluator(opt, device)

@@ -270,17 +270,6 @@ class Distiller:
 
 # ---------------------------------------------------------------------------------------- fine-tuning
 
-def _evaluator(opt, device):
-    if opt.no_eval or opt.metric == "none":
-        return None
-    try:
-        from metrics.evaluate import Evaluator
-    except ModuleNotFoundError as err:
-        log.warning("evaluation during fine-tuning skipped: %s (no model_best.pth will be written)", err)
-        return None
-    return Evaluator(opt, device)
-
-
 def _finetune_resume(opt, run):
     """The checkpoint ``--continue_train`` resumes: this run's newest fine-tune checkpoint.
 
@@ -324,7 +313,7 @@ def prepare_finetune(opt, device):
     return {"teacher": teacher, "resume": resume}
 
 
-def finetune(opt, pruned_state, device, prepared=None):
+def finetune(opt, pruned_state, device, prepared=None, evaluator=None):
     """Fine-tune the pruned model ``pruned_state`` (the native dict prune.py saved as model_0.pth).
 
     The student is built with the pruned widths (``pruned_state["configs"]``), takes the pruned
@@ -332,7 +321,9 @@ def finetune(opt, pruned_state, device, prepared=None):
     re-initialised with ``--scratch``, and is trained by ``util.training.Trainer`` with stage
     ``"finetune"`` in ``<checkpoints_dir>/<name>/``; distillation runs when a distillation weight is
     positive. ``--continue_train`` resumes this run's newest fine-tune checkpoint. ``prepared`` is
-    the result of :func:`prepare_finetune` (computed here when not given)."""
+    the result of :func:`prepare_finetune` and ``evaluator`` the caller's metrics.Evaluator (both
+    built here when not given)."""
+    from metrics.evaluate import build_evaluator
     from util.training import Run, Trainer
     from util.visualizer import Visualizer
 
@@ -373,7 +364,9 @@ def finetune(opt, pruned_state, device, prepared=None):
     if distill:
         Distiller(opt, model, device, teacher=teacher)
 
-    trainer = Trainer(opt, model, run, "finetune", visualizer=Visualizer(opt), evaluator=_evaluator(opt, device))
+    if evaluator is None:
+        evaluator = build_evaluator(opt, device)
+    trainer = Trainer(opt, model, run, "finetune", visualizer=Visualizer(opt), evaluator=evaluator)
     if resume is not None:
         trainer.restore(resume[1], resume[0])
     log.info("Start Finetune....")

@@ -116,9 +116,12 @@ class Trainer:
             state["search"] = self.search.state_dict()
         return state
 
-    def restore(self, state, source):
-        """Continue from a training checkpoint: everything the loop needs to go on as if never stopped."""
-        self.model.load_state_dict(state, source)
+    def restore(self, state, source, model_loaded=False):
+        """Continue from a training checkpoint: everything the loop needs to go on as if never stopped.
+        ``model_loaded``: the caller already loaded ``state`` into the model (networks, optimisers,
+        pools), e.g. to check it before writing anything."""
+        if not model_loaded:
+            self.model.load_state_dict(state, source)
         self.iteration = int(state["iteration"])
         self.images_seen = int(state.get("images_seen", 0))
         self.best = {k: dict(v) for k, v in state.get("best", {}).items()}
