@@ -127,10 +127,15 @@ class BaseModel:
                 total = total + value
         return total
 
-    def get_current_losses(self):
-        losses = {k: float(getattr(self, "loss_" + k).detach()) for k in self.loss_names}
-        losses.update({k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in self.extra_losses.items()})
+    def current_loss_tensors(self):
+        """The step's losses as detached tensors (no host synchronisation; for running sums)."""
+        losses = {k: getattr(self, "loss_" + k).detach() for k in self.loss_names}
+        losses.update({k: v.detach() if torch.is_tensor(v) else torch.tensor(float(v))
+                       for k, v in self.extra_losses.items()})
         return losses
+
+    def get_current_losses(self):
+        return {k: float(v) for k, v in self.current_loss_tensors().items()}
 
     def get_current_visuals(self):
         return {k: getattr(self, k).detach() for k in self.visual_names if hasattr(self, k)}

@@ -225,16 +225,17 @@ class Trainer:
             before = self.images_seen
             self.images_seen += batch_size
             self.iteration += 1
-            losses = model.get_current_losses()
-            for key, value in losses.items():
+            # running sums stay on the device: reading a loss value waits for the GPU
+            for key, value in model.current_loss_tensors().items():
                 sums[key] = sums.get(key, 0.0) + value
             count += 1
-            bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
             crossed = lambda freq: self.images_seen // freq > before // freq  # noqa: E731
             # the epoch's last batch reports too when the frequencies are longer than the epoch
             last = count == self.n_batches
             if crossed(opt.print_freq) or (last and not printed):
                 printed = True
+                losses = model.get_current_losses()
+                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
                 compute = (time.time() - step_start) / batch_size
                 message = self.visualizer.print_current_losses(epoch, self.images_seen, losses, compute, data_time) \
                     if self.visualizer is not None else f"(epoch: {epoch}, iters: {self.images_seen}) {losses}"
@@ -249,7 +250,7 @@ class Trainer:
                 self.search.after_iteration(self.iteration, epoch, self.images_seen)
             data_start = time.time()
         bar.close()
-        means = {k: v / max(count, 1) for k, v in sums.items()}
+        means = {k: float(v) / max(count, 1) for k, v in sums.items()}
         means["G_total"] = sum(v for k, v in means.items() if not k.startswith("D"))
         self.history.append(means)
         log.info("End of epoch %d / %d \t Time Taken: %d sec", epoch, self.last_epoch, time.time() - epoch_start)
