@@ -5,7 +5,6 @@
 Train ids 0 ... 18 are the 19 evaluated Cityscapes classes; every other label id becomes 255 (ignored).
 ``prepare_cityscapes_dataset.py`` already converts the val labels it needs; this is for other uses.
 """
-import argparse
 import glob
 import logging
 import os
@@ -18,20 +17,15 @@ from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from metrics.miou import label_id_to_train_id  # noqa: E402
-from util.errors import UserError, cli_entry  # noqa: E402
+from util.errors import ArgumentParser, UserError, cli_entry  # noqa: E402
 from util.logger import setup_logging  # noqa: E402
 
 log = logging.getLogger("dmad")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UserError(f"{message} (see `{self.prog} -h`)")
-
-
 @cli_entry
 def main(argv=None):
-    parser = _Parser(prog="get_trainIds.py", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="get_trainIds.py", description=__doc__.splitlines()[0])
     parser.add_argument("gtFine_dir", help="folder searched recursively for *_gtFine_labelIds.png")
     args = parser.parse_args(argv)
     paths = sorted(glob.glob(os.path.join(args.gtFine_dir, "**", "*_gtFine_labelIds.png"), recursive=True))

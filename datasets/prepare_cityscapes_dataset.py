@@ -14,7 +14,6 @@ and unzip them. Writes
 
 Train Cityscapes with ``--direction BtoA`` (label map -> photo).
 """
-import argparse
 import glob
 import logging
 import os
@@ -27,19 +26,14 @@ from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from metrics.miou import label_id_to_train_id  # noqa: E402
-from util.errors import UserError, cli_entry  # noqa: E402
+from util.errors import ArgumentParser, UserError, cli_entry  # noqa: E402
 from util.logger import setup_logging  # noqa: E402
 
 log = logging.getLogger("dmad")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UserError(f"{message} (see `{self.prog} -h`)")
-
-
 def build_parser():
-    p = _Parser(prog="prepare_cityscapes_dataset.py", description=__doc__.splitlines()[0], allow_abbrev=False)
+    p = ArgumentParser(prog="prepare_cityscapes_dataset.py", description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--gtFine_dir", required=True, help="the unzipped gtFine folder (holds train/ and val/)")
     p.add_argument("--leftImg8bit_dir", required=True, help="the unzipped leftImg8bit folder (holds train/ and val/)")
     p.add_argument("--output_dir", required=True, help="the dataset root to write (--dataroot for training)")

@@ -13,7 +13,7 @@ import math
 import os
 import sys
 
-from util.errors import UserError
+from util.errors import ArgumentParser, UserError
 
 MODELS = ("cyclegan", "pix2pix")
 GAN_MODES = ("vanilla", "lsgan", "hinge", "wgangp")
@@ -55,13 +55,6 @@ def _infinity(value):
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer or 'inf', got {value!r}") from None
     return number
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are UserErrors (one line, exit 2 through cli_entry)."""
-
-    def error(self, message):
-        raise UserError(f"{message} (see `{self.prog} -h`)")
 
 
 def _base_group(parser):
@@ -214,7 +207,7 @@ def _base_group(parser):
 def build_parser(script):
     """The parser for ``script`` in {'train', 'test', 'prune'}: the shared set, as the original had."""
     prog = {"train": "train.py", "test": "test.py", "prune": "prune.py"}[script]
-    parser = _Parser(prog=prog, allow_abbrev=False,
+    parser = ArgumentParser(prog=prog, allow_abbrev=False,
                      description=f"{prog}: DMAD (differentiable masks and co-attention distillation) for "
                                  "CycleGAN and pix2pix")
     _base_group(parser)

@@ -6,7 +6,6 @@ r"""FID statistics (``mu``, ``sigma``) of the real images of one domain, for ``<
 ``--direction AtoB`` takes the B images (the targets of an A->B generator), ``BtoA`` the A images.
 Images take the same uint8 path as generated ones (method.md §9.2).
 """
-import argparse
 import logging
 import math
 import os
@@ -21,19 +20,14 @@ import options  # noqa: E402
 from metrics.fid import (default_inception_path, fake_to_unit, feature_statistics,  # noqa: E402
                          inception_features, load_inception, save_statistics)
 from util.device import select_device  # noqa: E402
-from util.errors import UserError, cli_entry  # noqa: E402
+from util.errors import ArgumentParser, UserError, cli_entry  # noqa: E402
 from util.logger import setup_logging  # noqa: E402
 
 log = logging.getLogger("dmad")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UserError(f"{message} (see `{self.prog} -h`)")
-
-
 def build_parser():
-    p = _Parser(prog="get_real_stat.py", description=__doc__.splitlines()[0], allow_abbrev=False)
+    p = ArgumentParser(prog="get_real_stat.py", description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--dataroot", required=True, help="dataset root folder")
     p.add_argument("--output_path", required=True, help="the .npz file to write (keys mu, sigma)")
     p.add_argument("--dataset_mode", default="aligned", choices=("aligned", "unaligned", "single"),

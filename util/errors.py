@@ -3,6 +3,7 @@
 Library code raises :class:`UserError` with a one-line message that names the problem and the fix;
 the entry points (train.py, test.py, prune.py, scripts/) print it and exit with status 2.
 """
+import argparse
 import functools
 import logging
 import sys
@@ -10,6 +11,13 @@ import sys
 
 class UserError(Exception):
     """Bad input: missing folders, unreadable images, wrong checkpoints, contradictory options."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are UserErrors (one line, exit 2 through :func:`cli_entry`)."""
+
+    def error(self, message):
+        raise UserError(f"{message} (see `{self.prog} -h`)")
 
 
 def cli_entry(main):
