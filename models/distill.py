@@ -18,11 +18,9 @@ the target is *not* detached, so the attention loss also trains the student thro
 view of its image, as in the original; one frozen teacher D serves both sides of the discriminator
 distillation (the original's second teacher copy had identical weights).
 """
-import glob
 import logging
 import os
 import random
-import re
 
 import numpy as np
 import torch
@@ -276,12 +274,7 @@ def _finetune_resume(opt, run):
     prune.py's ``--load_path`` names the *search* checkpoint, so it is not used here; the run folder
     is searched instead (``latest.pth``, then ``model_<e>.pth`` newest first), skipping the pruned
     ``model_0.pth`` and anything else that is not a fine-tune checkpoint."""
-    numbered = []
-    for path in glob.glob(os.path.join(run.ckpt_dir, "model_*.pth")):
-        match = re.fullmatch(r"model_(\d+)\.pth", os.path.basename(path))
-        if match:
-            numbered.append((int(match.group(1)), path))
-    for path in [run.latest_path] + [p for _, p in sorted(numbered, reverse=True)]:
+    for path in [run.latest_path] + run.numbered_checkpoints():
         if not os.path.isfile(path):
             continue
         state = load_checkpoint(path)

@@ -50,16 +50,21 @@ class Run:
     def best_path(self):
         return os.path.join(self.dir, BEST_FILE)
 
-    def find_latest(self):
-        """The checkpoint with the highest epoch in this run, or None."""
-        if os.path.isfile(self.latest_path):
-            return self.latest_path
+    def numbered_checkpoints(self):
+        """Paths of this run's ``checkpoints/model_<epoch>.pth``, newest epoch first."""
         numbered = []
         for path in glob.glob(os.path.join(self.ckpt_dir, "model_*.pth")):
             match = re.fullmatch(r"model_(\d+)\.pth", os.path.basename(path))
             if match:
                 numbered.append((int(match.group(1)), path))
-        return max(numbered)[1] if numbered else None
+        return [path for _, path in sorted(numbered, reverse=True)]
+
+    def find_latest(self):
+        """The checkpoint with the highest epoch in this run, or None."""
+        if os.path.isfile(self.latest_path):
+            return self.latest_path
+        numbered = self.numbered_checkpoints()
+        return numbered[0] if numbered else None
 
 
 def resume_state(opt, run):
