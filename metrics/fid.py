@@ -32,9 +32,6 @@ def default_inception_path():
     return os.path.join(torch.hub.get_dir(), "checkpoints", INCEPTION_FILE)
 
 
-DEFAULT_INCEPTION = default_inception_path()
-
-
 def fid_inception_network():
     """The TF-FID InceptionV3 with untrained weights; its state-dict keys are those of the weight file."""
     net = torchvision.models.inception_v3(weights=None, num_classes=1008, aux_logits=False, init_weights=False)
