@@ -15,6 +15,7 @@ from PIL import Image
 import data
 import options
 from data.transforms import Preprocess, to_tensor
+from tests.conftest import hash_tree
 from util.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -408,16 +409,6 @@ def test_unknown_dataset_mode(unaligned_root):
 
 # ---------------------------------------------------------------- dataset scripts
 
-def _tree_bytes(root):
-    out = {}
-    for folder, _, names in os.walk(root):
-        for n in names:
-            path = os.path.join(folder, n)
-            with open(path, "rb") as f:
-                out[os.path.relpath(path, root)] = f.read()
-    return out
-
-
 def test_toy_dataset_counts_sizes_and_determinism(tmp_path, capsys):
     toy = load_toy_script()
     root = tmp_path / "toy"
@@ -431,10 +422,10 @@ def test_toy_dataset_counts_sizes_and_determinism(tmp_path, capsys):
         assert len(paths) == n and all(p.endswith(".png") for p in paths)
         size = Image.open(paths[0]).size
         assert size == ((128, 64) if split.startswith("aligned") else (64, 64))
-    first = _tree_bytes(root)
+    first = hash_tree(root)
     assert toy.main(["--root", str(root)]) == 0
     assert "(0 files changed)" in capsys.readouterr().out
-    assert _tree_bytes(root) == first
+    assert hash_tree(root) == first
     # the two unaligned domains differ visibly: A is light, B is dark
     mean_a = np.mean([np.asarray(Image.open(p)).mean() for p in data.find_images(str(root / "unaligned/trainA"))])
     mean_b = np.mean([np.asarray(Image.open(p)).mean() for p in data.find_images(str(root / "unaligned/trainB"))])
@@ -456,9 +447,9 @@ def test_toy_dataset_cli_is_fast_and_independent_of_counts(tmp_path):
     assert time.perf_counter() - start < 5
     assert len(os.listdir(root / "unaligned" / "trainA")) == 3
     assert len(os.listdir(root / "aligned" / "val")) == 1
-    small = _tree_bytes(root)
+    small = hash_tree(root)
     load_toy_script().main(["--root", str(tmp_path / "big"), "--n_train", "5", "--n_test", "2"])
-    big = _tree_bytes(tmp_path / "big")
+    big = hash_tree(tmp_path / "big")
     assert all(big[k] == v for k, v in small.items())  # image i does not depend on the counts
 
 
