@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Stages 2-3: prune the search result of train.sh and fine-tune it with distillation from the
+# mobilecyclegan teacher of pretrain.sh (PRETRAIN=<file> names another teacher of the same architecture).
+# Options given to this script are appended (e.g. --gpu_ids -1, or --dataroot elsewhere).
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+${PYTHON:-python} prune.py \
+  --dataroot ./datasets/horse2zebra \
+  --model mobilecyclegan \
+  --mask \
+  --ngf 32 \
+  --checkpoints_dir ./experiments/mobile_mask_horse2zebra \
+  --name mobile_pruned_horse2zebra \
+  --load_path ./experiments/mobile_mask_horse2zebra/model_best.pth \
+  --finetune \
+  --lambda_attention_distill 100.0 \
+  --lambda_discriminator_distill 0.0001 \
+  --pretrain_path "${PRETRAIN:-./pretrain/horse2zebra_mobilecyclegan/model_best.pth}" \
+  "$@"

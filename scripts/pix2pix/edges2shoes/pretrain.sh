@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Stage 0: the full-size pix2pix teacher on edges2shoes; fine-tuning reads ./pretrain/edges2shoes_pix2pix/model_best.pth.
+# Options given to this script are appended (e.g. --gpu_ids -1, or --dataroot elsewhere).
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+${PYTHON:-python} train.py \
+  --dataroot ./datasets/edges2shoes \
+  --model pix2pix \
+  --ndf 128 \
+  --gan_mode hinge \
+  --load_size 256 \
+  --no_flip \
+  --batch_size 4 \
+  --save_epoch_freq 5 \
+  --checkpoints_dir ./pretrain \
+  --name edges2shoes_pix2pix \
+  "$@"
