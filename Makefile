@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install toy clean-demo
+.PHONY: demo test install toy photo clean-demo
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ install: $(STAMP)
 
 toy: $(STAMP)
 	$(PY) datasets/make_toy_dataset.py
+
+photo: $(STAMP)
+	$(PY) datasets/make_photo_dataset.py
 
 demo: toy
 	$(PY) scripts/demo.py

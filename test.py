@@ -3,7 +3,9 @@
     python test.py --dataroot datasets/toy/unaligned --model cyclegan --name toy [--load_path ckpt.pth]
 
 Without --load_path it loads ``<checkpoints_dir>/<name>/model_best.pth``, else the run's latest
-checkpoint. Results go to ``<results_dir>/<name>/test_<epoch or best>/``.
+checkpoint. Results go to ``<results_dir>/<name>/test_<epoch or best>/``; ``metrics.json`` holds the
+MACs/params of the generators, FID or mIoU when their weights are present and, on aligned data, L1,
+PSNR and SSIM of the outputs against the ground truth (the other half of each pair; metrics/paired.py).
 """
 import os
 
@@ -18,6 +20,7 @@ from tqdm import tqdm
 
 from data import create_dataloader, create_dataset
 from metrics.evaluate import build_evaluator
+from metrics.paired import PairedMetrics, by_metric
 from models import load_generator
 from options import parse
 from util.checkpoint import load_checkpoint
@@ -96,6 +99,8 @@ def main(argv=None):
         log.info("%s generator | Params: %.2fM | MACs: %.2fG", direction, params / 1e6, macs / 1e9)
     loader = create_dataloader(opt, dataset, shuffle=False, batch_size=1, num_workers=0)
     count = min(len(dataset), opt.ntest)
+    # aligned data has the ground truth of every output: the other half of the pair
+    paired = {d: PairedMetrics() for d, _, _ in directions(opt)} if opt.dataset_mode == "aligned" else {}
     with torch.no_grad():
         for i, batch in enumerate(tqdm(loader, total=count, desc="test", leave=False, disable=None)):
             if i >= count:
@@ -105,9 +110,13 @@ def main(argv=None):
                 real = batch[side].to(device)
                 visuals[f"real_{side}"] = real
                 visuals[out_label] = generators[direction](real)
+                if direction in paired:
+                    paired[direction].update(visuals[out_label], batch["B" if side == "A" else "A"].to(device))
             save_images(webpage, visuals, batch["A_paths"], aspect_ratio=opt.aspect_ratio,
                         width=opt.display_winsize)
     webpage.save()
+    if paired:
+        report.update(by_metric(paired))
     report.update(score_generators(evaluator, generators))
     with open(os.path.join(web_dir, "metrics.json"), "w") as handle:
         json.dump(report, handle, indent=2)
