@@ -520,12 +520,37 @@ def _fmt(summary, name, key, digits, scale=1.0, seeds=(0,)):
     return f"{mean:.{digits}f}" + (f" ± {spread / 2:.{digits}f}" if len(seeds) > 1 else "")
 
 
+def table_rows(summary, names, seeds):
+    """The models table: [model, method, MACs (M), MACs ratio, params (K), latency, L1, PSNR, SSIM] per model."""
+    teacher = summary["teacher"]["mean"]
+    rows = []
+    for name in names:
+        method, level = split_name(name)
+        m = summary[name]["mean"]
+        match = ""
+        if method == "thin":
+            match = f" ({100 * (m['macs'] / summary[f'dmad_{level}x']['mean']['macs'] - 1):+.1f} % vs DMAD)"
+        rows.append([name, METHODS[method][0], f"{m['macs'] / 1e6:.2f}{match}", f"{teacher['macs'] / m['macs']:.2f}x",
+                     f"{m['params'] / 1e3:.1f}", _fmt(summary, name, "latency_ms", 1, seeds=seeds),
+                     _fmt(summary, name, "L1", 4, seeds=seeds), _fmt(summary, name, "PSNR", 2, seeds=seeds),
+                     _fmt(summary, name, "SSIM", 3, seeds=seeds)])
+    return rows
+
+
+TABLE_HEADER = ["model", "method", "MACs (M)", "MACs: teacher / model", "params (K)", "CPU latency (ms)", "L1",
+                "PSNR (dB)", "SSIM"]
+
+
+def markdown_table(rows):
+    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
 def write_page(study):
     """results.json and index.html of the study; returns the page's path."""
     os.makedirs(os.path.join(study.out, "images"), exist_ok=True)
     seeds = list(study.seeds)
     summary = summarise(study.results)
-    teacher = summary["teacher"]["mean"]
     sentences, dmad_rows = reading(summary, seeds)
     reached, verdict = goal(summary)
     pareto_figure(summary, os.path.join(study.out, "images", "pareto.png"), seeds, study.size)
@@ -542,17 +567,8 @@ def write_page(study):
     with open(os.path.join(study.out, "results.json"), "w") as handle:
         json.dump(data, handle, indent=2)
 
-    rows = []
-    for name in study.model_names():
-        method, level = split_name(name)
-        m = summary[name]["mean"]
-        match = ""
-        if method == "thin":
-            match = f" ({100 * (m['macs'] / summary[f'dmad_{level}x']['mean']['macs'] - 1):+.1f} % vs DMAD)"
-        rows.append([name, METHODS[method][0], f"{m['macs'] / 1e6:.2f}{match}", f"{teacher['macs'] / m['macs']:.2f}x",
-                     f"{m['params'] / 1e3:.1f}", _fmt(summary, name, "latency_ms", 1, seeds=seeds),
-                     _fmt(summary, name, "L1", 4, seeds=seeds), _fmt(summary, name, "PSNR", 2, seeds=seeds),
-                     _fmt(summary, name, "SSIM", 3, seeds=seeds)])
+    rows = table_rows(summary, study.model_names(), seeds)
+    study.table = markdown_table(rows)
     spread_text = (f"Values are means over seeds {', '.join(map(str, seeds))}, ± half their range."
                    if len(seeds) > 1 else f"One seed ({seeds[0]}).")
     load0, load1 = study.load
@@ -576,8 +592,7 @@ def write_page(study):
                                     f"CPU latency: the lowest of three medians of 5 runs at {LATENCY_SIZE}x{LATENCY_SIZE} px, batch 1; "
                                     "L1 (lower is better), PSNR and SSIM (higher is better) on the test split, "
                                     "from test.py's metrics.json.",
-         "table": {"header": ["model", "method", "MACs (M)", "MACs: teacher / model", "params (K)",
-                              "CPU latency (ms)", "L1", "PSNR (dB)", "SSIM"], "rows": rows}},
+         "table": {"header": TABLE_HEADER, "rows": rows}},
         {"title": "Pareto plot", "images": [("images/pareto.png", "MACs vs PSNR per method")]},
         {"title": "Reading", "text": " ".join(sentences)},
         {"title": "DMAD against each other method, per MACs level",
@@ -627,6 +642,7 @@ def main(argv=None):
     study = Study(args.task, args.quick, work, out, args.iterations, args.dataroot, args.direction, args.size,
                   args.ngf, args.batch_size, args.gpu_ids)
     page = study.run()
+    print(study.table)
     print(f"report: {page}")
 
 
