@@ -97,23 +97,26 @@ def main(argv=None):
                                                opt.crop_size, opt.crop_size))
         report["macs"][direction], report["params"][direction] = macs, params
         log.info("%s generator | Params: %.2fM | MACs: %.2fG", direction, params / 1e6, macs / 1e9)
-    loader = create_dataloader(opt, dataset, shuffle=False, batch_size=1, num_workers=0)
-    count = min(len(dataset), opt.ntest)
     # aligned data has the ground truth of every output: the other half of the pair
     paired = {d: PairedMetrics() for d, _, _ in directions(opt)} if opt.dataset_mode == "aligned" else {}
+    # each direction translates every image of its own side once, named after that image
     with torch.no_grad():
-        for i, batch in enumerate(tqdm(loader, total=count, desc="test", leave=False, disable=None)):
-            if i >= count:
-                break
-            visuals = {}
-            for direction, side, out_label in directions(opt):
+        for direction, side, out_label in directions(opt):
+            # a pair holds both sides (and the ground truth); unpaired data is walked side by side
+            images = dataset if paired else dataset.domain(side)
+            loader = create_dataloader(opt, images, shuffle=False, batch_size=1, num_workers=0)
+            count = min(len(images), opt.ntest)
+            for i, batch in enumerate(tqdm(loader, total=count, desc=f"test {direction}", leave=False,
+                                           disable=None)):
+                if i >= count:
+                    break
                 real = batch[side].to(device)
-                visuals[f"real_{side}"] = real
-                visuals[out_label] = generators[direction](real)
+                source = batch[f"{side}_paths"][0]
+                visuals = {f"real_{side}": real, out_label: generators[direction](real)}
                 if direction in paired:
                     paired[direction].update(visuals[out_label], batch["B" if side == "A" else "A"].to(device))
-            save_images(webpage, visuals, batch["A_paths"], aspect_ratio=opt.aspect_ratio,
-                        width=opt.display_winsize)
+                save_images(webpage, visuals, source, aspect_ratio=opt.aspect_ratio, width=opt.display_winsize,
+                            name=dataset.result_name(source))
     webpage.save()
     if paired:
         report.update(by_metric(paired))

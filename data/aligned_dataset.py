@@ -1,6 +1,6 @@
 """Paired data (pix2pix): ``<dataroot>/<phase>/`` images holding A (left half) and B (right half)."""
 from data.base_dataset import BaseDataset
-from data.image_folder import load_rgb
+from data.image_folder import load_image
 
 
 class AlignedDataset(BaseDataset):
@@ -22,7 +22,7 @@ class AlignedDataset(BaseDataset):
     def __getitem__(self, index):
         self.check_index(index)
         path = self.AB_paths[index]
-        ab = load_rgb(path)
+        ab = load_image(path)
         w, h = ab.size
         self.check_pair_width(path, w)
         half = w // 2
@@ -31,3 +31,11 @@ class AlignedDataset(BaseDataset):
         params = self.preprocess.sample(a.size, self.item_rng(index))
         return {"A": self.preprocess.apply(a, params, self.gray_A), "B": self.preprocess.apply(b, params, self.gray_B),
                 "A_paths": path, "B_paths": path}
+
+    def load_side(self, index, side):
+        """One half of pair ``index`` (the pair's crop and flip), as an item of :meth:`domain`."""
+        item = self[index]
+        return {side: item[side], f"{side}_paths": item[f"{side}_paths"]}
+
+    def side_length(self, side):
+        return len(self.AB_paths)

@@ -1,16 +1,22 @@
 """What the dataset modes share: options read once, per-item random streams, file checks."""
 import hashlib
+import logging
 import os
 import random
 import struct
 
 import torch.utils.data
 
-from data.image_folder import find_images, image_sizes, load_rgb
+from data.image_folder import find_images, image_sizes, load_image, result_names
 from data.transforms import DEFAULT_MULTIPLE, Preprocess
 from util.errors import UserError
 
+logger = logging.getLogger(__name__)
+
 _MASK64 = (1 << 64) - 1
+
+# aligned files already warned about as square, so that a second dataset on them stays quiet
+_WARNED_SQUARE = set()
 
 # Tags keep the random streams of different purposes apart even for equal (seed, epoch, index).
 STREAM_ITEM = 1
@@ -45,6 +51,7 @@ class BaseDataset(torch.utils.data.Dataset):
         # evaluation pairs items by index, like upstream's test script (serial batches forced)
         self.serial = bool(opt.serial_batches) or not train
         self.max_size = opt.max_dataset_size
+        self.names = {}  # path -> unique result name (relative to its split folder)
         self.preprocess = Preprocess(opt.preprocess, opt.load_size, opt.crop_size,
                                      flip=not opt.no_flip, train=train,
                                      multiple=getattr(opt, "size_multiple", DEFAULT_MULTIPLE))
@@ -76,12 +83,42 @@ class BaseDataset(torch.utils.data.Dataset):
         ``halves``: files hold an A|B pair side by side, so the width must be even and each half fit.
         """
         paths = find_images(folder, self.max_size)
+        square = []
         for path, (w, h) in zip(paths, image_sizes(paths)):
             if halves:
                 self.check_pair_width(path, w)
+                if w == h:
+                    square.append(path)
                 w //= 2
             self.preprocess.check((w, h), path)
+        fresh = [p for p in square if p not in _WARNED_SQUARE]
+        if fresh:
+            _WARNED_SQUARE.update(fresh)
+            more = f" (and {len(fresh) - 1} more square images)" if len(fresh) > 1 else ""
+            logger.warning("aligned image %s is square%s: aligned data expects each A|B pair side by side in one "
+                           "file twice as wide as high; it is split into left and right halves as such",
+                           fresh[0], more)
+        self.names.update(result_names(paths, folder))
         return paths
+
+    def result_name(self, path):
+        """The unique name results of the image at ``path`` are saved under: its path relative to its
+        split folder, without extension (``cam1/frame`` for ``testA/cam1/frame.png``)."""
+        return self.names[path]
+
+    def domain(self, side):
+        """The images of one side (``'A'`` or ``'B'``) as a dataset of their own, each image once:
+        items ``{side: FloatTensor[C, H, W], side + '_paths': str}``."""
+        return DomainDataset(self, side)
+
+    def load_side(self, index, side):
+        """Image ``index`` of the side's own list, as an item of :meth:`domain`."""
+        path = getattr(self, f"{side}_paths")[index]
+        gray = self.gray_A if side == "A" else self.gray_B
+        return {side: self.load(path, self.item_rng(index), gray), f"{side}_paths": path}
+
+    def side_length(self, side):
+        return len(getattr(self, f"{side}_paths"))
 
     @staticmethod
     def check_pair_width(path, width):
@@ -91,10 +128,33 @@ class BaseDataset(torch.utils.data.Dataset):
 
     def load(self, path, rng, grayscale):
         """Image file -> FloatTensor[C, H, W] in [-1, 1] with crop/flip drawn from ``rng``."""
-        img = load_rgb(path)
+        img = load_image(path)
         self.preprocess.check(img.size, path)
         return self.preprocess.apply(img, self.preprocess.sample(img.size, rng), grayscale)
 
     def check_index(self, index):
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for a dataset of {len(self)} items")
+
+
+class DomainDataset(torch.utils.data.Dataset):
+    """One side of a dataset, every image once in file order (see :meth:`BaseDataset.domain`)."""
+
+    def __init__(self, dataset, side):
+        if side not in ("A", "B"):
+            raise ValueError(f"side must be 'A' or 'B', got {side!r}")
+        self.dataset, self.side = dataset, side
+
+    def __len__(self):
+        return self.dataset.side_length(self.side)
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for a domain of {len(self)} images")
+        return self.dataset.load_side(index, self.side)
+
+    def set_epoch(self, epoch):
+        self.dataset.set_epoch(epoch)
+
+    def result_name(self, path):
+        return self.dataset.result_name(path)

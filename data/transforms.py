@@ -109,9 +109,9 @@ class Preprocess:
         return Params(x, y, flip)
 
     def apply(self, img, params, grayscale=False):
-        """Transform a PIL RGB image into a FloatTensor[C, H, W] in [-1, 1], C = 1 if ``grayscale`` else 3."""
-        if grayscale:
-            img = img.convert("L")
+        """Transform an 8-bit PIL image (L or RGB) into a FloatTensor[C, H, W] in [-1, 1], C = 1 if
+        ``grayscale`` else 3 (gray images are repeated to RGB, RGB images reduced to luma)."""
+        img = img.convert("L" if grayscale else "RGB")
         size = self.resized_size(img.size)
         if img.size != size:
             img = img.resize(size, _BICUBIC)

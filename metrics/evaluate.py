@@ -151,8 +151,9 @@ class Evaluator:
         """Scores ``{direction: float}`` of ``generators`` (``{'AtoB': G, 'BtoA': G}``, any subset).
 
         Generators run in eval mode without gradients; their train/eval modes are restored after.
-        With ``save_dir`` each output is written to ``<save_dir>/fake_<X>/<stem>_fake_<X>.png``
-        (X = the domain it produces, stem = its source file name up to the first dot), also when the
+        With ``save_dir`` each output is written to ``<save_dir>/fake_<X>/<name>_fake_<X>.png``
+        (X = the domain it produces, name = its source's path in its split folder up to the first dot
+        of the file name, sub-folders kept; see ``data.image_folder.result_names``), also when the
         evaluator is disabled; then the result is ``{}``.
         """
         unknown = sorted(set(generators) - set(self.directions))
@@ -261,7 +262,10 @@ class Evaluator:
                 pil = pil.resize((int(w * ratio), h), Image.Resampling.BICUBIC)
             elif ratio < 1.0:
                 pil = pil.resize((w, int(h / ratio)), Image.Resampling.BICUBIC)
-            pil.save(os.path.join(folder, f"{image_stem(path)}_fake_{domain}.png"))
+            # named after the source's path in its split folder, so that no two outputs share a file
+            out = os.path.join(folder, f"{self._get_dataset().result_name(path)}_fake_{domain}.png")
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            pil.save(out)
 
 
 def _new_rows(paths, seen, limit):

@@ -480,3 +480,85 @@ def test_images_of_different_sizes_in_one_batch_are_a_user_error(tmp_path):
     with pytest.raises(UserError, match="--batch_size 1"):
         _collate(items)
     assert _collate(items[:1])["B"].shape == (1, 3, 8, 8)
+
+
+# ---------------------------------------------------------------- every image read right
+
+def test_16_bit_gray_png_reaches_the_network_as_its_8_bit_copy(tmp_path):
+    """A 16-bit grayscale PNG (values 0..65535) is scaled to 8 bits, not clipped to white."""
+    gray8 = np.random.default_rng(0).integers(0, 256, (40, 40), dtype=np.uint8)
+    for root, img in ((tmp_path / "d16", Image.fromarray(gray8.astype(np.uint16) * 257)),
+                      (tmp_path / "d8", Image.fromarray(gray8))):
+        for split in ("trainA", "trainB"):
+            os.makedirs(root / split)
+            img.save(root / split / "x.png")
+    assert Image.open(tmp_path / "d16" / "trainA" / "x.png").mode.startswith("I")
+    for nc in (1, 3):
+        opt = dict(input_nc=nc, output_nc=nc, no_flip=True, serial_batches=True)
+        wide = data.create_dataset(make_opt(tmp_path / "d16", **opt))[0]["A"]
+        narrow = data.create_dataset(make_opt(tmp_path / "d8", **opt))[0]["A"]
+        assert wide.shape == (nc, 32, 32) and torch.equal(wide, narrow)
+
+
+def test_every_pillow_mode_maps_to_8_bit_l_or_rgb_with_its_full_range():
+    from data.image_folder import to_8bit
+
+    # (mode, value of a black pixel, value of a white one)
+    cases = [("1", 0, 1), ("L", 0, 255), ("LA", (0, 255), (255, 255)), ("La", (0, 255), (255, 255)),
+             ("P", 0, 1), ("PA", (0, 255), (1, 255)), ("RGB", (0, 0, 0), (255, 255, 255)),
+             ("RGBA", (0, 0, 0, 255), (255, 255, 255, 255)), ("RGBX", (0, 0, 0, 0), (255, 255, 255, 0)),
+             ("RGBa", (0, 0, 0, 255), (255, 255, 255, 255)), ("CMYK", (0, 0, 0, 255), (0, 0, 0, 0)),
+             ("YCbCr", (0, 128, 128), (255, 128, 128)), ("HSV", (0, 0, 0), (0, 0, 255)),
+             ("LAB", (0, 128, 128), (255, 128, 128)), ("I", 0, 65535), ("F", 0.0, 1.0),
+             ("I;16", 0, 65535), ("I;16B", 0, 65535), ("I;16L", 0, 65535)]
+    for mode, black, white in cases:
+        img = Image.new(mode, (2, 1), black)
+        if mode.startswith("P"):
+            img.putpalette([0, 0, 0, 255, 255, 255])
+        img.putpixel((1, 0), white)
+        out = to_8bit(img)
+        assert out.mode in ("L", "RGB"), mode
+        values = np.asarray(out.convert("L")).astype(int)
+        assert values[0, 0] <= 1 and values[0, 1] >= 254, (mode, values)
+
+
+def test_result_names_are_unique_paths_relative_to_the_folder(tmp_path):
+    from data.image_folder import result_names
+
+    for rel in ("cam1/frame.png", "cam2/frame.png", "top.png", "x.png", "x.jpg", "img 01.tar.jpg"):
+        os.makedirs(os.path.dirname(tmp_path / rel), exist_ok=True)
+        noise(8, 8, 0).save(tmp_path / rel, format="PNG")
+    names = result_names(data.find_images(str(tmp_path)), str(tmp_path))
+    assert sorted(names.values()) == ["cam1/frame", "cam2/frame", "img 01", "top", "x.jpg", "x.png"]
+
+
+def test_square_image_in_aligned_data_is_split_with_one_warning_naming_it(tmp_path, caplog):
+    os.makedirs(tmp_path / "train")
+    pair = Image.new("RGB", (64, 32))
+    pair.paste(noise(32, 32, 1), (0, 0))
+    pair.paste(noise(32, 32, 2), (32, 0))
+    pair.save(tmp_path / "train" / "pair.png")
+    noise(48, 48, 3).save(tmp_path / "train" / "square.png")
+    opt = make_opt(tmp_path, dataset_mode="aligned", load_size=24, crop_size=24, preprocess="resize_and_crop",
+                   no_flip=True)
+    with caplog.at_level("WARNING"):
+        ds = data.create_dataset(opt)
+        data.create_dataset(opt)  # the evaluation split on the same files: no second warning
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "square.png" in warnings[0] and "side by side" in warnings[0]
+    item = ds[ds.AB_paths.index(str(tmp_path / "train" / "square.png"))]
+    assert item["A"].shape == item["B"].shape == (3, 24, 24)  # split into halves as before
+
+
+def test_folder_walk_follows_no_loop_and_no_link_out_of_the_folder(tmp_path, caplog):
+    """4 + 4 images and a ``trainA/loop -> ..`` link: trainA still lists its 4 images, none of trainB."""
+    save_noise(tmp_path / "trainA", 4, 8, 8)
+    save_noise(tmp_path / "trainB", 4, 8, 8, seed0=10)
+    save_noise(tmp_path / "outside", 1, 8, 8, seed0=20)
+    os.symlink("..", tmp_path / "trainA" / "loop")
+    os.symlink(tmp_path / "outside" / "img_00.png", tmp_path / "trainA" / "external.png")
+    os.symlink("img_00.png", tmp_path / "trainA" / "alias.png")  # a second name of a listed image
+    with caplog.at_level("WARNING"):
+        found = data.find_images(str(tmp_path / "trainA"))
+    assert found == [str(tmp_path / "trainA" / f"img_{i:02d}.png") for i in range(4)]
+    assert "loop" in caplog.text or "external" in caplog.text

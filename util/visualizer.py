@@ -395,22 +395,24 @@ class Visualizer:
         webpage.save()
 
 
-def save_images(webpage, visuals, image_path, aspect_ratio=1.0, width=256, flat=False):
+def save_images(webpage, visuals, image_path, aspect_ratio=1.0, width=256, flat=False, name=None):
     """Save one test sample's ``visuals`` (label -> tensor) under the page's image folder and add a row.
 
-    ``image_path`` is the sample's source path (or a list whose first entry is); the name is its file
-    name up to the first dot. Each image goes to ``<image_dir>/<label>/<name>_<label>.png``, or to
-    ``<image_dir>/<name>_<label>.png`` with ``flat``. Returns the written paths.
+    ``image_path`` is the sample's source path (or a list whose first entry is); the name is ``name``
+    when given (a ``/``-separated relative name such as ``cam1/frame`` keeps its sub-folders; datasets
+    give unique ones, ``dataset.result_name(path)``), else the file name up to the first dot. Each image
+    goes to ``<image_dir>/<label>/<name>_<label>.png``, or to ``<image_dir>/<name>_<label>.png`` with
+    ``flat``. Returns the written paths.
     """
     if isinstance(image_path, (list, tuple)):
         image_path = image_path[0]
     image_dir = webpage.get_image_dir()
-    stem = os.path.basename(os.fspath(image_path)).split(".")[0]
+    stem = name if name is not None else os.path.basename(os.fspath(image_path)).split(".")[0]
     webpage.add_header(stem)
     ims, txts, paths = [], [], []
     for label, tensor in visuals.items():
         fname = f"{stem}_{label}.png"
-        rel = fname if flat else os.path.join(label, fname)
+        rel = fname if flat else f"{label}/{fname}"
         paths.append(save_image(tensor2im(tensor), os.path.join(image_dir, rel), aspect_ratio=aspect_ratio))
         ims.append(rel)
         txts.append(label)
