@@ -121,6 +121,9 @@ def main(argv=None):
     if not os.path.isfile(path):
         raise UserError(f"--load_path {path} does not exist: give the mask-search checkpoint "
                         "(model_best.pth, latest.pth or checkpoints/model_<epoch>.pth)")
+    run = Run(opt)
+    run.check()
+    run.refuse_overwrite()
     source = read_search_checkpoint(opt, path)
     # everything that can fail on bad input is checked before the run folder is written
     device = select_device(opt.gpu_ids, announce=False)
@@ -130,9 +133,7 @@ def main(argv=None):
         from models.distill import prepare_finetune
 
         prepared = prepare_finetune(opt, device)
-    run = Run(opt)
-    run_text = run.prepare()
-    setup_logging(run.dir)
+    run_text = run.prepare()  # locks the folder for this process and logs to it
     log.info("\n%s", run_text)
     announce_device(device)
     scores = {d: s for d, s in source["scores"].items() if isinstance(s, (int, float))}

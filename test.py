@@ -26,6 +26,7 @@ from options import parse
 from util.checkpoint import load_checkpoint
 from util.device import select_device
 from util.errors import UserError, cli_entry
+from util.files import check_writable_folder
 from util.flops import count_macs_params
 from util.html import HTML
 from util.logger import setup_logging
@@ -79,6 +80,7 @@ def main(argv=None):
     setup_logging()
     if "phase" not in opt.user_set:
         opt.phase = "test"
+    check_writable_folder(os.path.join(opt.results_dir, opt.name), f"--results_dir {opt.results_dir}")
     path, label = checkpoint_to_test(opt)
     if opt.phase == "test" and opt.dataset_mode == "aligned" and not os.path.isdir(os.path.join(opt.dataroot, "test")) \
             and os.path.isdir(os.path.join(opt.dataroot, "val")):

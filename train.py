@@ -31,6 +31,8 @@ def main(argv=None):
     setup_logging()  # console only until the run folder may be written
     run = Run(opt)
     # everything that can fail on bad input is checked before anything is written
+    run.check()
+    run.refuse_overwrite()
     resume = resume_state(opt, run) if opt.continue_train else None
     dataset = create_dataset(opt)
     device = select_device(opt.gpu_ids, announce=False)
@@ -41,11 +43,7 @@ def main(argv=None):
     if resume is not None:
         model.load_state_dict(resume[1], resume[0])  # a checkpoint that does not fit fails here
     evaluator = build_evaluator(opt, device)  # a missing explicit --inception_path fails here
-    if resume is None and run.find_latest() is not None:
-        log.warning("%s already holds checkpoints of an earlier run: this run overwrites them "
-                    "(use --continue_train to resume it, or another --name)", run.dir)
-    run_text = run.prepare()
-    setup_logging(run.dir)
+    run_text = run.prepare()  # locks the folder for this process and logs to it
     log.info("\n%s", run_text)
     announce_device(device)
     search = None

@@ -9,7 +9,6 @@ Everything here is a pure function of tensors and arrays, except the explicit lo
 import logging
 import json
 import os
-import tempfile
 
 import numpy as np
 import torch
@@ -19,6 +18,7 @@ from pytorch_fid.inception import FIDInceptionA, FIDInceptionC, FIDInceptionE_1,
 from torch import nn
 
 from util.errors import UserError
+from util.files import publish, temporary
 
 logger = logging.getLogger(__name__)
 
@@ -167,12 +167,12 @@ def save_statistics(path, mu, sigma, meta=None):
     files without it (such as the authors' published statistics) are taken as they are."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_stat_", suffix=".npz")
+    fd, tmp = temporary(folder, os.path.basename(path), suffix=".npz")
     try:
         with os.fdopen(fd, "wb") as f:
             extra = {} if meta is None else {"meta": np.array(json.dumps(meta, sort_keys=True))}
             np.savez(f, mu=np.asarray(mu), sigma=np.asarray(sigma), **extra)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -154,6 +154,8 @@ def _base_group(parser):
     g.add_argument("--save_epoch_freq", type=int, default=1,
                    help="frequency of saving checkpoints at the end of epochs. default: 1")
     _flag(g, "--continue_train", "continue training: load --load_path, or the latest checkpoint of the run")
+    _flag(g, "--overwrite", "start afresh on a run folder that holds checkpoints of an earlier run, deleting them "
+          "(without it such a start is refused)")
     g.add_argument("--epoch_count", type=int, default=None,
                    help="the starting epoch count; on resume it overrides the stored epoch. default: 1")
     g.add_argument("--n_epochs", type=int, default=100, help="number of epochs with the initial learning rate. default: 100")
@@ -221,6 +223,7 @@ def parse(script, argv=None):
     opt.script = script
     opt.isTrain = script in ("train", "prune")
     opt.user_set = _explicit_options(parser, sys.argv[1:] if argv is None else argv)
+    opt.argv = list(sys.argv[1:] if argv is None else argv)  # for the resume command after an interruption
     validate(opt)
     return opt
 
@@ -245,6 +248,7 @@ def validate(opt):
     if opt.dataroot is None:
         raise UserError("--dataroot is required: give the folder of the dataset (e.g. --dataroot datasets/toy/unaligned)")
     opt.dataroot = os.path.expanduser(opt.dataroot)
+    _check_name(opt.name)
     if opt.dataset_mode is None:
         opt.dataset_mode = "aligned" if opt.model == "pix2pix" else "unaligned"
     if opt.netG is None:
@@ -322,6 +326,14 @@ def validate(opt):
     if opt.metric == "auto":
         opt.metric = "miou" if "cityscapes" in opt.dataroot.lower() else "fid"
     return opt
+
+
+def _check_name(name):
+    """``--name`` names one folder under --checkpoints_dir / --results_dir: a single path component."""
+    seps = {"/", os.sep} | ({os.altsep} if os.altsep else set())
+    if name in ("", ".", "..") or any(sep in name for sep in seps) or os.path.isabs(name) or "\0" in name:
+        raise UserError(f"--name {name!r} must be one folder name (no path separators, not empty, '.' or '..'): "
+                        "it names the run's folder inside --checkpoints_dir, e.g. --name horse2zebra")
 
 
 def _parse_gpu_ids(text):

@@ -6,12 +6,12 @@ renamed over the target, so an interrupted save never leaves a truncated checkpo
 """
 import os
 import random
-import tempfile
 
 import numpy as np
 import torch
 
 from util.errors import UserError
+from util.files import publish, temporary
 
 FORMAT = "dmad"
 VERSION = 1
@@ -21,13 +21,13 @@ def save_checkpoint(state, path):
     """Write ``state`` to ``path`` atomically (temp file + rename), creating the folder."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pth", dir=folder)
+    fd, tmp = temporary(folder, os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(state, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)  # permissions of the umask, like every other output
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)

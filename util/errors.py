@@ -25,8 +25,13 @@ def cli_entry(main):
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
+        from util.files import release_locks
+
         try:
-            return main(*args, **kwargs)
+            try:
+                return main(*args, **kwargs)
+            finally:
+                release_locks()  # a run's folder is free once its command is over
         except UserError as err:
             logging.shutdown()
             print(f"error: {err}", file=sys.stderr)

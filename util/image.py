@@ -1,11 +1,12 @@
 """Tensor <-> image helpers and atomic file writes for the visualiser and the test/eval image dumps."""
 import contextlib
 import os
-import tempfile
 
 import numpy as np
 import torch
 from PIL import Image
+
+from util.files import publish, temporary
 
 
 def tensor2im(t):
@@ -37,17 +38,18 @@ def atomic_output(path):
     """Yield a temporary path next to ``path``; on success it is renamed onto ``path``.
 
     Readers (a browser refreshing the HTML page, a crash mid-write) never see a half-written file.
-    The parent folder is created. The temporary name keeps the extension so format sniffing works.
+    The parent folder is created. The temporary name (``.tmp-<name>.XXXX<ext>``) keeps the extension so
+    format sniffing works; the file gets the permissions of the umask.
     """
     path = os.fspath(path)
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     base = os.path.basename(path)
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{base}.", suffix=os.path.splitext(base)[1])
+    fd, tmp = temporary(parent, base, suffix=os.path.splitext(base)[1])
     os.close(fd)
     try:
         yield tmp
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)

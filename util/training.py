@@ -10,6 +10,7 @@ import glob
 import logging
 import os
 import re
+import shlex
 import time
 
 from tqdm import tqdm
@@ -18,6 +19,8 @@ from data import create_dataloader, create_dataset
 from options import options_text
 from util.checkpoint import FORMAT, VERSION, is_native, load_checkpoint, options_dict, rng_state, save_checkpoint, set_rng_state
 from util.errors import UserError
+from util.files import FolderLock, check_writable_folder, remove_temporaries
+from util.logger import setup_logging
 
 log = logging.getLogger("dmad")
 
@@ -25,18 +28,75 @@ BEST_FILE = "model_best.pth"
 
 
 class Run:
-    """Paths and files of one experiment folder."""
+    """Paths and files of one experiment folder.
+
+    :meth:`check` (nothing written) runs with the other input checks; :meth:`prepare` then takes the
+    folder's lock for the life of the process, removes what a killed save left and writes ``opt.txt``.
+    """
 
     def __init__(self, opt):
         self.opt = opt
         self.dir = os.path.join(opt.checkpoints_dir, opt.name)
         self.ckpt_dir = os.path.join(self.dir, "checkpoints")
+        self.lock = None
+
+    def check(self):
+        """UserError when the run folder cannot be written (``--checkpoints_dir`` a file or read-only)."""
+        check_writable_folder(self.ckpt_dir, f"--checkpoints_dir {self.opt.checkpoints_dir}")
+
+    def existing_checkpoints(self):
+        """Paths of the checkpoints an earlier run left here (numbered, latest, best)."""
+        found = self.numbered_checkpoints()
+        found += [p for p in (self.latest_path, self.best_path) if os.path.isfile(p)]
+        return found
+
+    def refuse_overwrite(self, script="train.py"):
+        """UserError when the folder holds checkpoints and neither ``--continue_train`` nor ``--overwrite``
+        says what to do with them."""
+        if self.opt.continue_train or getattr(self.opt, "overwrite", False):
+            return
+        found = self.existing_checkpoints()
+        if found:
+            raise UserError(f"{self.dir} already holds checkpoints of an earlier run ({os.path.basename(found[0])}"
+                            f"{f' and {len(found) - 1} more' if len(found) > 1 else ''}): resume it with "
+                            f"--continue_train, choose another --name, or pass --overwrite to replace it")
+
+    def release(self):
+        """Drop the folder's lock (the end of the process drops it too)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     def prepare(self):
-        os.makedirs(self.ckpt_dir, exist_ok=True)
-        text = options_text(self.opt)
-        with open(os.path.join(self.dir, "opt.txt"), "w") as handle:
-            handle.write(text + "\n")
+        """Lock the folder (UserError when another run holds it), log to its ``logger.log``, remove partial
+        files of an interrupted save (and, with ``--overwrite``, the earlier run's checkpoints), write
+        ``opt.txt``; returns its text."""
+        self.check()
+        try:
+            os.makedirs(self.dir, exist_ok=True)
+            self.lock = FolderLock(self.dir)
+            if not self.lock.acquire():
+                self.lock = None
+                raise UserError(f"{self.dir} is in use by another run (train.py or prune.py on --name "
+                                f"{self.opt.name}): wait for it to end, or choose another --name")
+            os.makedirs(self.ckpt_dir, exist_ok=True)
+            setup_logging(self.dir)
+            removed = remove_temporaries(self.dir)
+            if removed:
+                log.info("removed %d partial file(s) of an interrupted save: %s", len(removed), ", ".join(removed))
+            if getattr(self.opt, "overwrite", False) and not self.opt.continue_train:
+                found = self.existing_checkpoints()
+                for path in found:
+                    os.remove(path)
+                if found:
+                    log.warning("%s already holds checkpoints of an earlier run: --overwrite removed them (%d files)",
+                                self.dir, len(found))
+            text = options_text(self.opt)
+            with open(os.path.join(self.dir, "opt.txt"), "w") as handle:
+                handle.write(text + "\n")
+        except OSError as err:  # the folder changed under us after check()
+            raise UserError(f"cannot write the run folder {self.dir} ({err.strerror or err}): check "
+                            "--checkpoints_dir") from None
         return text
 
     def checkpoint_path(self, epoch):
@@ -85,6 +145,27 @@ def resume_state(opt, run):
     return path, state
 
 
+def resume_command(opt):
+    """The command line that resumes this run: the script and its options, without those that would
+    restart it (``--epoch_count``, ``--overwrite``; for train.py ``--load_path``), plus ``--continue_train``."""
+    script = {"train": "train.py", "prune": "prune.py"}.get(getattr(opt, "script", "train"), "train.py")
+    drop_value = {"--epoch_count"} | ({"--load_path"} if script == "train.py" else set())
+    drop_flag = {"--continue_train", "--overwrite"}
+    argv, out, i = list(getattr(opt, "argv", [])), [], 0
+    while i < len(argv):
+        key = argv[i].split("=", 1)[0]
+        if key in drop_value:
+            i += 1 if "=" in argv[i] else 2
+            continue
+        if key in drop_flag:
+            bare = "=" in argv[i] or i + 1 >= len(argv) or argv[i + 1].startswith("--")
+            i += 1 if bare else 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return shlex.join(["python", script, *out, "--continue_train"])
+
+
 class Trainer:
     """One training run: the loop, checkpoints, evaluation and best-model bookkeeping.
 
@@ -105,6 +186,7 @@ class Trainer:
         self.images_seen = 0
         self.best = {}  # direction -> {"score": float, "epoch": int}
         self.history = []  # per-epoch mean losses
+        self.last_saved = None  # (path, epoch) of the newest checkpoint of this run
 
     @property
     def last_epoch(self):
@@ -135,6 +217,7 @@ class Trainer:
                 raise UserError(f"{source} is not a mask-search checkpoint: drop --mask or resume a --mask run")
             self.search.load_state_dict(state["search"])
         set_rng_state(state["rng"])
+        self.last_saved = (source, int(state["epoch"]))
         stored = int(state["epoch"]) + 1
         self.start_epoch = self.opt.epoch_count if self.opt.epoch_count_given else stored
         log.info("resuming from %s at epoch %d (iteration %d)", source, self.start_epoch, self.iteration)
@@ -145,6 +228,7 @@ class Trainer:
             save_checkpoint(state, self.run.checkpoint_path(epoch))
             log.info("saving the model at the end of epoch %d, iters %d", epoch, self.images_seen)
         save_checkpoint(state, self.run.latest_path)
+        self.last_saved = (self.run.latest_path, epoch)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, epoch):
@@ -194,6 +278,19 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def train(self):
+        """Run the epochs; on Ctrl-C, say which checkpoint was saved last and how to resume, then re-raise."""
+        try:
+            self._train()
+        except KeyboardInterrupt:
+            if self.last_saved is not None:
+                saved = f"the last checkpoint saved is {self.last_saved[0]} (end of epoch {self.last_saved[1]})"
+            else:
+                saved = "no checkpoint of this run was saved yet"
+            log.warning("interrupted at iteration %d: %s; resume with: %s", self.iteration, saved,
+                        resume_command(self.opt))
+            raise
+
+    def _train(self):
         opt, model = self.opt, self.model
         if self.start_epoch > self.last_epoch:
             log.info("nothing to train: epoch %d is past the last epoch %d", self.start_epoch, self.last_epoch)

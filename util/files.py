@@ -1,0 +1,128 @@
+"""Files a run writes: permissions from the umask, recognisable temporary names, a run-folder lock.
+
+Every output is first written to a temporary file named ``.tmp-*`` in the folder of its target and
+then renamed over it, so a reader never sees half a file; a save killed half-way leaves only such a
+temporary, which the next run on the folder removes.
+"""
+import errno
+import os
+import tempfile
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: runs are not locked
+    fcntl = None
+
+TMP_PREFIX = ".tmp-"
+
+
+def _umask():
+    try:
+        with open("/proc/self/status") as handle:  # Linux: read without changing it
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def file_mode():
+    """The permission bits ``open()`` gives a new file: 0o666 less the process umask."""
+    return 0o666 & ~_umask()
+
+
+def temporary(folder, name, suffix=""):
+    """``(fd, path)`` of a new temporary file ``.tmp-<name>.XXXX<suffix>`` in ``folder``."""
+    return tempfile.mkstemp(dir=folder, prefix=f"{TMP_PREFIX}{name}.", suffix=suffix)
+
+
+def publish(tmp, path):
+    """Rename the finished temporary ``tmp`` onto ``path`` with the permissions of the umask
+    (mkstemp creates files readable by their owner only)."""
+    os.chmod(tmp, file_mode())
+    os.replace(tmp, path)
+
+
+def remove_temporaries(folder):
+    """Delete the ``.tmp-*`` files under ``folder`` (left by a save that was killed); returns their paths."""
+    removed = []
+    for base, dirs, names in os.walk(folder):
+        for name in names:
+            if name.startswith(TMP_PREFIX):
+                path = os.path.join(base, name)
+                try:
+                    os.remove(path)
+                    removed.append(path)
+                except FileNotFoundError:
+                    pass
+    return removed
+
+
+_HELD = set()  # locks this process holds, dropped by release_locks() when an entry point returns
+
+
+def release_locks():
+    """Drop every FolderLock this process holds (the entry points call it when their main returns)."""
+    for lock in list(_HELD):
+        lock.release()
+
+
+class FolderLock:
+    """An exclusive ``flock`` on a folder, held until :meth:`release` (or :func:`release_locks`).
+
+    The kernel drops it when the process ends, however it ends, so a killed run never leaves a
+    lock behind; no file is created for it.
+    """
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.fd = None
+
+    def acquire(self):
+        """True when the lock is now held, False when another process holds it."""
+        if fcntl is None or self.fd is not None:
+            return True
+        fd = os.open(self.folder, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return False
+            raise
+        self.fd = fd
+        _HELD.add(self)
+        return True
+
+    def release(self):
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor drops the flock
+            self.fd = None
+        _HELD.discard(self)
+
+    def __del__(self):
+        self.release()
+
+
+def check_writable_folder(path, option):
+    """UserError unless ``path`` is, or can be created as, a folder this process may write.
+
+    ``option`` names the command-line option the path came from, for the message. Nothing is created.
+    """
+    from util.errors import UserError
+
+    path = os.path.abspath(os.path.expanduser(path))
+    probe = path
+    while not os.path.lexists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if os.path.lexists(probe) and not os.path.isdir(probe):
+        raise UserError(f"{option}: {probe} is a file, not a folder: give a folder path (or move the file)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"{option}: folder {probe} is not writable: choose a folder you may write to, or fix its "
+                        "permissions")
