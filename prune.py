@@ -19,7 +19,7 @@ from models.layers import masks
 from metrics.evaluate import build_evaluator
 from models.pruning import format_prune_table, prune_generator
 from options import parse
-from util.checkpoint import FORMAT, VERSION, is_native, load_checkpoint, options_dict, save_checkpoint
+from util.checkpoint import FORMAT, VERSION, check_checkpoint_file, is_native, load_checkpoint, options_dict, save_checkpoint
 from util.device import announce_device, select_device
 from util.errors import UserError, cli_entry
 from util.logger import setup_logging
@@ -112,12 +112,14 @@ def evaluate(opt, evaluator, nets):
 @cli_entry
 def main(argv=None):
     opt = parse("prune", argv)
-    setup_logging()  # console only until the run folder may be written
+    setup_logging(hold=True)  # console only, held back until the input is known to be good
     if not opt.mask:
         raise UserError("prune.py prunes a mask-search checkpoint: add --mask")
     if not opt.load_path:
         raise UserError("prune.py needs --load_path: give the mask-search checkpoint (e.g. <run>/model_best.pth)")
     path = os.path.expanduser(opt.load_path)
+    if os.path.isdir(path):
+        check_checkpoint_file(path)  # a folder is named as such, not as missing
     if not os.path.isfile(path):
         raise UserError(f"--load_path {path} does not exist: give the mask-search checkpoint "
                         "(model_best.pth, latest.pth or checkpoints/model_<epoch>.pth)")

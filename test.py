@@ -23,13 +23,13 @@ from metrics.evaluate import build_evaluator
 from metrics.paired import PairedMetrics, by_metric
 from models import load_generator
 from options import parse
-from util.checkpoint import load_checkpoint
+from util.checkpoint import check_checkpoint_file, load_checkpoint
 from util.device import select_device
 from util.errors import UserError, cli_entry
 from util.files import check_writable_folder
 from util.flops import count_macs_params
 from util.html import HTML
-from util.logger import setup_logging
+from util.logger import release_console, setup_logging
 from util.training import Run
 from util.visualizer import save_images
 
@@ -40,6 +40,8 @@ def checkpoint_to_test(opt):
     """(path, label) of the checkpoint to test: --load_path, else model_best.pth, else the latest."""
     if opt.load_path:
         path = os.path.expanduser(opt.load_path)
+        if os.path.isdir(path):
+            check_checkpoint_file(path)  # a folder is named as such, not as missing
         if not os.path.isfile(path):
             hint = (": model_best.pth is written only when evaluation runs (FID needs the Inception weights); "
                     "use checkpoints/latest.pth" if os.path.basename(path) == "model_best.pth" else "")
@@ -52,6 +54,7 @@ def checkpoint_to_test(opt):
         if path != run.best_path:
             log.info("no model_best.pth in %s (it is written when evaluation runs): testing %s", run.dir, path)
     state = load_checkpoint(path)
+    opt.checkpoint_options = (state.get("options") or {}) if isinstance(state, dict) else {}
     stored = state.get("model") if isinstance(state, dict) else None
     if stored is not None and stored != opt.model:
         raise UserError(f"{path} holds a {stored} model but --model {opt.model} was given: pass --model {stored}")
@@ -62,6 +65,49 @@ def checkpoint_to_test(opt):
     else:
         label = os.path.splitext(os.path.basename(path))[0]
     return path, label
+
+
+def fit_direction(opt, path):
+    """pix2pix: its one generator maps the side it was trained on; the other ``--direction`` is refused."""
+    trained = opt.checkpoint_options.get("direction")
+    if opt.model != "pix2pix" or trained not in ("AtoB", "BtoA") or trained == opt.direction:
+        return
+    if "direction" in opt.user_set:
+        raise UserError(f"{path} was trained with --direction {trained} (its generator maps "
+                        f"{trained[0]} to {trained[-1]}): test it with --direction {trained}")
+    opt.direction = trained
+
+
+def fit_generators(opt, generators, path):
+    """Take the image channels and the size multiple from the checkpoint's generators; data options
+    given on the command line that contradict them are refused with one line."""
+    first = next(iter(generators.values()))
+    config = first.config()
+    # pix2pix's one generator maps the model's input whatever the direction; CycleGAN's G_B maps back
+    forward = opt.model == "pix2pix" or next(iter(generators)) == "AtoB"
+    channels = {"input_nc": config["input_nc"] if forward else config["output_nc"],
+                "output_nc": config["output_nc"] if forward else config["input_nc"]}
+    for name, value in channels.items():
+        if getattr(opt, name) != value:
+            if name in opt.user_set:
+                raise UserError(f"--{name} {getattr(opt, name)} does not fit {path}, whose generator has "
+                                f"{name.split('_')[0]} {value} channel(s): use --{name} {value} or omit it")
+            setattr(opt, name, value)
+    multiple, smallest = 4, 8  # a ResNet: sides in multiples of 4, at least 8 px (its reflection paddings)
+    for net in generators.values():
+        levels = net.config().get("num_downs")
+        if levels:
+            multiple = smallest = max(multiple, 2 ** levels)
+    opt.size_multiple = multiple
+    opt.min_size = opt.min_size_G = smallest
+    if opt.crop_size % multiple or opt.crop_size < multiple:
+        fitted = max(multiple, opt.crop_size // multiple * multiple)
+        # with --preprocess none the crop size only sets the input of the MACs count
+        if "crop_size" in opt.user_set and opt.preprocess != "none":
+            raise UserError(f"--crop_size {opt.crop_size} does not fit {path}: its generator needs image sides that "
+                            f"are multiples of {multiple}; use --crop_size {fitted}")
+        opt.crop_size = fitted
+        opt.load_size = max(opt.load_size, fitted)
 
 
 def directions(opt):
@@ -77,24 +123,27 @@ def directions(opt):
 @cli_entry
 def main(argv=None):
     opt = parse("test", argv)
-    setup_logging()
+    setup_logging(hold=True)  # held back until the input is known to be good
     if "phase" not in opt.user_set:
         opt.phase = "test"
     check_writable_folder(os.path.join(opt.results_dir, opt.name), f"--results_dir {opt.results_dir}")
     path, label = checkpoint_to_test(opt)
+    # the architecture comes from the checkpoint; data options are fitted to it before any data is read
+    fit_direction(opt, path)
+    generators = {direction: load_generator(path, direction) for direction, _, _ in directions(opt)}
+    fit_generators(opt, generators, path)
     if opt.phase == "test" and opt.dataset_mode == "aligned" and not os.path.isdir(os.path.join(opt.dataroot, "test")) \
             and os.path.isdir(os.path.join(opt.dataroot, "val")):
         opt.phase = "val"
     dataset = create_dataset(opt, train=False)
     device = select_device(opt.gpu_ids)
     evaluator = build_evaluator(opt, device)  # a missing explicit weights file fails before any output
+    release_console()
     web_dir = os.path.join(opt.results_dir, opt.name, f"test_{label}")
     webpage = HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Checkpoint = {label}")
     report = {"checkpoint": os.path.abspath(path), "macs": {}, "params": {}}
-    generators = {}
-    for direction, _, _ in directions(opt):
-        net = load_generator(path, direction).to(device)
-        generators[direction] = net
+    for direction, net in generators.items():
+        net = generators[direction] = net.to(device)
         macs, params = count_macs_params(net, (1, opt.input_nc if direction == "AtoB" else opt.output_nc,
                                                opt.crop_size, opt.crop_size))
         report["macs"][direction], report["params"][direction] = macs, params

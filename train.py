@@ -20,7 +20,7 @@ from options import parse
 from util.device import announce_device, select_device
 from util.errors import cli_entry
 from util.logger import setup_logging
-from util.training import Run, Trainer, resume_state
+from util.training import Run, Trainer, check_first_batch, resume_state
 
 log = logging.getLogger("dmad")
 
@@ -28,7 +28,7 @@ log = logging.getLogger("dmad")
 @cli_entry
 def main(argv=None):
     opt = parse("train", argv)
-    setup_logging()  # console only until the run folder may be written
+    setup_logging(hold=True)  # console only, held back until the input is known to be good
     run = Run(opt)
     # everything that can fail on bad input is checked before anything is written
     run.check()
@@ -43,6 +43,8 @@ def main(argv=None):
     if resume is not None:
         model.load_state_dict(resume[1], resume[0])  # a checkpoint that does not fit fails here
     evaluator = build_evaluator(opt, device)  # a missing explicit --inception_path fails here
+    first_epoch = opt.epoch_count if resume is None or opt.epoch_count_given else int(resume[1]["epoch"]) + 1
+    check_first_batch(opt, dataset, first_epoch)  # a truncated image in it fails here
     run_text = run.prepare()  # locks the folder for this process and logs to it
     log.info("\n%s", run_text)
     announce_device(device)

@@ -70,7 +70,8 @@ class EpochDataLoader(DataLoader):
         """Select the epoch for the next iteration (workers start afresh each iteration, with this epoch)."""
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(epoch)
-        self.sampler.set_epoch(epoch)
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
 
     def __iter__(self):
         iterator = super().__iter__()
@@ -119,13 +120,41 @@ def _workers(requested):
     return min(requested, available)
 
 
-def create_dataloader(opt, dataset, epoch=1, shuffle=None, batch_size=None, num_workers=None):
+def size_batches(dataset, batch_size):
+    """Batches of indices in dataset order in which every item has the same image sizes
+    (``dataset.item_size_key``): a batch is closed when it is full, so when all images share one size
+    these are the plain consecutive batches. Lets evaluation batch images of different sizes."""
+    batches, filling = [], {}
+    for index in range(len(dataset)):
+        batch = filling.setdefault(dataset.item_size_key(index), [])
+        batch.append(index)
+        if len(batch) == batch_size:
+            batches.append(batch)
+            filling[dataset.item_size_key(index)] = []
+    batches.extend(b for b in filling.values() if b)
+    return batches
+
+
+def create_dataloader(opt, dataset, epoch=1, shuffle=None, batch_size=None, num_workers=None, by_size=False):
     """A loader over ``dataset`` for ``epoch``: shuffled unless opt.serial_batches (or ``shuffle=False``),
     batches of ``batch_size`` (default opt.batch_size), ``num_workers`` (default opt.num_threads) workers,
     last partial batch kept. Call ``loader.set_epoch(e)`` to reuse it for a later epoch.
+
+    ``by_size`` (in order, not shuffled): batches of images of one size each (:func:`size_batches`),
+    for evaluation on images that keep their own sizes (``--preprocess none`` or ``scale_width``).
     """
     if shuffle is None:
         shuffle = not opt.serial_batches
+    if by_size and hasattr(dataset, "item_size_key"):
+        loader = EpochDataLoader(
+            dataset,
+            batch_sampler=size_batches(dataset, opt.batch_size if batch_size is None else batch_size),
+            num_workers=_workers(opt.num_threads if num_workers is None else num_workers),
+            persistent_workers=False,
+            collate_fn=_collate,
+        )
+        loader.set_epoch(epoch)
+        return loader
     loader = EpochDataLoader(
         dataset,
         batch_size=opt.batch_size if batch_size is None else batch_size,

@@ -39,3 +39,6 @@ class AlignedDataset(BaseDataset):
 
     def side_length(self, side):
         return len(self.AB_paths)
+
+    def item_size_key(self, index):
+        return (self.preprocess.output_size(self.sizes[self.AB_paths[index]]),)

@@ -52,9 +52,11 @@ class BaseDataset(torch.utils.data.Dataset):
         self.serial = bool(opt.serial_batches) or not train
         self.max_size = opt.max_dataset_size
         self.names = {}  # path -> unique result name (relative to its split folder)
+        self.sizes = {}  # path -> (width, height) of the image (of one half for A|B pairs), from its header
         self.preprocess = Preprocess(opt.preprocess, opt.load_size, opt.crop_size,
                                      flip=not opt.no_flip, train=train,
-                                     multiple=getattr(opt, "size_multiple", DEFAULT_MULTIPLE))
+                                     multiple=getattr(opt, "size_multiple", DEFAULT_MULTIPLE),
+                                     min_size=getattr(opt, "min_size" if train else "min_size_G", 1))
         a_to_b = opt.direction == "AtoB"
         # the model swaps A and B for BtoA, so the side that becomes its input follows input_nc
         self.gray_A = (opt.input_nc if a_to_b else opt.output_nc) == 1
@@ -91,6 +93,7 @@ class BaseDataset(torch.utils.data.Dataset):
                     square.append(path)
                 w //= 2
             self.preprocess.check((w, h), path)
+            self.sizes[path] = (w, h)
         fresh = [p for p in square if p not in _WARNED_SQUARE]
         if fresh:
             _WARNED_SQUARE.update(fresh)
@@ -100,6 +103,16 @@ class BaseDataset(torch.utils.data.Dataset):
                            fresh[0], more)
         self.names.update(result_names(paths, folder))
         return paths
+
+    def item_size_key(self, index):
+        """The tensor sizes of item ``index`` (evaluation order: sides paired by index), from the file
+        headers; items with equal keys can share a batch."""
+        sides = [p for p in ("A", "B") if hasattr(self, f"{p}_paths")]
+        key = []
+        for side in sides:
+            paths = getattr(self, f"{side}_paths")
+            key.append(self.preprocess.output_size(self.sizes[paths[index % len(paths)]]))
+        return tuple(key)
 
     def result_name(self, path):
         """The unique name results of the image at ``path`` are saved under: its path relative to its
@@ -155,6 +168,16 @@ class DomainDataset(torch.utils.data.Dataset):
 
     def set_epoch(self, epoch):
         self.dataset.set_epoch(epoch)
+
+    def item_size_key(self, index):
+        """The tensor sizes of item ``index`` (evaluation order: sides paired by index), from the file
+        headers; items with equal keys can share a batch."""
+        sides = [p for p in ("A", "B") if hasattr(self, f"{p}_paths")]
+        key = []
+        for side in sides:
+            paths = getattr(self, f"{side}_paths")
+            key.append(self.preprocess.output_size(self.sizes[paths[index % len(paths)]]))
+        return tuple(key)
 
     def result_name(self, path):
         return self.dataset.result_name(path)

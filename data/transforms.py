@@ -43,7 +43,7 @@ class Preprocess:
     unchanged, and nothing is flipped.
     """
 
-    def __init__(self, mode, load_size, crop_size, flip=True, train=True, multiple=DEFAULT_MULTIPLE):
+    def __init__(self, mode, load_size, crop_size, flip=True, train=True, multiple=DEFAULT_MULTIPLE, min_size=1):
         if mode not in MODES:
             raise UserError(f"--preprocess {mode!r} is unknown: use one of {', '.join(MODES)}")
         if train:
@@ -58,6 +58,7 @@ class Preprocess:
             self.crop = False
         self.mode = mode
         self.multiple = multiple
+        self.min_size = min_size  # the smallest side the networks accept
         self.crop_size = crop_size
         self.flip = bool(train and flip)
         if self.crop and self.resize in ("square", "width") and load_size < crop_size:
@@ -78,7 +79,8 @@ class Preprocess:
             return max(m, int(round(t / m) * m)), max(m, int(round(height / m) * m))
         if self.resize == "base":
             # Python's round (half to even) as upstream, so results match its sizes exactly
-            return int(round(w / m) * m), int(round(h / m) * m)
+            # (at least one multiple: a side smaller than half of it would round to nothing)
+            return max(m, int(round(w / m) * m)), max(m, int(round(h / m) * m))
         return w, h
 
     def output_size(self, size):
@@ -97,6 +99,10 @@ class Preprocess:
         if rw < 1 or rh < 1:
             raise UserError(f"image {path} is {w}x{h} px, too small for --preprocess {self.mode}: "
                             f"use images of at least {self.multiple // 2 + 1} px a side")
+        ow, oh = self.output_size(size)
+        if min(ow, oh) < self.min_size:
+            raise UserError(f"image {path} is {w}x{h} px, {ow}x{oh} after --preprocess {self.mode}, smaller than the "
+                            f"{self.min_size} px the networks need: use larger images or a resizing --preprocess")
 
     def sample(self, size, rng):
         """Draw crop corner and flip for an image of ``size`` from ``rng`` (a ``random.Random``)."""

@@ -193,8 +193,9 @@ class Evaluator:
     def _run(self, generators, need_real, save_dir):
         """One pass over the split: per direction the features (FID) or confusion histogram (mIoU)."""
         opt = self.opt
+        # images that keep their own sizes are batched with others of the same size
         loader = data.create_dataloader(self._eval_opt(), self._get_dataset(), shuffle=False,
-                                        batch_size=opt.eval_batch_size, num_workers=0)
+                                        batch_size=opt.eval_batch_size, num_workers=0, by_size=True)
         limit = opt.ntest if getattr(opt, "ntest", None) else float("inf")
         seen = {d: set() for d in generators}
         seen_real = {t: set() for t in need_real}

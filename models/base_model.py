@@ -178,8 +178,17 @@ class BaseModel:
             except RuntimeError as err:
                 raise UserError(f"{source}: {name} does not fit this model ({_first_line(err)})") from None
         if optimizers and self.optimizers and state.get("optimizers"):
+            stored = state["optimizers"]
+            missing = [key for key in self.optimizers if not isinstance(stored, dict) or key not in stored]
+            if missing:
+                raise UserError(f"{source} has no optimiser state for {', '.join(missing)}: it cannot be resumed; "
+                                "start a new run from its networks instead")
             for key, optimizer in self.optimizers.items():
-                optimizer.load_state_dict(state["optimizers"][key])
+                try:
+                    optimizer.load_state_dict(stored[key])
+                except (ValueError, KeyError, TypeError, RuntimeError) as err:
+                    raise UserError(f"{source}: the optimiser state {key} does not fit this model "
+                                    f"({_first_line(err)}): resume with the options it was trained with") from None
         if state.get("lr_state"):
             self.schedule.load_state_dict(state["lr_state"])
 

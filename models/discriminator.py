@@ -8,6 +8,23 @@ read (``act2`` and ``act4``).
 from torch import nn
 
 
+def min_input_size(n_layers=3):
+    """The smallest image side (px) the PatchGAN of ``n_layers`` accepts: every 4x4 convolution
+    (padding 1; stride 2 for conv1..conv{n}, 1 for conv{n+1} and the head) must leave at least one
+    pixel, and the instance norms after conv2..conv{n+1} need more than one. 24 for 3 layers."""
+    def fits(side):
+        for i in range(1, n_layers + 3):  # conv1 .. conv{n+1}, head
+            side = (side + 2 - 4) // (2 if i <= n_layers else 1) + 1
+            if side < 1 or (2 <= i <= n_layers + 1 and side < 2):
+                return False
+        return True
+
+    side = 1
+    while not fits(side):
+        side += 1
+    return side
+
+
 class NLayerDiscriminator(nn.Module):
     """input [N, input_nc, H, W] -> patch logits [N, 1, H/8 - 2, W/8 - 2]."""
 

@@ -303,7 +303,10 @@ def prepare_finetune(opt, device):
 
     resume = _finetune_resume(opt, Run(opt)) if opt.continue_train else None
     teacher = load_teacher(opt, device) if distill or opt.use_pretrain_d else None
-    return {"teacher": teacher, "resume": resume}
+    from data import create_dataset
+
+    dataset = create_dataset(opt)  # a bad --dataroot fails before prune.py writes model_0.pth
+    return {"teacher": teacher, "resume": resume, "dataset": dataset}
 
 
 def finetune(opt, pruned_state, device, prepared=None, evaluator=None):
@@ -359,7 +362,8 @@ def finetune(opt, pruned_state, device, prepared=None, evaluator=None):
 
     if evaluator is None:
         evaluator = build_evaluator(opt, device)
-    trainer = Trainer(opt, model, run, "finetune", visualizer=Visualizer(opt), evaluator=evaluator)
+    trainer = Trainer(opt, model, run, "finetune", visualizer=Visualizer(opt), evaluator=evaluator,
+                      dataset=prepared.get("dataset"))
     if resume is not None:
         trainer.restore(resume[1], resume[0])
     log.info("Start Finetune....")

@@ -270,6 +270,18 @@ def validate(opt):
     if opt.crop_size % opt.size_multiple:
         raise UserError(f"--crop_size {opt.crop_size} must be a multiple of {opt.size_multiple} for {opt.netG} "
                         f"(e.g. {max(opt.size_multiple, opt.crop_size // opt.size_multiple * opt.size_multiple)})")
+    # the smallest image side (px) the networks accept: a U-Net needs one pixel at its innermost level,
+    # the ResNet's reflection paddings two after its two stride-2 convolutions; training also runs
+    # the PatchGAN discriminator, which needs 24 px with its 3 layers
+    from models.discriminator import min_input_size
+
+    opt.min_size_G = opt.size_multiple if opt.netG.startswith("unet") else 8
+    opt.min_size = max(opt.min_size_G, min_input_size(3)) if opt.isTrain else opt.min_size_G
+    if opt.preprocess != "none" and opt.crop_size < opt.min_size:
+        part = "the 3-layer PatchGAN discriminator" if opt.min_size > opt.min_size_G else f"the {opt.netG} generator"
+        raise UserError(f"--crop_size {opt.crop_size} is too small: {part} needs images of at least {opt.min_size} "
+                        f"px a side; use --crop_size {-(-opt.min_size // opt.size_multiple) * opt.size_multiple} "
+                        "or more")
     if opt.dataset_mode == "single" and opt.script != "test":
         raise UserError("--dataset_mode single has no targets to train on; use it with test.py")
 

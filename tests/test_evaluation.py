@@ -102,10 +102,34 @@ def test_saved_real_statistics_are_recomputed_for_other_evaluation_data(tmp_path
 
     assert _train(tmp_path, small_data, inception_path, max_dataset_size=2) == 0
     assert statistics_meta(str(small_data / "real_stat_B.npz"))["images"] == 2
-    assert _train(tmp_path, small_data, inception_path, max_dataset_size=4) == 0
+    assert _train(tmp_path, small_data, inception_path, max_dataset_size=4, overwrite=True) == 0
     assert statistics_meta(str(small_data / "real_stat_B.npz"))["images"] == 4
     # a file without the record (like the authors' published ones) is read, not replaced
     np.savez(small_data / "real_stat_B.npz", mu=np.zeros(2048), sigma=np.eye(2048))
     stamp = os.path.getmtime(small_data / "real_stat_B.npz")
-    assert _train(tmp_path, small_data, inception_path, max_dataset_size=4) == 0
+    assert _train(tmp_path, small_data, inception_path, max_dataset_size=4, overwrite=True) == 0
     assert os.path.getmtime(small_data / "real_stat_B.npz") == stamp
+
+
+def test_evaluation_on_images_of_different_sizes_and_the_epoch_is_saved_first(tmp_path, small_data, inception_path,
+                                                                             monkeypatch):
+    """--preprocess none keeps each test image's size: evaluation batches them by size (no extra option);
+    and an evaluation that fails leaves the epoch's checkpoint on disk."""
+    from PIL import Image
+
+    for i, name in enumerate(sorted(os.listdir(small_data / "testA"))[:2]):
+        with Image.open(small_data / "testA" / name) as image:
+            image.resize((48 + 8 * i, 40)).save(small_data / "testA" / name)
+    run_dir = tmp_path / "exp" / "fid"
+    assert _train(tmp_path, small_data, inception_path, preprocess="none") == 0
+    assert set(_logged_scores(run_dir)) == {"AtoB", "BtoA"}
+
+    from metrics.evaluate import Evaluator
+
+    def broken(self, generators, save_dir=None):
+        raise RuntimeError("evaluation failed")
+
+    monkeypatch.setattr(Evaluator, "evaluate", broken)
+    with pytest.raises(RuntimeError):
+        _train(tmp_path, small_data, inception_path, name="lost", preprocess="none")
+    assert (tmp_path / "exp" / "lost" / "checkpoints" / "model_1.pth").is_file()

@@ -26,18 +26,26 @@ def cli_entry(main):
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
         from util.files import release_locks
+        from util.logger import drop_console, release_console
 
         try:
             try:
-                return main(*args, **kwargs)
+                result = main(*args, **kwargs)
             finally:
                 release_locks()  # a run's folder is free once its command is over
         except UserError as err:
+            drop_console()  # the error is the only line: messages held back during the checks go
             logging.shutdown()
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
         except KeyboardInterrupt:
+            release_console()
             print("interrupted", file=sys.stderr)
             sys.exit(130)
+        except BaseException:
+            release_console()
+            raise
+        release_console()
+        return result
 
     return wrapper

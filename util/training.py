@@ -8,16 +8,18 @@ the same options ends bit-identical (on the CPU) to one that was never interrupt
 """
 import glob
 import logging
+import math
 import os
 import re
 import shlex
 import time
 
+import torch
 from tqdm import tqdm
 
 from data import create_dataloader, create_dataset
 from options import options_text
-from util.checkpoint import FORMAT, VERSION, is_native, load_checkpoint, options_dict, rng_state, save_checkpoint, set_rng_state
+from util.checkpoint import FORMAT, VERSION, is_native, load_checkpoint, network_state_dicts, options_dict, rng_state, save_checkpoint, set_rng_state
 from util.errors import UserError
 from util.files import FolderLock, check_writable_folder, remove_temporaries
 from util.logger import setup_logging
@@ -127,6 +129,21 @@ class Run:
         return numbered[0] if numbered else None
 
 
+def check_first_batch(opt, dataset, epoch):
+    """Decode the images of the first batch of ``epoch`` (in this process), so that a broken file there
+    is a UserError before the run folder is written. Later files are checked as they are read."""
+    from data import EpochSampler
+
+    sampler = EpochSampler(len(dataset), opt.seed, not opt.serial_batches, epoch)
+    dataset.set_epoch(epoch)
+    for _, index in zip(range(opt.batch_size), iter(sampler)):
+        dataset[index]
+
+
+# what a training checkpoint must hold to be resumed
+RESUME_KEYS = ("nets", "configs", "optimizers", "epoch", "iteration", "rng")
+
+
 def resume_state(opt, run):
     """The checkpoint --continue_train resumes from (UserError when there is none)."""
     path = opt.load_path or run.find_latest()
@@ -139,6 +156,17 @@ def resume_state(opt, run):
                         "resume from checkpoints/model_<epoch>.pth or latest.pth")
     if state.get("model") != opt.model:
         raise UserError(f"{path} holds a {state.get('model')} model but --model {opt.model} was given")
+    missing = [key for key in RESUME_KEYS if key not in state]
+    if missing:
+        raise UserError(f"{path} lacks {', '.join(missing)}: it is not a complete training checkpoint and cannot be "
+                        "resumed; resume from another checkpoints/model_<epoch>.pth or start a new run")
+    for key, kind in (("nets", dict), ("configs", dict), ("optimizers", dict), ("rng", dict)):
+        if not isinstance(state[key], kind):
+            raise UserError(f"{path}: its {key} entry is damaged (a {type(state[key]).__name__}): resume from another "
+                            "checkpoint")
+    lost = [k for k in ("torch", "numpy", "python") if k not in state["rng"]]
+    if lost:
+        raise UserError(f"{path}: its random-generator state lacks {', '.join(lost)}: resume from another checkpoint")
     if opt.mask != ("search" in state):
         kind = "a mask-search" if "search" in state else "a plain (no --mask)"
         raise UserError(f"{path} is {kind} checkpoint: resume it {'with' if 'search' in state else 'without'} --mask")
@@ -187,6 +215,8 @@ class Trainer:
         self.best = {}  # direction -> {"score": float, "epoch": int}
         self.history = []  # per-epoch mean losses
         self.last_saved = None  # (path, epoch) of the newest checkpoint of this run
+        self._bad = None  # the first non-finite losses, recorded on the device (see watch_finite)
+        self._on_gpu = False
 
     @property
     def last_epoch(self):
@@ -224,6 +254,14 @@ class Trainer:
 
     def save(self, epoch, numbered):
         state = self.state(epoch)
+        # a step with finite losses can still blow the weights up (an infinite gradient): never save that
+        for name, sd in network_state_dicts(state).items():
+            for key, value in sd.items():
+                if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                    saved = (f"the checkpoints stay those of epoch {self.last_saved[1]}" if self.last_saved is not None
+                             else "no checkpoint was written")
+                    raise UserError(f"network tensor {name}.{key} became NaN or infinite in epoch {epoch} (by iteration "
+                                    f"{self.iteration}): training stopped and {saved}; lower --lr or the loss weights")
         if numbered:
             save_checkpoint(state, self.run.checkpoint_path(epoch))
             log.info("saving the model at the end of epoch %d, iters %d", epoch, self.images_seen)
@@ -301,9 +339,12 @@ class Trainer:
             self.train_epoch(epoch)
             if opt.lr_policy == "plateau" and self.history:
                 model.schedule.observe(self.history[-1].get("G_total", 0.0))
-            if not opt.no_eval and epoch % opt.eval_freq == 0:
+            numbered = epoch % opt.save_epoch_freq == 0 or epoch == self.last_epoch
+            # the epoch is saved before it is evaluated, so that a failing evaluation loses nothing
+            self.save(epoch, numbered=numbered)
+            if not opt.no_eval and epoch % opt.eval_freq == 0 and self.evaluator is not None and self.evaluator.enabled:
                 self.evaluate(epoch)
-            self.save(epoch, numbered=epoch % opt.save_epoch_freq == 0 or epoch == self.last_epoch)
+                self.save(epoch, numbered=numbered)  # with the new best scores and the state after evaluation
         self.finish()
 
     def train_epoch(self, epoch):
@@ -328,8 +369,10 @@ class Trainer:
             self.images_seen += batch_size
             self.iteration += 1
             # running sums stay on the device: reading a loss value waits for the GPU
-            for key, value in model.current_loss_tensors().items():
+            losses_now = model.current_loss_tensors()
+            for key, value in losses_now.items():
                 sums[key] = sums.get(key, 0.0) + value
+            self.watch_finite(losses_now)
             count += 1
             crossed = lambda freq: self.images_seen // freq > before // freq  # noqa: E731
             # the epoch's last batch reports too when the frequencies are longer than the epoch
@@ -350,12 +393,41 @@ class Trainer:
                                                         crossed(opt.update_html_freq))
             if self.search is not None:
                 self.search.after_iteration(self.iteration, epoch, self.images_seen)
+            if not self._on_gpu or last or crossed(opt.print_freq):  # reading the GPU waits for it: not every step
+                self.stop_if_not_finite(epoch)
             data_start = time.time()
         bar.close()
+        self.stop_if_not_finite(epoch)
         means = {k: float(v) / max(count, 1) for k, v in sums.items()}
         means["G_total"] = sum(v for k, v in means.items() if not k.startswith("D"))
         self.history.append(means)
         log.info("End of epoch %d / %d \t Time Taken: %d sec", epoch, self.last_epoch, time.time() - epoch_start)
+
+    def watch_finite(self, losses):
+        """Record, on the device and without waiting for it, the first iteration whose losses are not finite."""
+        names = list(losses)
+        values = torch.stack([losses[k].float().reshape(()) for k in names])
+        bad = ~torch.isfinite(values)
+        if self._bad is None:
+            self._bad = {"names": names, "iteration": torch.full((), -1, device=values.device),
+                         "values": values.clone()}
+        first = bad.any() & (self._bad["iteration"] < 0)
+        self._bad["iteration"] = torch.where(first, torch.full_like(self._bad["iteration"], self.iteration),
+                                             self._bad["iteration"])
+        self._bad["values"] = torch.where(first, values, self._bad["values"])
+        self._on_gpu = values.device.type != "cpu"
+
+    def stop_if_not_finite(self, epoch):
+        """UserError naming the first non-finite loss and its iteration; raised before anything of this
+        epoch is saved, so every checkpoint on disk holds the last finite weights."""
+        if self._bad is None or int(self._bad["iteration"]) < 0:
+            return
+        values = self._bad["values"].tolist()
+        name, value = next((n, v) for n, v in zip(self._bad["names"], values) if not math.isfinite(v))
+        saved = (f"the checkpoints stay those of epoch {self.last_saved[1]}" if self.last_saved is not None
+                 else "no checkpoint was written")
+        raise UserError(f"loss {name} is {value} at iteration {int(self._bad['iteration'])} (epoch {epoch}): training "
+                        f"stopped and {saved}; lower --lr or the loss weights (e.g. --lambda_L1), or check the data")
 
     def finish(self):
         for direction, best in sorted(self.best.items()):
