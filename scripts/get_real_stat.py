@@ -75,7 +75,9 @@ def main(argv=None):
     setup_logging()
     device = select_device(opt.gpu_ids)
     model.to(device)
-    loader = data.create_dataloader(opt, dataset, shuffle=False, batch_size=args.batch_size, num_workers=0)
+    # images that keep their own sizes (--preprocess none, scale_width) are batched by size
+    loader = data.create_dataloader(opt, dataset, shuffle=False, batch_size=args.batch_size, num_workers=0,
+                                    by_size=True)
     seen = set()
 
     def unique_batches():

@@ -52,7 +52,7 @@ class Run:
         found += [p for p in (self.latest_path, self.best_path) if os.path.isfile(p)]
         return found
 
-    def refuse_overwrite(self, script="train.py"):
+    def refuse_overwrite(self):
         """UserError when the folder holds checkpoints and neither ``--continue_train`` nor ``--overwrite``
         says what to do with them."""
         if self.opt.continue_train or getattr(self.opt, "overwrite", False):
@@ -252,7 +252,7 @@ class Trainer:
         self.start_epoch = self.opt.epoch_count if self.opt.epoch_count_given else stored
         log.info("resuming from %s at epoch %d (iteration %d)", source, self.start_epoch, self.iteration)
 
-    def save(self, epoch, numbered):
+    def save(self, epoch, numbered, announce=True):
         state = self.state(epoch)
         # a step with finite losses can still blow the weights up (an infinite gradient): never save that
         for name, sd in network_state_dicts(state).items():
@@ -264,7 +264,8 @@ class Trainer:
                                     f"{self.iteration}): training stopped and {saved}; lower --lr or the loss weights")
         if numbered:
             save_checkpoint(state, self.run.checkpoint_path(epoch))
-            log.info("saving the model at the end of epoch %d, iters %d", epoch, self.images_seen)
+            if announce:
+                log.info("saving the model at the end of epoch %d, iters %d", epoch, self.images_seen)
         save_checkpoint(state, self.run.latest_path)
         self.last_saved = (self.run.latest_path, epoch)
 
@@ -344,7 +345,8 @@ class Trainer:
             self.save(epoch, numbered=numbered)
             if not opt.no_eval and epoch % opt.eval_freq == 0 and self.evaluator is not None and self.evaluator.enabled:
                 self.evaluate(epoch)
-                self.save(epoch, numbered=numbered)  # with the new best scores and the state after evaluation
+                # again with the new best scores and the state after evaluation
+                self.save(epoch, numbered=numbered, announce=False)
         self.finish()
 
     def train_epoch(self, epoch):
