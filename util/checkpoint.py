@@ -41,10 +41,15 @@ def load_checkpoint(path, map_location="cpu"):
         raise UserError(f"checkpoint {path} does not exist: check --load_path / --pretrain_path")
     try:
         with torch.serialization.safe_globals(_numpy_scalar_globals()):
-            return torch.load(path, map_location=map_location, weights_only=True)
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means "not a checkpoint we can read"
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise UserError(f"{path} is not a readable checkpoint ({type(err).__name__}: {first[:160]})") from None
+    if is_native(state):
+        from models.families import upgrade_checkpoint  # the families know their earlier layouts
+
+        upgrade_checkpoint(state)
+    return state
 
 
 def _numpy_scalar_globals():
