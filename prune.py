@@ -14,7 +14,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import logging
 
-from models import generator_from_state
+from models import families, generator_from_state
 from models.layers import masks
 from metrics.evaluate import build_evaluator
 from models.pruning import format_prune_table, prune_generator
@@ -28,7 +28,6 @@ from util.training import Run
 log = logging.getLogger("dmad")
 
 NETS = {"cyclegan": (("G_A", "G_B"), ("D_A", "D_B")), "pix2pix": (("G",), ("D",))}
-FAMILY = {"cyclegan": "resnet", "pix2pix": "unet"}
 
 
 def read_search_checkpoint(opt, path):
@@ -56,11 +55,12 @@ def read_search_checkpoint(opt, path):
     for name in gens + discs:
         if name not in source["nets"] or name not in source["configs"]:
             raise UserError(f"{path} has no {name}: it is not a {opt.model} checkpoint")
+    family = families.for_netG(opt.netG).family
     for name in gens:
         config = source["configs"][name]
-        if config.get("family") != FAMILY[opt.model]:
+        if config.get("family") != family:
             raise UserError(f"{path}: {name} is a {config.get('family')} generator but --model {opt.model} "
-                            f"prunes a {FAMILY[opt.model]} one: check --model")
+                            f"--netG {opt.netG} prunes a {family} one: check --model and --netG")
         if not config.get("mask"):
             raise UserError(f"{path} holds a plain (non-mask) {name}: prune.py prunes the checkpoint of a mask "
                             "search (train.py --mask)")
@@ -75,7 +75,7 @@ def _native_scores(state):
 
 def check_size(opt, config):
     """The MACs are counted at crop_size: it must fit the generator's downsampling."""
-    factor = 2 ** config["num_downs"] if config["family"] == "unet" else 4
+    factor = families.of_config(config).size_multiple(config)
     if opt.crop_size % factor:
         raise UserError(f"--crop_size {opt.crop_size} does not fit the checkpoint's {config['family']} generator: "
                         f"use a multiple of {factor}")

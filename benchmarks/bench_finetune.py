@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import options  # noqa: E402
 from models import create_model  # noqa: E402
 from models.distill import Distiller  # noqa: E402
-from models.resnet_generator import ResnetGenerator  # noqa: E402
+from models.families.resnet import ResnetGenerator  # noqa: E402
 from util.checkpoint import FORMAT, VERSION, options_dict, save_checkpoint  # noqa: E402
 
 SIZE = 64

@@ -20,7 +20,7 @@ import torch  # noqa: E402
 
 from models.layers import masks  # noqa: E402
 from models.pruning import prune_generator  # noqa: E402
-from models.resnet_generator import ResnetGenerator  # noqa: E402
+from models.families.resnet import ResnetGenerator  # noqa: E402
 from util.flops import count_macs_params  # noqa: E402
 
 REMOVED_BLOCKS = (2, 5, 7)

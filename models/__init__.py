@@ -1,6 +1,6 @@
 """Models by name (``--model cyclegan`` -> models/cyclegan_model.py), and generator loading."""
+from models import families
 from models.cyclegan_model import CycleGANModel
-from models.networks import GENERATOR_FAMILIES
 from models.pix2pix_model import Pix2PixModel
 from util.checkpoint import is_native, load_checkpoint
 from util.errors import UserError
@@ -19,11 +19,7 @@ def create_model(opt, device, gen_configs=None):
 
 def generator_from_state(config, state_dict, source):
     """Build a generator from its config and load ``state_dict`` strictly (UserError on mismatch)."""
-    args = dict(config)
-    family = args.pop("family")
-    if family not in GENERATOR_FAMILIES:
-        raise UserError(f"{source}: unknown generator family {family!r}")
-    net = GENERATOR_FAMILIES[family](**args)
+    net = families.build(config, source)
     try:
         net.load_state_dict(state_dict)
     except RuntimeError as err:

@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from models.base_model import BaseModel
+from models.families.resnet import ResnetGenerator
 from models.image_pool import ImagePool
 from models.losses import GANLoss, gradient_penalty
 from models.networks import discriminator_config, generator_config
@@ -11,6 +12,7 @@ from models.networks import discriminator_config, generator_config
 class CycleGANModel(BaseModel):
     name = "cyclegan"
     generator_names = ("G_A", "G_B")
+    generator_family = ResnetGenerator  # --netG chooses among its variants
     discriminator_names = ("D_A", "D_B")
     loss_names = ("D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B")
     visual_names = ("real_A", "fake_B", "rec_A", "idt_B", "real_B", "fake_A", "rec_B", "idt_A")

@@ -9,8 +9,9 @@ pruned *student*:
 * discriminator distillation: the Frobenius norm of ``teacher D act4(student image) - teacher D
   act4(teacher image)``.
 
-Layers are chosen by role, not by position, so a student whose pruning removed residual blocks is
-hooked at the same places as the teacher (method.md §13.21). The student generator runs once per
+Layers are chosen by role, not by position (each family names its roles: ``distill_roles``), so a
+student whose pruning removed residual blocks is hooked at the same places as the teacher (method.md
+§13.21). The student generator runs once per
 step: its features are recorded by ``BaseModel.translate`` during the main translation pass.
 
 Decisions: the teacher is in eval mode and never trained (method.md §13.23); the teacher-D part of
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models import MODELS, create_model
+from models import MODELS, create_model, families
 from models.networks import build_discriminator, build_generator, init_weights
 from util.checkpoint import is_native, load_checkpoint
 from util.errors import UserError
@@ -36,7 +37,6 @@ log = logging.getLogger("dmad")
 
 # target = ALPHA * teacher-G map + BETA * teacher-D map (0.5 / 0.5 for CycleGAN and pix2pix)
 ALPHA, BETA = 0.5, 0.5
-GENERATOR_FAMILY = {"cyclegan": "resnet", "pix2pix": "unet"}
 # (student generator, teacher discriminator, real input, student fake) per direction
 PAIRS = {"cyclegan": (("G_A", "D_A", "real_A", "fake_B"), ("G_B", "D_B", "real_B", "fake_A")),
          "pix2pix": (("G", "D", "real_A", "fake_B"),)}
@@ -74,19 +74,6 @@ def discriminator_distill_loss(student, teacher):
     """Frobenius norm of the whole batch difference, unsquared and unaveraged as in the original
     (so it grows with batch size and resolution, method.md §13.33)."""
     return torch.linalg.vector_norm(student - teacher)
-
-
-def generator_roles(net):
-    """Roles of the hooked generator layers (method.md §7.3), in the original's firing order.
-
-    ResNet: the stream after down-conv 2, after original blocks 2 and 5 and after the last block
-    (``model.9/12/15/18``); a removed block yields the stream after the last kept one before it.
-    U-Net: level-2 and level-4 down outputs (LeakyReLU'd, as the skips carry them), level-5 and
-    level-3 up outputs."""
-    if net.family == "resnet":
-        roles = ["down2"] + [f"blocks.{i}" for i in (2, 5, net.n_blocks - 1) if i < net.n_blocks]
-        return list(dict.fromkeys(roles))  # 6 blocks: block 5 is also the last one, hook it once
-    return ["down2", "down4", "up5", "up3"]
 
 
 def discriminator_features(net, x, names):
@@ -149,12 +136,13 @@ def load_teacher(opt, device):
         raise UserError(f"--pretrain_path {path} has no {', '.join(missing)}: it is not a {model} "
                         "teacher (give the model_best.pth of a train.py run)")
     configs = {n: dict(state["configs"][n]) for n in names}
-    want_family = GENERATOR_FAMILY[model]
+    want_family = families.for_netG(opt.netG).family
     for name in MODELS[model].generator_names:
         config = configs[name]
         if config.get("family") != want_family:
             raise UserError(f"--pretrain_path {path}: {name} is a {config.get('family')} generator but "
-                            f"{model} distils from a {want_family} teacher; give a {model} teacher")
+                            f"--netG {opt.netG} distils from a {want_family} teacher; give a {model} teacher of "
+                            "the same --netG")
         if config.get("mask"):
             raise UserError(f"--pretrain_path {path} is a mask-search checkpoint; the teacher must be a plain "
                             "trained model (train.py without --mask)")
@@ -210,13 +198,16 @@ class Distiller:
         for g, _, _, _ in self.pairs:
             student, teacher_g = model.nets[g], self.teacher.nets[g]
             self._check_compatible(g, student, teacher_g)
-            self.roles[g] = generator_roles(teacher_g)
+            self.roles[g] = teacher_g.distill_roles()
             if self.lambda_att > 0:
                 model.feature_names[g] = list(self.roles[g])
         model.loss_terms.append(self.loss)
 
     def _check_compatible(self, name, student, teacher):
-        depth = "n_blocks" if student.family == "resnet" else "num_downs"
+        if student.family != teacher.family:
+            raise UserError(f"the teacher's {name} is a {teacher.family} generator but the student's is a "
+                            f"{student.family} one: give a teacher trained with the same --netG")
+        depth = student.depth_name
         if getattr(student, depth) != getattr(teacher, depth):
             raise UserError(f"the teacher's {name} has {depth}={getattr(teacher, depth)} but the student's has "
                             f"{getattr(student, depth)}: give a teacher trained with the same --netG")

@@ -112,30 +112,31 @@ def group_lasso(rows):
 
 
 def loss_types(structure, opt):
-    """Per-mask loss rules of §3.4 (ResNet types) and §3.5 (U-Net), read off the structure's kinds.
+    """Per-mask loss rules of §3.4 and §3.5, read off the structure's channel groups and mask roles
+    (``models.structure.MASK_ROLES``).
 
     Returns ``(layers, group)``: ``layers`` = [(mask path, loss type, multiplier)] in state-dict order
-    for the masks with their own loss; ``group`` = mask paths under the block loss (the residual group
-    when ``--lambda_update_coeff > 0``, else empty: the group masks then use ``--mask_loss_type``).
+    for the masks with their own loss; ``group`` = mask paths under the block loss (the masks of every
+    channel group when ``--lambda_update_coeff > 0``, else empty: they then follow their role).
 
-    * outer masks (stem, down1, up1): ``bound`` with ``--upconv_bound``, ``uprelu`` with
-      ``--upconv_relu``, else ``--mask_loss_type``; x ``--upconv_coeff`` with ``--upconv_bound`` unless
-      ``--upconv_solo``;
-    * last up-conv: ``bound`` x ``--upconv_coeff`` with ``--upconv_bound``, else ``--mask_loss_type``
+    * "outer": ``bound`` with ``--upconv_bound``, ``uprelu`` with ``--upconv_relu``, else
+      ``--mask_loss_type``; x ``--upconv_coeff`` with ``--upconv_bound`` unless ``--upconv_solo``;
+    * "last_up": ``bound`` x ``--upconv_coeff`` with ``--upconv_bound``, else ``--mask_loss_type``
       (the original used ``bound`` always);
-    * hidden block masks and U-Net masks: ``--mask_loss_type``.
+    * "own" and "balanced": ``--mask_loss_type`` (the per-layer multiplier of "balanced" masks is
+      applied by the search).
     """
     own = opt.mask_loss_type
     outer = "bound" if opt.upconv_bound else ("uprelu" if opt.upconv_relu else own)
-    block = opt.lambda_update_coeff > 0
+    grouped = {m for masks in structure.groups().values() for m in masks} if opt.lambda_update_coeff > 0 else set()
     layers, group = [], []
     for spec in structure.masked_convs():
-        if spec.kind == "group" and block:
+        if spec.mask in grouped:
             group.append(spec.mask)
-        elif spec.kind == "outer":
+        elif spec.role == "outer":
             scaled = opt.upconv_bound and not opt.upconv_solo
             layers.append((spec.mask, outer, opt.upconv_coeff if scaled else 1.0))
-        elif spec.kind == "last_up":
+        elif spec.role == "last_up":
             layers.append((spec.mask, "bound" if opt.upconv_bound else own,
                            opt.upconv_coeff if opt.upconv_bound else 1.0))
         else:

@@ -9,8 +9,9 @@ image counter, consistent with ``total``) with ``b(t) = 1 - (t/T)^(1/3)`` (cube)
 
 Update of one generator (§4.3), in this order:
 
-1. coefficients, from the bound before the update ``b_old``: the ResNet block-loss coefficients
-   (``block_coeff`` buffer of the generator), or the U-Net freeze + per-layer multipliers;
+1. coefficients, from the bound before the update ``b_old``: the block-loss coefficients of every
+   channel group (a ResNet's residual stream), and the freeze + per-layer multipliers of the
+   "balanced" masks (the U-Net's); both are search state (``GeneratorSearch``), not network state;
 2. ``b_new`` from the schedule;
 3. early stop: the candidate architecture keeps every channel with ``w > -b_old``; its MACs come from
    the channel counts (``ChannelStructure.macs_params``, never a rebuilt model); at or under the
@@ -22,7 +23,8 @@ Update of one generator (§4.3), in this order:
 
 Folding (exact wherever the structure says how, ``ConvSpec.fold``): into an affine norm (U-Net), into
 the conv's own output rows (U-Net convs without norm), or into the input channels of every consumer
-conv (ResNet; a positive scale commutes with the ReLU after the mask). The residual-group masks have no
+conv (ResNet; a positive scale commutes with the ReLU after the mask; a depthwise consumer scales its
+filter of that channel). The masks of a channel group (the residual stream) have no
 exact fold (several masks write the same stream channels, and the stream feeds later blocks and the
 up-path), so their channels simply jump to scale 1, as in the original, where every ResNet fold was
 normalised away by the affine-free InstanceNorm anyway. Channels that stay soft, or leave the soft
@@ -96,8 +98,9 @@ def fold_scales(net, structure, scales):
     scales: {mask path: (index LongTensor [k], scale Tensor [k])}, channels of that mask's conv.
     ``fold == "norm"``: the affine norm's weight and bias; ``"conv"``: the conv's output rows (dim 0 of
     a Conv2d weight, dim 1 of a ConvTranspose2d weight) and bias; ``"consumer"``: the input channels
-    of every conv reading the set (dim 1 of a Conv2d weight, dim 0 of a ConvTranspose2d weight), at the
-    set's offset in that conv's input. Masks with ``fold is None`` (the residual group) are skipped.
+    of every conv reading the masked output (``ChannelStructure.readers_of``: dim 1 of a Conv2d weight,
+    dim 0 of a ConvTranspose2d or depthwise weight), at the set's offset in that conv's input. Masks with ``fold is None`` (a channel group's)
+    are skipped.
     """
     for spec in structure.masked_convs():
         if spec.mask not in scales or spec.fold is None:
@@ -113,11 +116,12 @@ def fold_scales(net, structure, scales):
             if conv.bias is not None:
                 _scale_slice(conv.bias, 0, index, scale)
         elif spec.fold == "consumer":
-            for consumer, offset in structure.consumers(spec.out):
-                if consumer.groups != 1:
-                    raise ValueError(f"folding into the grouped conv {consumer.name} is not supported")
+            for consumer, offset in structure.readers_of(spec):
                 conv = net.get_submodule(consumer.name)
-                _scale_slice(conv.weight, 0 if consumer.transposed else 1, index + offset, scale)
+                # the input channels: dim 0 of a ConvTranspose2d weight (in, out, k, k) and of a
+                # depthwise weight (C, 1, k, k; its bias is not scaled: dw(s x) = (s W) x + b), else dim 1
+                dim = 0 if consumer.transposed or consumer.depthwise else 1
+                _scale_slice(conv.weight, dim, index + offset, scale)
         else:
             raise ValueError(f"unknown fold {spec.fold!r} of {spec.name}")
 
@@ -170,7 +174,12 @@ def candidate_macs(structure, weights, bound, vote, image_size):
 # one searched generator
 
 class GeneratorSearch:
-    """The masks, loss plan and search state of one masked generator."""
+    """The masks, loss plan and search state of one masked generator.
+
+    The search state is read off the channel structure, the same way for every family: per-channel
+    coefficients of the block loss for each channel group (``group_coeff``, method.md §3.3) and
+    per-layer multipliers for the masks of role "balanced" (``layer_coeff``, one per mask, §3.5);
+    both start at 1 and are recomputed at every update point."""
 
     def __init__(self, name, net, direction, opt):
         structure = net.structure()
@@ -184,17 +193,19 @@ class GeneratorSearch:
         widths = [m.num_channels for m in self.masks]
         self.widths = torch.tensor(widths, device=device)
         self.segment = torch.repeat_interleave(torch.arange(len(widths), device=device), self.widths)
-        self.unet = any(s.kind == "unet" for s in specs)
-        layers, block = mask_losses.loss_types(structure, opt)
         index = {p: i for i, p in enumerate(self.paths)}
+        layers, block = mask_losses.loss_types(structure, opt)
         self.layer_index = [index[p] for p, _, _ in layers]
         self.layer_types = [t for _, t, _ in layers]
         self.layer_mult = torch.tensor([m for _, _, m in layers], device=device)
-        self.block_index = [index[p] for p in block]
-        self.group_index = [index[p] for p in structure.groups.get("stream", [])]
-        writers = structure.writers("stream") if self.group_index else []
-        self.stream_convs = [net.get_submodule(c.name) for c in writers]
-        # U-Net per-layer multipliers (§3.5), state-dict order; 1 until the first update
+        # channel groups: {set: mask indices}, their writers (group lasso) and block-loss coefficients
+        self.groups = {name: [index[p] for p in masks] for name, masks in structure.groups().items() if masks}
+        self.block_groups = {name: idx for name, idx in self.groups.items() if self.paths[idx[0]] in block}
+        self.group_convs = {name: [(net.get_submodule(c.name), c.transposed) for c in structure.writers(name)]
+                            for name in self.groups}
+        self.group_coeff = {name: torch.ones(self.masks[idx[0]].num_channels, device=device)
+                            for name, idx in self.groups.items()}
+        self.balanced = [index[s.mask] for s in specs if s.role == "balanced"]
         self.layer_coeff = torch.ones(len(self.paths), device=device)
         self.macs_threshold = float(getattr(opt, THRESHOLD_OPTION.get(name, "AtoB_macs_threshold")))
         self.stop_message = STOP_MESSAGE.get(name, f"{name} early stop!")
@@ -221,6 +232,10 @@ class GeneratorSearch:
         counts = torch.zeros(len(self.masks), dtype=torch.long, device=flags.device)
         return counts.index_add_(0, self.segment, flags.long())
 
+    def group_weights(self, name):
+        """``[G, C]``: the mask weights of channel group ``name``, one row per mask."""
+        return torch.stack([self.masks[i].mask_weight for i in self.groups[name]])
+
     # ---------------------------------------------------------------- losses
     def mask_loss(self, opt):
         """Sparsity loss of this generator's masks (before ``--mask_weight_decay``); scalar."""
@@ -229,36 +244,42 @@ class GeneratorSearch:
         terms = torch.stack([mask_losses.LAYER_LOSSES[t](ws[i], b)
                              for i, t in zip(self.layer_index, self.layer_types)])
         mult = self.layer_mult
-        if self.unet and opt.lambda_update_coeff > 0:
+        if self.balanced and opt.lambda_update_coeff > 0:
             mult = mult * self.layer_coeff[self.layer_index]
         total = (terms * mult).sum()
-        if self.block_index:
-            group = torch.stack([ws[i] for i in self.block_index])
-            total = total + opt.block_coeff * mask_losses.block_loss(group, b, self.net.block_coeff)
+        for name, idx in self.block_groups.items():
+            group = torch.stack([ws[i] for i in idx])
+            total = total + opt.block_coeff * mask_losses.block_loss(group, b, self.group_coeff[name])
         return total
 
     def group_lasso(self):
-        return mask_losses.group_lasso([conv.weight for conv in self.stream_convs])
+        """``sum_i ||W_group[:, i]||_2`` over every channel group, rows of all the group's writers."""
+        return sum(mask_losses.group_lasso([conv.weight.transpose(0, 1) if transposed else conv.weight
+                                            for conv, transposed in convs])
+                   for convs in self.group_convs.values())
 
     # ---------------------------------------------------------------- update steps
     @torch.no_grad()
     def update_coefficients(self, opt):
-        """Step 1 of an update, at the current (old) bound. Returns the names of frozen U-Net layers."""
+        """Step 1 of an update, at the current (old) bound: freeze the "balanced" layers past
+        ``--frozen_threshold`` and recompute their multipliers, and (``--lambda_update_coeff > 0``)
+        the block-loss coefficients of every channel group. Returns the names of frozen layers."""
         b = self.bound
-        if self.unet:
-            return self._freeze(opt, b)
-        if opt.lambda_update_coeff > 0 and self.group_index:
-            group = torch.stack([self.masks[i].mask_weight for i in self.group_index])
-            self.net.block_coeff.copy_(mask_losses.group_coefficients(group, b, opt.lambda_update_coeff))
-        return []
+        frozen = self._freeze(opt, b) if self.balanced else []
+        if opt.lambda_update_coeff > 0:
+            for name in self.groups:
+                self.group_coeff[name] = mask_losses.group_coefficients(self.group_weights(name), b,
+                                                                        opt.lambda_update_coeff)
+        return frozen
 
     def _freeze(self, opt, b):
-        """U-Net (§3.5): binarise the layers whose off-fraction exceeds ``--frozen_threshold`` (the
+        """§3.5: binarise the "balanced" layers whose off-fraction exceeds ``--frozen_threshold`` (the
         scales of their surviving channels folded first) and recompute the per-layer multipliers."""
         w = self.flat_weights()
-        off = self.per_mask(w < -b).to(w.dtype) / self.widths.to(w.dtype)
+        balanced = torch.tensor(self.balanced, device=w.device)
+        off = (self.per_mask(w < -b).to(w.dtype) / self.widths.to(w.dtype)).index_select(0, balanced)
         frozen = off > opt.frozen_threshold
-        names = [p for p, f in zip(self.paths, frozen.tolist()) if f]
+        names = [self.paths[i] for i, f in zip(self.balanced, frozen.tolist()) if f]
         if names:
             chosen = set(names)
             fold_raised(self.net, self.structure, lambda v: v >= -b, only=chosen)
@@ -266,7 +287,8 @@ class GeneratorSearch:
                 if path in chosen:
                     _binarise(mask, mask.mask_weight >= -b)
         if opt.lambda_update_coeff > 0:
-            self.layer_coeff = mask_losses.layer_coefficients(off, frozen, opt.lambda_update_coeff)
+            coeff = mask_losses.layer_coefficients(off, frozen, opt.lambda_update_coeff)
+            self.layer_coeff = self.layer_coeff.index_copy(0, balanced, coeff)
         return names
 
     @torch.no_grad()
@@ -301,9 +323,9 @@ class GeneratorSearch:
         ratios = (stats / self.widths.to(w.dtype)).tolist()
         lines = [f"{p} sparsity ratio: {a:.3f}\tone ratio: {o:.3f}\ttotal ratio: {a + o:.3f}"
                  for p, a, o in zip(self.paths, *ratios)]
-        if self.group_index:
-            group = torch.stack([self.masks[i].mask_weight for i in self.group_index])
-            lines.append(f"ResBlock sparsity ratio: {float((group < -self.bound).all(0).float().mean()):.3f}")
+        for name in self.groups:  # the original's name for the residual group
+            off = (self.group_weights(name) < -self.bound).all(0).float().mean()
+            lines.append(f"ResBlock sparsity ratio: {float(off):.3f}")
         return lines
 
     @torch.no_grad()
@@ -326,10 +348,10 @@ class MaskSearch:
     On construction it adds its loss term to ``model.loss_terms``: ``mask_weight`` =
     ``--mask_weight_decay`` x the sum of the generators' sparsity losses (while their bound is > 0), and,
     with ``--lambda_group_lasso``, ``group_lasso`` = that weight x ``sum_i ||W_group[:, i]||_2`` over the
-    residual stream (rows i of down2.conv and of every block's conv2, flattened together), which pulls
-    whole stream channels of the convs towards 0 while the search runs. The Trainer calls
-    :meth:`after_iteration` after every batch and consults :meth:`best_eligible`; ``visualizer`` (optional)
-    receives the plot records.
+    channel groups (for the residual stream: rows i of down2.conv and of every block's conv2, flattened
+    together), which pulls whole stream channels of the convs towards 0 while the search runs. The
+    Trainer calls :meth:`after_iteration` after every batch and consults :meth:`best_eligible`;
+    ``visualizer`` (optional) receives the plot records.
     """
 
     def __init__(self, opt, model, n_batches, visualizer=None):
@@ -345,11 +367,13 @@ class MaskSearch:
         self.gens = [GeneratorSearch(n, model.nets[n], direction_of.get(id(model.nets[n])), opt)
                      for n in model.generator_names]
         self.by_direction = {g.direction: g for g in self.gens}
-        if opt.lambda_group_lasso > 0 and not any(g.stream_convs for g in self.gens):
-            raise UserError("--lambda_group_lasso acts on the residual stream of a ResNet generator: "
-                            "drop it or use --model cyclegan")
-        if any(g.unet for g in self.gens) and (opt.upconv_bound or opt.upconv_relu or opt.upconv_solo):
-            log.warning("--upconv_bound/--upconv_relu/--upconv_solo have no effect on the U-Net masks")
+        if opt.lambda_group_lasso > 0 and not any(g.groups for g in self.gens):
+            raise UserError("--lambda_group_lasso acts on a channel group (a residual stream) and these "
+                            "generators have none: drop it")
+        roles = {s.role for g in self.gens for s in g.structure.masked_convs()}
+        if not roles & {"outer", "last_up"} and (opt.upconv_bound or opt.upconv_relu or opt.upconv_solo):
+            log.warning("--upconv_bound/--upconv_relu/--upconv_solo have no effect: these generators have no "
+                        "outer up-conv masks")
         self.bound = 1.0  # the schedule's bound at the last update
         self.records = []
         self.device = self.gens[0].masks[0].mask_weight.device
@@ -366,7 +390,7 @@ class MaskSearch:
             mask = opt.mask_weight_decay * sum(g.mask_loss(opt) for g in active)
         terms = {"mask_weight": mask}
         if opt.lambda_group_lasso > 0:
-            lasso = [g.group_lasso() for g in active if g.stream_convs]
+            lasso = [g.group_lasso() for g in active if g.groups]
             terms["group_lasso"] = opt.lambda_group_lasso * sum(lasso) if lasso else zero
         return terms
 
@@ -428,10 +452,12 @@ class MaskSearch:
 
     # ---------------------------------------------------------------- state
     def state_dict(self):
-        """Plain data; the masks' bounds and weights and ``block_coeff`` live in the generators."""
+        """Plain data; the masks' bounds and weights live in the generators."""
         return {"bound": float(self.bound),
                 "stopped": {g.name: bool(g.stopped) for g in self.gens},
                 "layer_coeff": {g.name: g.layer_coeff.detach().cpu().clone() for g in self.gens},
+                "group_coeff": {g.name: {k: v.detach().cpu().clone() for k, v in g.group_coeff.items()}
+                                for g in self.gens},
                 "records": [dict(r, layers=dict(r["layers"]), widths=dict(r["widths"])) for r in self.records]}
 
     def load_state_dict(self, state):
@@ -442,5 +468,7 @@ class MaskSearch:
             coeff = state.get("layer_coeff", {}).get(g.name)
             if coeff is not None:
                 g.layer_coeff = coeff.to(g.layer_coeff.device, g.layer_coeff.dtype).clone()
+            for name, coeff in state.get("group_coeff", {}).get(g.name, {}).items():
+                g.group_coeff[name] = coeff.to(g.group_coeff[name].device, g.group_coeff[name].dtype).clone()
             g.bound = g.read_bound()
         self.records = [dict(r, layers=dict(r["layers"]), widths=dict(r["widths"])) for r in state["records"]]

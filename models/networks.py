@@ -1,13 +1,8 @@
 """Builders for generators and discriminators, and the weight initialisation (method.md §5.7)."""
-import math
-
 from torch import nn
 
+from models import families
 from models.discriminator import NLayerDiscriminator
-from models.resnet_generator import ResnetGenerator
-from models.unet_generator import UnetGenerator
-
-GENERATOR_FAMILIES = {"resnet": ResnetGenerator, "unet": UnetGenerator}
 
 
 def init_weights(net, gain=0.02):
@@ -26,22 +21,13 @@ def init_weights(net, gain=0.02):
 
 
 def generator_config(opt, mask=None):
-    """Constructor arguments of the generator the options describe (full width)."""
-    mask = opt.mask if mask is None else mask
-    if opt.netG.startswith("resnet"):
-        return {"family": "resnet", "input_nc": opt.input_nc, "output_nc": opt.output_nc, "ngf": opt.ngf,
-                "n_blocks": int(opt.netG.split("_")[1].replace("blocks", "")), "widths": None, "mask": mask,
-                "unmask_last_upconv": opt.unmask_last_upconv}
-    size = int(opt.netG.split("_")[1])
-    return {"family": "unet", "input_nc": opt.input_nc, "output_nc": opt.output_nc, "ngf": opt.ngf,
-            "num_downs": int(math.log2(size)), "widths": None, "mask": mask, "use_dropout": not opt.no_dropout}
+    """Constructor arguments of the generator the options describe (full width), by its family."""
+    return families.for_netG(opt.netG).options_config(opt, opt.mask if mask is None else mask)
 
 
 def build_generator(config):
     """A generator from its ``config()`` dict (family + constructor arguments), initialised."""
-    args = dict(config)
-    family = GENERATOR_FAMILIES[args.pop("family")]
-    return init_weights(family(**args))
+    return init_weights(families.build(config))
 
 
 def discriminator_config(opt):

@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from models.base_model import BaseModel
+from models.families.unet import UnetGenerator
 from models.losses import GANLoss, gradient_penalty
 from models.networks import discriminator_config, generator_config
 
@@ -10,6 +11,7 @@ from models.networks import discriminator_config, generator_config
 class Pix2PixModel(BaseModel):
     name = "pix2pix"
     generator_names = ("G",)
+    generator_family = UnetGenerator  # --netG chooses among its variants
     discriminator_names = ("D",)
     loss_names = ("G_GAN", "G_L1", "D_real", "D_fake")
     visual_names = ("real_A", "fake_B", "real_B")

@@ -22,7 +22,7 @@ def original_cfg(structure, widths):
     a removed block. Generators with skip concatenations (U-Net): ``(filter_cfgs, channel_cfgs)``
     where ``channel_cfgs[k]`` is the input width of the first conv that reads set k (§5.4).
     """
-    writers = [c for c in structure.convs if c.out is not None]
+    writers = [c for c in structure.convs if c.out is not None and not c.depthwise]
     filters = [int(widths[c.out]) for c in writers]
     if not any(len(c.ins) > 1 for c in structure.convs):
         return filters
@@ -61,19 +61,21 @@ def _input_index(structure, conv, index):
 def slim_state_dict(net, structure, index, removed):
     """The slim generator's state dict: every tensor of every surviving conv (and its norm) sliced by
     the kept indices; output rows whose own mask is off are zeroed (weights, bias, norm affine and
-    running mean), which makes the channel exactly 0 as in the masked net (§6.3)."""
+    running mean), which makes the channel exactly 0 as in the masked net (§6.3). A depthwise conv
+    keeps the filters (and bias entries) of its set's kept channels (§6.3, mobile variants)."""
     state = {}
     for conv in structure.convs:
         if conv.unit in removed:
             continue
-        if conv.groups != 1:
-            raise NotImplementedError(f"{conv.name}: pruning grouped convolutions is not described yet")
         module = net.get_submodule(conv.name)
         device = module.weight.device
         out_idx = (torch.arange(structure.output_nc) if conv.out is None else index[conv.out]).to(device)
-        in_idx = _input_index(structure, conv, index).to(device)
         out_dim = 1 if conv.transposed else 0  # ConvTranspose2d weights are (in, out, k, k)
-        weight = _gather(module.weight.detach(), *((in_idx, out_idx) if conv.transposed else (out_idx, in_idx)))
+        if conv.depthwise:  # weight [C, 1, k, k]: output c reads input c only
+            weight = module.weight.detach().index_select(0, out_idx)
+        else:
+            in_idx = _input_index(structure, conv, index).to(device)
+            weight = _gather(module.weight.detach(), *((in_idx, out_idx) if conv.transposed else (out_idx, in_idx)))
         off = None
         if conv.mask is not None:
             off = net.get_submodule(conv.mask).mask_weight.detach().index_select(0, out_idx) <= 0
@@ -121,13 +123,13 @@ def _shape(image_size, channels):
 def prune_generator(net, vote=0, image_size=None):
     """Prune a masked generator (any family with ``structure()``/``config()``) into a slim plain one.
 
-    vote:       ``--threshold``: a residual-group channel is kept when more than ``vote`` of the group's
-                masks keep it (0: when any does).
+    vote:       ``--threshold``: a channel of a channel group (residual stream) is kept when more than
+                ``vote`` of the group's masks keep it (0: when any does).
     image_size: int or (H, W); when given, the report holds MACs/params of both nets at
                 ``(1, input_nc, H, W)`` by ``util.flops.count_macs_params``.
     Returns ``(slim, report)``: ``slim`` is ``type(net)(**config, widths=..., mask=False)`` on the same
     device and in the same train/eval mode, holding no masks; ``report`` is plain data (see
-    :func:`format_prune_table`). Empty removable sets drop their unit (a ResNet block); other empty
+    :func:`format_prune_table`). Empty removable sets drop their unit (a residual block); other empty
     sets keep one zeroed channel, exactly equivalent to the masked net's zeros.
     """
     structure = net.structure()
@@ -153,14 +155,15 @@ def prune_generator(net, vote=0, image_size=None):
         raise RuntimeError(f"the channel structure does not describe {leftover[:3]}: cannot prune them")
     slim.train(net.training)
 
+    groups = structure.groups()
     report = {
-        "family": getattr(net, "family", type(net).__name__),
+        "family": net.family,
         "vote": int(vote),
         "widths": {k: int(v) for k, v in widths.items()},
         "removed": sorted(removed),
         "cfg": original_cfg(structure, widths),
-        "layers": [{"set": name, "masks": structure.masks_of(name), "kept": int(kept[name].sum()),
-                    "full": int(cset.width), "width": int(widths[name])}
+        "layers": [{"set": name, "masks": structure.masks_of(name), "group": name in groups,
+                    "kept": int(kept[name].sum()), "full": int(cset.width), "width": int(widths[name])}
                    for name, cset in structure.sets.items()],
     }
     shape = _shape(image_size, structure.input_nc)
@@ -180,7 +183,7 @@ def format_prune_table(reports):
     lines = []
     for name, rep in reports.items():
         label = f"net{name}"
-        grouped = any(len(layer["masks"]) > 1 for layer in rep["layers"])
+        grouped = any(layer.get("group", len(layer["masks"]) > 1) for layer in rep["layers"])
         vote = f", a group channel is kept when more than {rep['vote']} of its masks keep it" if grouped else ""
         lines.append(f"{label} ({rep['family']}{vote})")
         if "macs_before" in rep:
@@ -194,7 +197,8 @@ def format_prune_table(reports):
         lines.append(f"  {'layer':<{width}}  {'kept/full':>11}  masks")
         for layer in rep["layers"]:
             masks = layer["masks"]
-            where = masks[0] if len(masks) == 1 else (f"group of {len(masks)} masks" if masks else "no mask")
+            in_group = layer.get("group", len(masks) > 1)  # reports written before "group" existed
+            where = (f"group of {len(masks)} masks" if in_group else masks[0]) if masks else "no mask"
             note = ""
             if layer["width"] == 0:
                 note = "  (removed)"

@@ -13,6 +13,8 @@ import math
 import os
 import sys
 
+from models import MODELS as _MODEL_CLASSES
+from models import families
 from util.errors import ArgumentParser, UserError
 
 MODELS = ("cyclegan", "pix2pix")
@@ -20,7 +22,7 @@ GAN_MODES = ("vanilla", "lsgan", "hinge", "wgangp")
 LR_POLICIES = ("linear", "step", "plateau", "cosine")
 PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 DATASET_MODES = ("unaligned", "aligned", "single")
-NETG = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128", "unet_64", "unet_32")
+NETG = families.NETG_CHOICES
 MASK_LOSS_TYPES = ("relu", "bound", "uprelu", "exp")
 BOUND_RULES = ("cube", "double", "linear")
 METRICS = ("auto", "fid", "miou", "none")
@@ -251,22 +253,14 @@ def validate(opt):
     _check_name(opt.name)
     if opt.dataset_mode is None:
         opt.dataset_mode = "aligned" if opt.model == "pix2pix" else "unaligned"
+    family = _MODEL_CLASSES[opt.model].generator_family
     if opt.netG is None:
-        if opt.model == "cyclegan":
-            opt.netG = "resnet_9blocks"
-        else:
-            size = min(256, opt.crop_size)
-            if size < 32 or size & (size - 1):
-                raise UserError(f"--crop_size {opt.crop_size} does not fit a U-Net: use a power of two >= 32 "
-                                "(e.g. 64 or 256)")
-            opt.netG = f"unet_{size}"
-    if opt.model == "cyclegan" and not opt.netG.startswith("resnet"):
-        raise UserError(f"--netG {opt.netG} is a pix2pix generator; cyclegan uses resnet_9blocks or resnet_6blocks")
-    if opt.model == "pix2pix" and not opt.netG.startswith("unet"):
-        raise UserError(f"--netG {opt.netG} is a cyclegan generator; pix2pix uses a U-Net (unet_256, unet_128, ...)")
-    # image sides the generator accepts: a ResNet halves twice, a U-Net once per level
-    depth = int(opt.netG.split("_")[1]).bit_length() - 1 if opt.netG.startswith("unet") else 2
-    opt.size_multiple = 2 ** depth
+        opt.netG = family.default_netG(opt.crop_size)
+    if families.for_netG(opt.netG) is not family:
+        raise UserError(f"--netG {opt.netG} is not a generator of --model {opt.model}, which uses "
+                        f"{' or '.join(family.netG_choices)}")
+    # image sides the generator accepts (a ResNet halves twice, a U-Net once per level)
+    opt.size_multiple = family.size_multiple(family.netG_args(opt.netG))
     if opt.crop_size % opt.size_multiple:
         raise UserError(f"--crop_size {opt.crop_size} must be a multiple of {opt.size_multiple} for {opt.netG} "
                         f"(e.g. {max(opt.size_multiple, opt.crop_size // opt.size_multiple * opt.size_multiple)})")

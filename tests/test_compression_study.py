@@ -79,7 +79,7 @@ def test_a_second_run_reuses_finished_stages(study):
 
 
 def test_l1_norm_ranking_and_uniform_widths():
-    from models.unet_generator import UnetGenerator
+    from models.families.unet import UnetGenerator
 
     module = _study()
     net = randomise(UnetGenerator(3, 3, ngf=8, num_downs=5), 0)

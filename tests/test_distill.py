@@ -12,9 +12,9 @@ import options
 import train
 from models import create_model, load_generator
 from models.distill import (Distiller, attention_loss, attention_map, discriminator_distill_loss, finetune,
-                            generator_roles, load_teacher, resize_map)
-from models.resnet_generator import ResnetGenerator
-from models.unet_generator import UnetGenerator
+                            load_teacher, resize_map)
+from models.families.resnet import ResnetGenerator
+from models.families.unet import UnetGenerator
 from util.checkpoint import FORMAT, VERSION, load_checkpoint, options_dict, save_checkpoint
 from util.errors import UserError
 
@@ -141,11 +141,11 @@ def test_roles_follow_original_blocks_when_blocks_are_removed():
     torch.manual_seed(0)
     g = ResnetGenerator(ngf=8, widths=RESNET_WIDTHS).eval()
     assert "2" not in g.blocks and "8" not in g.blocks
-    assert generator_roles(g) == ["down2", "blocks.2", "blocks.5", "blocks.8"]
-    assert generator_roles(ResnetGenerator(ngf=8, n_blocks=6)) == ["down2", "blocks.2", "blocks.5"]
-    assert generator_roles(UnetGenerator(ngf=8, num_downs=5)) == ["down2", "down4", "up5", "up3"]
+    assert g.distill_roles() == ["down2", "blocks.2", "blocks.5", "blocks.8"]
+    assert ResnetGenerator(ngf=8, n_blocks=6).distill_roles() == ["down2", "blocks.2", "blocks.5"]
+    assert UnetGenerator(ngf=8, num_downs=5).distill_roles() == ["down2", "down4", "up5", "up3"]
     x = torch.randn(2, 3, 32, 32)
-    out, feats = g.forward_features(x, generator_roles(g))
+    out, feats = g.forward_features(x, g.distill_roles())
     with torch.no_grad():
         s = g.down2(g.down1(g.stem(x)))
         assert torch.equal(feats["down2"], s)

@@ -1,15 +1,12 @@
-"""MAC / parameter counts (util/flops.py) against the reference numbers of method.md §12.2, and the
-channel-structure estimate (models/structure.py) against the hook-based counter."""
-import random
-
+"""MAC / parameter counts (util/flops.py) against the reference numbers of method.md §12.2 (the
+channel-structure estimate against this counter: tests/test_structure.py)."""
 import pytest
 import torch
 from torch import nn
 
 from models.discriminator import NLayerDiscriminator
-from models.resnet_generator import ResnetGenerator
-from models.structure import full_widths
-from models.unet_generator import UnetGenerator
+from models.families.resnet import ResnetGenerator
+from models.families.unet import UnetGenerator
 from util.flops import count_macs_params
 
 
@@ -82,63 +79,3 @@ def test_counter_restores_mode_and_weights():
     net.eval()
     count_macs_params(net, (1, 3, 32, 32))
     assert not net.training
-
-
-# ---------------------------------------------------------------- structure estimate == counter
-
-def _both(net, size):
-    structure = net.structure()
-    return (count_macs_params(net, (1, net.input_nc, size, size)),
-            structure.macs_params(dict(net.widths), (size, size)))
-
-
-@pytest.mark.parametrize("kwargs,size", [
-    (dict(ngf=64, n_blocks=9), 256), (dict(ngf=8, n_blocks=6), 64), (dict(ngf=8, mask=True), 64),
-    (dict(ngf=8, mask=True, unmask_last_upconv=True), 32), (dict(ngf=16, input_nc=1, output_nc=3), 32)])
-def test_structure_matches_counter_resnet(kwargs, size):
-    net = ResnetGenerator(**kwargs)
-    counted, estimated = _both(net, size)
-    assert counted == estimated
-    assert estimated == net.structure().macs_params(full_widths(net.structure()), (size, size))
-
-
-@pytest.mark.parametrize("kwargs,size", [
-    (dict(ngf=64, num_downs=8), 256), (dict(ngf=8, num_downs=6), 64), (dict(ngf=8, num_downs=5, mask=True), 32),
-    (dict(ngf=4, num_downs=7, input_nc=1, output_nc=1), 128)])
-def test_structure_matches_counter_unet(kwargs, size):
-    net = UnetGenerator(**kwargs)
-    counted, estimated = _both(net, size)
-    assert counted == estimated
-    assert estimated == net.structure().macs_params(full_widths(net.structure()), (size, size))
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_structure_matches_counter_pruned_resnet(seed):
-    rng = random.Random(seed)
-    n_blocks = rng.choice((6, 9))
-    widths = {"stem": rng.randint(1, 8), "down1": rng.randint(1, 16), "stream": rng.randint(1, 32),
-              "up1": rng.randint(1, 16), "up2": rng.randint(1, 8)}
-    widths.update({f"blocks.{i}": rng.choice((0, 0, rng.randint(1, 32))) for i in range(n_blocks)})
-    widths["blocks.0"] = 0
-    widths["blocks.1"] = 3
-    net = ResnetGenerator(ngf=8, n_blocks=n_blocks, widths=widths)
-    assert len(net.blocks) == sum(1 for i in range(n_blocks) if widths[f"blocks.{i}"] > 0)
-    assert net(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
-    counted, estimated = _both(net, 32)
-    assert counted == estimated
-    full = ResnetGenerator(ngf=8, n_blocks=n_blocks)
-    assert estimated[0] < count_macs_params(full, (1, 3, 32, 32))[0]
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_structure_matches_counter_pruned_unet(seed):
-    rng = random.Random(100 + seed)
-    levels = rng.choice((5, 6))
-    size = 2 ** levels
-    full = UnetGenerator(ngf=8, num_downs=levels)
-    widths = {name: rng.randint(1, w) for name, w in full.widths.items()}
-    net = UnetGenerator(ngf=8, num_downs=levels, widths=widths)
-    net.eval()
-    assert net(torch.zeros(1, 3, size, size)).shape == (1, 3, size, size)
-    counted, estimated = _both(net, size)
-    assert counted == estimated

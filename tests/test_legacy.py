@@ -13,8 +13,8 @@ import models
 import prune
 from models import legacy
 from models.discriminator import NLayerDiscriminator
-from models.resnet_generator import ResnetGenerator
-from models.unet_generator import UnetGenerator
+from models.families.resnet import ResnetGenerator
+from models.families.unet import UnetGenerator
 from util.checkpoint import load_checkpoint
 from tests.conftest import randomise
 from util.errors import UserError

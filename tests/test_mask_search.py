@@ -14,8 +14,8 @@ from conftest import ALIGNED, UNALIGNED, run_main
 from models import mask_losses
 from models.mask_search import MaskSearch, bound_at, candidate_macs, total_images, update_frequency
 from models.networks import init_weights
-from models.resnet_generator import ResnetGenerator
-from models.unet_generator import UnetGenerator
+from models.families.resnet import ResnetGenerator
+from models.families.unet import UnetGenerator
 from util.checkpoint import load_checkpoint
 from util.errors import UserError
 from util.flops import count_macs_params
@@ -246,11 +246,11 @@ def test_cyclegan_mask_loss_is_the_sum_of_the_rules():
                                          "--block_coeff", "2", "--upconv_bound", "--upconv_coeff", "100")
     assert model.loss_terms == [search.loss_term]
     with torch.no_grad():
-        model.nets["G_A"].block_coeff.uniform_(0, 3)
+        search.gens[0].group_coeff["stream"].uniform_(0, 3)
     for g in search.gens:
         g.set_bound(0.5)
     want = 0.0
-    for name in ("G_A", "G_B"):
+    for name, g in zip(("G_A", "G_B"), search.gens):
         net = model.nets[name]
         m = {p: net.get_submodule(p).mask_weight for p in net.structure().mask_names()}
         b = 0.5
@@ -259,7 +259,7 @@ def test_cyclegan_mask_loss_is_the_sum_of_the_rules():
         for i in range(2):
             want = want + mask_losses.relu_loss(m[f"blocks.{i}.conv1.mask"], b)
         group = torch.stack([m["down2.mask"], m["blocks.0.conv2.mask"], m["blocks.1.conv2.mask"]])
-        want = want + 2 * mask_losses.block_loss(group, b, net.block_coeff)
+        want = want + 2 * mask_losses.block_loss(group, b, g.group_coeff["stream"])
     got = search.loss_term()
     assert set(got) == {"mask_weight"}
     assert num(got["mask_weight"]) == pytest.approx(0.01 * num(want), rel=1e-6)
@@ -277,7 +277,7 @@ def test_finished_generators_get_no_loss_and_group_lasso_is_logged():
     g_b = search.gens[1]
     assert num(only_b["group_lasso"]) == pytest.approx(0.1 * num(g_b.group_lasso()), rel=1e-6)
     both["group_lasso"].backward()
-    for conv in g_b.stream_convs:  # down2 and every block's conv2
+    for conv, _ in g_b.group_convs["stream"]:  # down2 and every block's conv2
         assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
     assert [c for c in g_b.structure.writers("stream")][0].name == "down2.conv"
     with pytest.raises(UserError, match="group_lasso"):
@@ -294,7 +294,7 @@ def _spread(net, b_old, b_new=None, seed=0):
     channels that stay soft change scale by design (method.md §4.4) and are kept out of the test."""
     g = torch.Generator().manual_seed(seed)
     structure = net.structure()
-    group = set(structure.groups.get("stream", []))
+    group = set(structure.groups().get("stream", []))
     with torch.no_grad():
         for path in structure.mask_names():
             w = net.get_submodule(path).mask_weight
@@ -311,7 +311,7 @@ def _spread(net, b_old, b_new=None, seed=0):
 
 
 def _params(net):
-    return {k: v.detach().clone() for k, v in net.state_dict().items() if not k.endswith(("bound", "block_coeff"))}
+    return {k: v.detach().clone() for k, v in net.state_dict().items() if not k.endswith("bound")}
 
 
 @pytest.mark.parametrize("dtype", [torch.float32])
@@ -342,7 +342,7 @@ def test_group_masks_are_not_folded():
     search, model, opt = cyclegan_search(nets={"G_A": net, "G_B": resnet(4)})
     g = search.gens[0]
     g.set_bound(0.5)
-    group = g.structure.groups["stream"]
+    group = g.structure.groups()["stream"]
     with torch.no_grad():  # every group channel crosses (b_new, b_old]; the other masks stay fully on
         for path in g.structure.mask_names():
             w = net.get_submodule(path).mask_weight
@@ -529,10 +529,10 @@ def test_block_coefficients_are_updated_with_the_old_bound():
     search, model, opt = cyclegan_search("--lambda_update_coeff", "1.5")
     g = search.gens[0]
     g.set_bound(0.5)
-    group = torch.stack([g.masks[i].mask_weight for i in g.group_index]).detach().clone()
+    group = torch.stack([g.masks[i].mask_weight for i in g.groups["stream"]]).detach().clone()
     search.update(bound_for(search, 0.3))
     want = mask_losses.group_coefficients(group, 0.5, 1.5)
-    assert torch.equal(model.nets["G_A"].block_coeff, want)
+    assert torch.equal(g.group_coeff["stream"], want)
 
 
 def test_state_dict_is_plain_data_and_round_trips():

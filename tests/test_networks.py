@@ -1,4 +1,5 @@
-"""Networks (generators, PatchGAN), GAN losses, the image pool and the weight initialisation."""
+"""Networks (PatchGAN; the generators: tests/test_families.py), GAN losses, the image pool and the weight
+initialisation."""
 import io
 import math
 
@@ -13,55 +14,11 @@ from models.image_pool import ImagePool
 from models.losses import GANLoss, gradient_penalty
 from models.mask import Mask
 from models.networks import build_discriminator, build_generator, discriminator_config, generator_config, init_weights
-from models.resnet_generator import ResnetGenerator
-from models.unet_generator import UnetGenerator
+from models.families.resnet import ResnetGenerator
 
 
 def opts(*argv):
     return options.parse("train", ["--dataroot", "x", "--gpu_ids", "-1", *argv])
-
-
-def n_levels(unet):
-    return sum(1 for L in range(1, 20) if hasattr(unet, f"down{L}"))
-
-
-# ---------------------------------------------------------------- generators
-
-@pytest.mark.parametrize("netG,blocks", [("resnet_9blocks", 9), ("resnet_6blocks", 6)])
-def test_resnet_generator_from_options(netG, blocks):
-    g = build_generator(generator_config(opts("--netG", netG, "--ngf", "8")))
-    assert isinstance(g, ResnetGenerator) and len(g.blocks) == blocks == g.n_blocks
-    assert g.stem.conv.out_channels == 8 and g.down2.conv.out_channels == 32
-    assert g.blocks["0"].conv1.conv.in_channels == 32
-    x = torch.rand(2, 3, 32, 32) * 2 - 1
-    y = g(x)
-    assert y.shape == x.shape and y.abs().max() <= 1
-
-
-def test_resnet_generator_mask_count():
-    assert sum(isinstance(m, Mask) for m in ResnetGenerator(ngf=4, mask=True).modules()) == 23
-    assert sum(isinstance(m, Mask) for m in ResnetGenerator(ngf=4, mask=True, unmask_last_upconv=True).modules()) == 22
-    assert not any(isinstance(m, Mask) for m in ResnetGenerator(ngf=4).modules())
-
-
-@pytest.mark.parametrize("crop,levels", [(256, 8), (128, 7), (64, 6), (32, 5)])
-def test_unet_depth_follows_crop_size(crop, levels):
-    opt = opts("--model", "pix2pix", "--ngf", "4", "--crop_size", str(crop), "--load_size", str(crop))
-    g = build_generator(generator_config(opt))
-    assert isinstance(g, UnetGenerator) and g.num_downs == levels == n_levels(g)
-    x = torch.rand(1, 3, crop, crop) * 2 - 1
-    g.eval()
-    y = g(x)
-    assert y.shape == x.shape and y.abs().max() <= 1
-
-
-def test_unet_default_is_8_levels():
-    assert opts("--model", "pix2pix").netG == "unet_256"
-    g = UnetGenerator(ngf=2)
-    assert n_levels(g) == 8
-    assert g.down1.conv.out_channels == 2 and g.down4.conv.out_channels == 16 and g.down8.conv.out_channels == 16
-    assert sum(isinstance(m, nn.Dropout) for m in g.modules()) == 3
-    assert not any(isinstance(m, nn.Dropout) for m in UnetGenerator(ngf=2, use_dropout=False).modules())
 
 
 @pytest.mark.parametrize("ndf", [8, 16, 64])
@@ -284,20 +241,6 @@ def test_init_leaves_masks_alone():
     built = build_generator(generator_config(opts("--ngf", "16", "--mask")))
     masks = [m.mask_weight for m in built.modules() if isinstance(m, Mask)]
     assert len(masks) == 23 and _stats(masks)[1] == pytest.approx(0.2, rel=0.15)
-
-
-def test_unet_up_features_are_taken_before_dropout():
-    """The distillation feature ``up{L}`` is the unit's output before its dropout (the original hooked
-    the BatchNorm); dropout still acts on the generator's output."""
-    torch.manual_seed(0)
-    net = UnetGenerator(3, 3, ngf=8, num_downs=6).eval()
-    assert net.up5.dropout is not None
-    x = torch.randn(1, 3, 64, 64)
-    out_eval, feats_eval = net.forward_features(x, ("up5",))
-    net.up5.dropout.train()
-    out_drop, feats_drop = net.forward_features(x, ("up5",))
-    assert torch.equal(feats_drop["up5"], feats_eval["up5"])
-    assert not torch.equal(out_drop, out_eval)
 
 
 def test_image_pool_state_keeps_images_of_different_sizes():

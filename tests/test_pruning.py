@@ -12,9 +12,9 @@ from models.discriminator import NLayerDiscriminator
 from models.layers import masks
 from models.networks import build_generator
 from models.pruning import format_prune_table, original_cfg, prune_generator
-from models.resnet_generator import ResnetGenerator
+from models.families.resnet import ResnetGenerator
 from models.structure import full_widths
-from models.unet_generator import UnetGenerator
+from models.families.unet import UnetGenerator
 from util.checkpoint import FORMAT, VERSION, is_native, load_checkpoint, save_checkpoint
 from tests.conftest import randomise
 from util.errors import UserError

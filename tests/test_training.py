@@ -12,8 +12,8 @@ from PIL import Image
 from conftest import hash_tree, run_main, tiny_args
 from models import create_model, load_generator
 from models.base_model import LRSchedule
-from models.resnet_generator import ResnetGenerator
-from models.unet_generator import UnetGenerator
+from models.families.resnet import ResnetGenerator
+from models.families.unet import UnetGenerator
 from util.checkpoint import load_checkpoint, save_checkpoint
 from util.flops import count_macs_params
 from util.errors import UserError

@@ -67,6 +67,10 @@ def load_checkpoint(path, map_location="cpu"):
                             "dicts") from None
         raise UserError(f"{path} is not a readable checkpoint: not a torch.save archive (truncated, or another "
                         "format); give a .pth file written by this project or the original DMAD code") from None
+    if is_native(state):
+        from models.families import upgrade_checkpoint  # the families know their earlier layouts
+
+        upgrade_checkpoint(state)
     check_networks(state, path)
     return state
 

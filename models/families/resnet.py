@@ -1,0 +1,264 @@
+"""ResNet generator family (CycleGAN, ``--netG resnet_9blocks`` / ``resnet_6blocks``): plain, mask
+(search) and pruned forms from one code path.
+
+Layout (ngf = 64, 9 blocks): stem 7x7 conv (ngf) -> down1 (2 ngf) -> down2 (4 ngf, the residual
+stream) -> blocks 0..8 (``x + conv2(conv1(x))``) -> up1 (2 ngf) -> up2 (ngf) -> head 7x7 conv, tanh.
+Norms are affine-free InstanceNorms; masks (``mask=True``) sit after each norm (method.md §5.1).
+
+Pruned widths come as ``widths`` = {channel set: width}; a block whose hidden width is 0 is removed
+(it is the identity: method.md §5.1), and ``blocks`` keeps the original block numbers as keys so that
+roles such as ``blocks.5`` survive pruning. The stream, written by down2 and every block's conv2, is
+the family's one channel group.
+"""
+import logging
+from fractions import Fraction
+
+from torch import nn
+
+from models import legacy
+from models.families import Generator
+from models.layers import ConvUnit, instance_norm
+from models.structure import ChannelSet, ChannelStructure, ConvSpec, resolve_widths
+from util.errors import UserError
+
+log = logging.getLogger("dmad")
+
+
+def default_widths(ngf, n_blocks):
+    widths = {"stem": ngf, "down1": 2 * ngf, "stream": 4 * ngf}
+    widths.update({f"blocks.{i}": 4 * ngf for i in range(n_blocks)})
+    widths.update({"up1": 2 * ngf, "up2": ngf})
+    return widths
+
+
+class ResnetBlock(nn.Module):
+    """``x + conv2(conv1(x))``; conv1 writes the block's hidden set, conv2 writes the stream."""
+
+    def __init__(self, stream, hidden, mask):
+        super().__init__()
+        self.conv1 = ConvUnit(nn.Conv2d(stream, hidden, 3, bias=True), instance_norm(hidden), mask,
+                              nn.ReLU(True), nn.ReflectionPad2d(1))
+        self.conv2 = ConvUnit(nn.Conv2d(hidden, stream, 3, bias=True), instance_norm(stream), mask,
+                              None, nn.ReflectionPad2d(1))
+
+    def forward(self, x):
+        return x + self.conv2(self.conv1(x))
+
+
+class ResnetGenerator(Generator):
+    """ResNet generator; ``mask=True`` adds a Mask after every norm (22 or 23 masks for 9 blocks).
+
+    input: [N, input_nc, H, W] in [-1, 1] (H, W multiples of 4) -> output [N, output_nc, H, W].
+    """
+
+    family = "resnet"
+    netG_choices = ("resnet_9blocks", "resnet_6blocks")
+    depth_name = "n_blocks"
+
+    @classmethod
+    def netG_args(cls, netG):
+        return {"n_blocks": int(netG.split("_")[1].replace("blocks", ""))}
+
+    @classmethod
+    def default_netG(cls, crop_size):
+        return "resnet_9blocks"
+
+    @classmethod
+    def options_config(cls, opt, mask):
+        return {"family": cls.family, "input_nc": opt.input_nc, "output_nc": opt.output_nc, "ngf": opt.ngf,
+                **cls.netG_args(opt.netG), "widths": None, "mask": mask,
+                "unmask_last_upconv": opt.unmask_last_upconv}
+
+    @classmethod
+    def size_multiple(cls, config):
+        return 4  # two stride-2 down-convs
+
+    def __init__(self, input_nc=3, output_nc=3, ngf=64, n_blocks=9, widths=None, mask=False,
+                 unmask_last_upconv=False):
+        super().__init__()
+        self.input_nc, self.output_nc, self.ngf, self.n_blocks = input_nc, output_nc, ngf, n_blocks
+        self.has_mask, self.unmask_last_upconv = mask, unmask_last_upconv
+        self.widths = w = resolve_widths(default_widths(ngf, n_blocks), widths, f"a {n_blocks}-block ResNet")
+        relu = lambda: nn.ReLU(True)  # noqa: E731
+        self.stem = ConvUnit(nn.Conv2d(input_nc, w["stem"], 7, bias=True), instance_norm(w["stem"]), mask,
+                             relu(), nn.ReflectionPad2d(3))
+        self.down1 = ConvUnit(nn.Conv2d(w["stem"], w["down1"], 3, 2, 1, bias=True), instance_norm(w["down1"]),
+                              mask, relu())
+        self.down2 = ConvUnit(nn.Conv2d(w["down1"], w["stream"], 3, 2, 1, bias=True),
+                              instance_norm(w["stream"]), mask, relu())
+        self.blocks = nn.ModuleDict({
+            str(i): ResnetBlock(w["stream"], w[f"blocks.{i}"], mask)
+            for i in range(n_blocks) if w[f"blocks.{i}"] > 0})
+        self.up1 = ConvUnit(nn.ConvTranspose2d(w["stream"], w["up1"], 3, 2, 1, output_padding=1, bias=True),
+                            instance_norm(w["up1"]), mask, relu())
+        self.up2 = ConvUnit(nn.ConvTranspose2d(w["up1"], w["up2"], 3, 2, 1, output_padding=1, bias=True),
+                            instance_norm(w["up2"]), mask and not unmask_last_upconv, relu())
+        self.head = ConvUnit(nn.Conv2d(w["up2"], output_nc, 7, bias=True), act=nn.Tanh(),
+                             pad=nn.ReflectionPad2d(3))
+
+    def forward(self, x):
+        x = self.down2(self.down1(self.stem(x)))
+        for block in self.blocks.values():
+            x = block(x)
+        return self.head(self.up2(self.up1(x)))
+
+    def forward_features(self, x, names):
+        """Output and features by role: ``down2`` (the stream after down-conv 2) and ``blocks.i`` (the
+        stream after original block i; a removed block is the identity, so its feature is the stream
+        after the last kept block before it). Returns (output, {name: tensor})."""
+        wanted = set(names)
+        feats = {}
+        x = self.down2(self.down1(self.stem(x)))
+        if "down2" in wanted:
+            feats["down2"] = x
+        for i in range(self.n_blocks):
+            block = self.blocks[str(i)] if str(i) in self.blocks else None
+            if block is not None:
+                x = block(x)
+            if f"blocks.{i}" in wanted:
+                feats[f"blocks.{i}"] = x
+        return self.head(self.up2(self.up1(x))), feats
+
+    def structure(self):
+        """The channel structure (see models/structure.py) of this instance."""
+        w, m = self.widths, self.has_mask
+        q = Fraction(1, 4)
+        mask = (lambda path: path if m else None)  # noqa: E731
+        conv = lambda *a, **k: ConvSpec(*a, bias=True, **k)  # noqa: E731  every conv has a bias
+        convs = [
+            conv("stem.conv", "stem", (None,), mask("stem.mask"), "stem.norm", kernel=7, role="outer",
+                 fold="consumer"),
+            conv("down1.conv", "down1", ("stem",), mask("down1.mask"), "down1.norm", out_scale=Fraction(1, 2),
+                 role="outer", fold="consumer"),
+            # the stream's writers (down2 and every conv2) have no exact fold: their outputs are added
+            conv("down2.conv", "stream", ("down1",), mask("down2.mask"), "down2.norm", out_scale=q),
+        ]
+        for i in range(self.n_blocks):
+            p = f"blocks.{i}"
+            convs += [
+                conv(f"{p}.conv1.conv", p, ("stream",), mask(f"{p}.conv1.mask"), f"{p}.conv1.norm",
+                     out_scale=q, unit=p, fold="consumer"),
+                conv(f"{p}.conv2.conv", "stream", (p,), mask(f"{p}.conv2.mask"), f"{p}.conv2.norm",
+                     out_scale=q, unit=p),
+            ]
+        convs += [
+            conv("up1.conv", "up1", ("stream",), mask("up1.mask"), "up1.norm", transposed=True,
+                 out_scale=Fraction(1, 2), role="outer", fold="consumer"),
+            conv("up2.conv", "up2", ("up1",), mask("up2.mask") if not self.unmask_last_upconv else None,
+                 "up2.norm", transposed=True, role="last_up", fold="consumer"),
+            conv("head.conv", None, ("up2",), kernel=7),
+        ]
+        sets = {"stem": ChannelSet("stem", w["stem"]), "down1": ChannelSet("down1", w["down1"]),
+                "stream": ChannelSet("stream", w["stream"])}
+        for i in range(self.n_blocks):
+            sets[f"blocks.{i}"] = ChannelSet(f"blocks.{i}", w[f"blocks.{i}"], removes=f"blocks.{i}")
+        sets["up1"] = ChannelSet("up1", w["up1"])
+        sets["up2"] = ChannelSet("up2", w["up2"])
+        return ChannelStructure(self.input_nc, self.output_nc, sets, convs)
+
+    def config(self):
+        """Constructor arguments (JSON-able); ``ResnetGenerator(**g.config())`` rebuilds the architecture."""
+        return {"family": self.family, "input_nc": self.input_nc, "output_nc": self.output_nc, "ngf": self.ngf,
+                "n_blocks": self.n_blocks, "widths": dict(self.widths), "mask": self.has_mask,
+                "unmask_last_upconv": self.unmask_last_upconv}
+
+    def distill_roles(self):
+        """The stream after down-conv 2, after original blocks 2 and 5 and after the last block (the
+        original's ``model.9/12/15/18``); a removed block yields the stream after the last kept one."""
+        roles = ["down2"] + [f"blocks.{i}" for i in (2, 5, self.n_blocks - 1) if i < self.n_blocks]
+        return list(dict.fromkeys(roles))  # 6 blocks: block 5 is also the last one, hook it once
+
+    @classmethod
+    def upgrade_state_dict(cls, state_dict):
+        """Files written before the search state left the network hold the stream's block-loss
+        coefficients as the buffer ``block_coeff``."""
+        if "block_coeff" not in state_dict:
+            return state_dict, {}
+        state_dict = dict(state_dict)
+        return state_dict, {"stream": state_dict.pop("block_coeff")}
+
+    # ------------------------------------------------------------------ the original code's layout
+    @classmethod
+    def is_original(cls, state_dict):
+        return "model.1.weight" in state_dict and any(".conv_block." in k for k in state_dict)
+
+    @classmethod
+    def from_original(cls, sd, cfg, source):
+        """§5.1 (mask) / §5.2 (plain or pruned): ``cfg`` (the original's 23-entry list of a pruned
+        ResNet) tells which blocks were kept; without it the present blocks are blocks 0..n-1."""
+        mask = legacy.has_masks(sd)
+        pairs, n_blocks, kept, unmask_last = _original_pairs(sd, cfg, source)
+        state = legacy.rename(sd, pairs, source)
+        shape = lambda role: legacy.require(state, f"{role}.weight", source).shape  # noqa: E731
+        widths = {"stem": shape("stem.conv")[0], "down1": shape("down1.conv")[0], "stream": shape("down2.conv")[0],
+                  "up1": shape("up1.conv")[1], "up2": shape("up2.conv")[1]}
+        for i in range(n_blocks):
+            widths[f"blocks.{i}"] = shape(f"blocks.{i}.conv1.conv")[0] if i in kept else 0
+        widths = {k: int(v) for k, v in widths.items()}
+        if cfg is not None and not mask:
+            expected = [int(c) for c in legacy.plain(cfg)]
+            have = [widths[k] for k in ("stem", "down1", "stream")]
+            if expected[:3] != have:
+                log.warning("%s: its cfg %s disagrees with the weight shapes %s; the shapes are used", source,
+                                   expected[:3], have)
+        ngf = widths["stem"]
+        if not mask and widths != default_widths(ngf, n_blocks):
+            ngf = legacy.ORIGINAL_PLAIN_NGF  # a pruned model: the full width it came from
+        config = {"family": cls.family, "input_nc": int(shape("stem.conv")[1]),
+                  "output_nc": int(shape("head.conv")[0]), "ngf": ngf, "n_blocks": n_blocks, "widths": widths,
+                  "mask": mask, "unmask_last_upconv": unmask_last}
+        legacy.check_fits(cls, config, state, source)
+        return config, state
+
+
+def _kept_blocks(cfg, present, source):
+    """Original block numbers of the ``present`` blocks of a pruned plain ResNet, and the total
+    number of blocks, from its 23-entry cfg (k_i = cfg[3 + 2i] = 0 marks a removed block)."""
+    if cfg is None:
+        return list(range(len(present))), len(present)
+    cfg = [int(c) for c in legacy.plain(cfg)]
+    if len(cfg) < 5 or (len(cfg) - 5) % 2:
+        raise UserError(f"{source}: its cfg has {len(cfg)} entries; a ResNet cfg has 5 + 2 x blocks")
+    n_blocks = (len(cfg) - 5) // 2
+    kept = [i for i in range(n_blocks) if cfg[3 + 2 * i] > 0]
+    if len(kept) != len(present):
+        raise UserError(f"{source}: its cfg keeps {len(kept)} residual blocks but the weights hold "
+                               f"{len(present)}")
+    return kept, n_blocks
+
+
+def _original_pairs(sd, cfg, source):
+    """[(our module, original module)], n_blocks, kept block numbers, unmask_last_upconv."""
+    mask = legacy.has_masks(sd)
+    present = sorted({int(k.split(".")[1]) for k in sd if ".conv_block." in k})
+    first = 13 if mask else 10  # first block index (§5.1 / §5.2)
+    if present != list(range(first, first + len(present))):
+        raise UserError(f"{source}: residual blocks at model.{present}; not a ResNet layout of the original "
+                               "DMAD code")
+    n = len(present)
+    if mask:
+        kept, n_blocks = list(range(n)), n
+        pairs = [("stem.conv", "model.1"), ("stem.mask", "model.3"), ("down1.conv", "model.5"),
+                 ("down1.mask", "model.7"), ("down2.conv", "model.9"), ("down2.mask", "model.11")]
+        for j in range(n):
+            b = f"model.{first + j}.conv_block"
+            pairs += [(f"blocks.{j}.conv1.conv", f"{b}.1"), (f"blocks.{j}.conv1.mask", f"{b}.3"),
+                      (f"blocks.{j}.conv2.conv", f"{b}.6"), (f"blocks.{j}.conv2.mask", f"{b}.8")]
+        up1, up2 = first + n, first + n + 4  # convT, IN, Mask, ReLU
+        unmask_last = f"model.{up2 + 2}.mask_weight" not in sd
+        pairs += [("up1.conv", f"model.{up1}"), ("up1.mask", f"model.{up1 + 2}"), ("up2.conv", f"model.{up2}")]
+        if not unmask_last:
+            pairs.append(("up2.mask", f"model.{up2 + 2}"))
+        # after up2: IN, [Mask], ReLU, pad, conv
+        pairs.append(("head.conv", f"model.{up2 + (4 if unmask_last else 5)}"))
+    else:
+        kept, n_blocks = _kept_blocks(cfg, present, source)
+        unmask_last = False
+        pairs = [("stem.conv", "model.1"), ("down1.conv", "model.4"), ("down2.conv", "model.7")]
+        for j, i in enumerate(kept):
+            b = f"model.{first + j}.conv_block"
+            pairs += [(f"blocks.{i}.conv1.conv", f"{b}.1"), (f"blocks.{i}.conv2.conv", f"{b}.5")]
+        # convT, IN, ReLU, convT, IN, ReLU, pad, conv
+        pairs += [("up1.conv", f"model.{first + n}"), ("up2.conv", f"model.{first + n + 3}"),
+                  ("head.conv", f"model.{first + n + 7}")]
+    return pairs, n_blocks, kept, unmask_last

@@ -1,0 +1,159 @@
+"""Tests of models/families/: the registry, the family contract every family answers, the generators
+built from options, and checkpoints written before the search state left the networks."""
+import os
+import re
+
+import pytest
+import torch
+from torch import nn
+
+import options
+from models import families
+from models.families.resnet import ResnetGenerator
+from models.families.unet import UnetGenerator
+from models.layers import masks
+from models.mask import Mask
+from models.networks import build_generator, generator_config
+from models.structure import full_widths
+from tests.conftest import REPO
+from util.checkpoint import FORMAT, VERSION, load_checkpoint, save_checkpoint
+from util.errors import UserError
+
+
+def opts(*argv):
+    return options.parse("train", ["--dataroot", "x", "--gpu_ids", "-1", *argv])
+
+
+def n_levels(unet):
+    return sum(1 for L in range(1, 20) if hasattr(unet, f"down{L}"))
+
+
+# ---------------------------------------------------------------- the registry and the contract
+
+def small_config(cls, netG, mask):
+    opt = opts("--netG", netG, "--ngf", "4", "--model", "pix2pix" if cls is UnetGenerator else "cyclegan",
+               "--crop_size", "32", "--load_size", "32")
+    return cls.options_config(opt, mask)
+
+
+@pytest.mark.parametrize("netG", families.NETG_CHOICES)
+def test_every_netG_resolves_to_one_family_that_answers_the_contract(netG):
+    cls = families.for_netG(netG)
+    assert families.get(cls.family) is cls and netG in cls.netG_choices and cls.depth_name
+    config = cls.options_config(opts("--netG", netG, "--model", "pix2pix" if cls is UnetGenerator else "cyclegan",
+                                     "--crop_size", "256", "--load_size", "256"), True)
+    assert config["family"] == cls.family
+    with torch.device("meta"):
+        net = families.build(config)
+    assert isinstance(net, cls) and net.config() == dict(config, widths=net.widths)
+    # the structure names every Mask of the module, in state-dict order
+    assert net.structure().mask_names() == list(masks(net))
+    assert 256 % cls.size_multiple(config) == 0 and cls.default_netG(256) in cls.netG_choices
+    assert set(net.distill_roles()) and isinstance(net.distill_roles(), list)
+
+
+@pytest.mark.parametrize("cls", list(families.FAMILIES.values()))
+def test_config_round_trip_and_structure_widths(cls):
+    config = small_config(cls, cls.default_netG(32), mask=False)
+    net = families.build(config)
+    again = families.build(net.config())
+    assert again.config() == net.config() and full_widths(net.structure()) == net.widths
+    assert [k for k, _ in again.state_dict().items()] == [k for k, _ in net.state_dict().items()]
+
+
+def test_unknown_names_are_user_errors():
+    with pytest.raises(UserError, match="unknown --netG"):
+        families.for_netG("resnet_12blocks")
+    with pytest.raises(UserError, match="unknown generator family 'stylegan'"):
+        families.get("stylegan", "x.pth")
+    assert families.NETG_CHOICES == ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128", "unet_64",
+                                     "unet_32")
+
+
+def test_no_module_outside_the_families_branches_on_a_family_name():
+    literal = re.compile(r"""["'](resnet|unet)["']""")
+    hits = []
+    for root, dirs, files in os.walk(REPO):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in ("tests", "datasets", "__pycache__")]
+        if os.path.relpath(root, REPO) == os.path.join("models", "families"):
+            continue
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(root, name)
+                with open(path) as handle:
+                    hits += [f"{os.path.relpath(path, REPO)}: {line.strip()}" for line in handle if literal.search(line)]
+    assert hits == []
+
+
+# ---------------------------------------------------------------- generators built from options
+
+@pytest.mark.parametrize("netG,blocks", [("resnet_9blocks", 9), ("resnet_6blocks", 6)])
+def test_resnet_generator_from_options(netG, blocks):
+    g = build_generator(generator_config(opts("--netG", netG, "--ngf", "8")))
+    assert isinstance(g, ResnetGenerator) and len(g.blocks) == blocks == g.n_blocks
+    assert g.stem.conv.out_channels == 8 and g.down2.conv.out_channels == 32
+    assert g.blocks["0"].conv1.conv.in_channels == 32
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    y = g(x)
+    assert y.shape == x.shape and y.abs().max() <= 1
+
+
+def test_resnet_generator_mask_count():
+    assert sum(isinstance(m, Mask) for m in ResnetGenerator(ngf=4, mask=True).modules()) == 23
+    assert sum(isinstance(m, Mask) for m in ResnetGenerator(ngf=4, mask=True, unmask_last_upconv=True).modules()) == 22
+    assert not any(isinstance(m, Mask) for m in ResnetGenerator(ngf=4).modules())
+
+
+@pytest.mark.parametrize("crop,levels", [(256, 8), (128, 7), (64, 6), (32, 5)])
+def test_unet_depth_follows_crop_size(crop, levels):
+    opt = opts("--model", "pix2pix", "--ngf", "4", "--crop_size", str(crop), "--load_size", str(crop))
+    g = build_generator(generator_config(opt))
+    assert isinstance(g, UnetGenerator) and g.num_downs == levels == n_levels(g)
+    x = torch.rand(1, 3, crop, crop) * 2 - 1
+    g.eval()
+    y = g(x)
+    assert y.shape == x.shape and y.abs().max() <= 1
+
+
+def test_unet_default_is_8_levels():
+    assert opts("--model", "pix2pix").netG == "unet_256"
+    g = UnetGenerator(ngf=2)
+    assert n_levels(g) == 8
+    assert g.down1.conv.out_channels == 2 and g.down4.conv.out_channels == 16 and g.down8.conv.out_channels == 16
+    assert sum(isinstance(m, nn.Dropout) for m in g.modules()) == 3
+    assert not any(isinstance(m, nn.Dropout) for m in UnetGenerator(ngf=2, use_dropout=False).modules())
+
+
+def test_unet_up_features_are_taken_before_dropout():
+    """The distillation feature ``up{L}`` is the unit's output before its dropout (the original hooked
+    the BatchNorm); dropout still acts on the generator's output."""
+    torch.manual_seed(0)
+    net = UnetGenerator(3, 3, ngf=8, num_downs=6).eval()
+    assert net.up5.dropout is not None
+    x = torch.randn(1, 3, 64, 64)
+    out_eval, feats_eval = net.forward_features(x, ("up5",))
+    net.up5.dropout.train()
+    out_drop, feats_drop = net.forward_features(x, ("up5",))
+    assert torch.equal(feats_drop["up5"], feats_eval["up5"])
+    assert not torch.equal(out_drop, out_eval)
+
+
+# ---------------------------------------------------------------- earlier checkpoints
+
+def test_block_coeff_of_earlier_checkpoints_moves_into_the_search_state(tmp_path):
+    """Files written before the search state left the network hold the stream coefficients as the
+    ResNet buffer ``block_coeff``: they load, and the search state they resume holds them."""
+    net = ResnetGenerator(ngf=4, n_blocks=2, mask=True)
+    coeff = torch.rand(16)
+    nets = {"G_A": dict(net.state_dict(), block_coeff=coeff), "G_B": dict(net.state_dict(), block_coeff=coeff * 2)}
+    configs = {"G_A": net.config(), "G_B": net.config()}
+    path = tmp_path / "latest.pth"
+    save_checkpoint({"format": FORMAT, "version": VERSION, "nets": nets, "configs": configs,
+                     "search": {"bound": 0.5, "stopped": {}, "records": []}}, str(path))
+    state = load_checkpoint(str(path))
+    assert "block_coeff" not in state["nets"]["G_A"]
+    net.load_state_dict(state["nets"]["G_A"])  # strict: the current layout
+    assert torch.equal(state["search"]["group_coeff"]["G_B"]["stream"], coeff * 2)
+    # a best model has no search state: the coefficients are dropped
+    save_checkpoint({"format": FORMAT, "version": VERSION, "nets": nets, "configs": configs}, str(path))
+    assert set(load_checkpoint(str(path))) == {"format", "version", "nets", "configs"}
