@@ -264,12 +264,11 @@ def validate(opt):
     if opt.crop_size % opt.size_multiple:
         raise UserError(f"--crop_size {opt.crop_size} must be a multiple of {opt.size_multiple} for {opt.netG} "
                         f"(e.g. {max(opt.size_multiple, opt.crop_size // opt.size_multiple * opt.size_multiple)})")
-    # the smallest image side (px) the networks accept: a U-Net needs one pixel at its innermost level,
-    # the ResNet's reflection paddings two after its two stride-2 convolutions; training also runs
-    # the PatchGAN discriminator, which needs 24 px with its 3 layers
+    # the smallest image side (px) the networks accept (the family says it for the generator); training
+    # also runs the PatchGAN discriminator, which needs 24 px with its 3 layers
     from models.discriminator import min_input_size
 
-    opt.min_size_G = opt.size_multiple if opt.netG.startswith("unet") else 8
+    opt.min_size_G = family.min_size(family.netG_args(opt.netG))
     opt.min_size = max(opt.min_size_G, min_input_size(3)) if opt.isTrain else opt.min_size_G
     if opt.preprocess != "none" and opt.crop_size < opt.min_size:
         part = "the 3-layer PatchGAN discriminator" if opt.min_size > opt.min_size_G else f"the {opt.netG} generator"

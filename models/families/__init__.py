@@ -7,7 +7,7 @@ on a family name:
 
 * options: the ``--netG`` strings it builds (``netG_choices``), the constructor arguments a string fixes
   (``netG_args``), the default for a crop size (``default_netG``), the full-width ``config`` the options
-  describe (``options_config``) and the image sides it accepts (``size_multiple``);
+  describe (``options_config``) and the image sides it accepts (``size_multiple``, ``min_size``);
 * architecture: ``config()`` (JSON-able constructor arguments; ``cls(**args)`` rebuilds it) and the
   argument that must agree between a teacher and its student (``depth_name``);
 * channels: ``structure()``, a :class:`models.structure.ChannelStructure` naming every conv, the channel
@@ -55,6 +55,12 @@ class Generator(nn.Module):
     def size_multiple(cls, config):
         """Image sides the generator of ``config`` accepts are positive multiples of this."""
         raise NotImplementedError
+
+    @classmethod
+    def min_size(cls, config):
+        """The smallest image side (px) the generator of ``config`` accepts; by default one pixel at its
+        most downsampled level."""
+        return cls.size_multiple(config)
 
     @classmethod
     def is_original(cls, state_dict):

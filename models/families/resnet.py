@@ -73,6 +73,10 @@ class ResnetGenerator(Generator):
     def size_multiple(cls, config):
         return 4  # two stride-2 down-convs
 
+    @classmethod
+    def min_size(cls, config):
+        return 8  # the reflection paddings of the blocks need two pixels after the two down-convs
+
     def __init__(self, input_nc=3, output_nc=3, ngf=64, n_blocks=9, widths=None, mask=False,
                  unmask_last_upconv=False):
         super().__init__()
