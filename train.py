@@ -17,6 +17,7 @@ from data import create_dataset
 from metrics.evaluate import build_evaluator
 from models import create_model
 from options import parse
+from util import distributed
 from util.device import announce_device, select_device
 from util.errors import cli_entry
 from util.logger import setup_logging
@@ -29,36 +30,48 @@ log = logging.getLogger("dmad")
 def main(argv=None):
     opt = parse("train", argv)
     setup_logging()  # console only until the run folder may be written
+    with distributed.session(opt) as device:
+        train(opt, device)
+
+
+def train(opt, device):
+    """The run of ``opt``; ``device`` is torchrun's device for this process, or None (``--gpu_ids``)."""
+    main_rank = distributed.is_main()
     run = Run(opt)
     # everything that can fail on bad input is checked before anything is written
     resume = resume_state(opt, run) if opt.continue_train else None
     dataset = create_dataset(opt)
-    device = select_device(opt.gpu_ids, announce=False)
+    device = device or select_device(opt.gpu_ids, announce=False)
     torch.manual_seed(opt.seed)
     random.seed(opt.seed)
     np.random.seed(opt.seed)
     model = create_model(opt, device)
     if resume is not None:
         model.load_state_dict(resume[1], resume[0])  # a checkpoint that does not fit fails here
-    evaluator = build_evaluator(opt, device)  # a missing explicit --inception_path fails here
-    if resume is None and run.find_latest() is not None:
-        log.warning("%s already holds checkpoints of an earlier run: this run overwrites them "
-                    "(use --continue_train to resume it, or another --name)", run.dir)
-    run_text = run.prepare()
-    setup_logging(run.dir)
-    log.info("\n%s", run_text)
+    # a missing explicit --inception_path fails here; only rank 0 evaluates
+    evaluator = build_evaluator(opt, device) if main_rank else None
+    if main_rank:
+        if resume is None and run.find_latest() is not None:
+            log.warning("%s already holds checkpoints of an earlier run: this run overwrites them "
+                        "(use --continue_train to resume it, or another --name)", run.dir)
+        run_text = run.prepare()
+        setup_logging(run.dir)
+        log.info("\n%s", run_text)
+    distributed.barrier()
     announce_device(device)
     search = None
     if opt.mask:
         from models.mask_search import MaskSearch
 
-        search = MaskSearch(opt, model, n_batches=-(-len(dataset) // opt.batch_size))
+        search = MaskSearch(opt, model, n_batches=distributed.batches_per_epoch(len(dataset), opt.batch_size))
     from util.visualizer import Visualizer
 
-    trainer = Trainer(opt, model, run, "search" if opt.mask else "train", visualizer=Visualizer(opt),
+    trainer = Trainer(opt, model, run, "search" if opt.mask else "train",
+                      visualizer=Visualizer(opt) if main_rank else None,
                       evaluator=evaluator, search=search, dataset=dataset)
     if resume is not None:
         trainer.restore(resume[1], resume[0], model_loaded=True)
+    distributed.prepare_model(model)
     log.info("The number of training images = %d", len(dataset))
     trainer.train()
 

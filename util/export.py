@@ -49,6 +49,11 @@ def deployable(net):
     return net.eval()
 
 
+def _device(net):
+    param = next(net.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
 def check_size(net, size):
     multiple = size_multiple(net)
     if size <= 0 or size % multiple:
@@ -89,7 +94,7 @@ def export_onnx(net, path, size=256, dynamic_size=False, opset=OPSET):
 
     check_size(net, size)
     channels = net.structure().input_nc
-    example = torch.zeros(1, channels, size, size)
+    example = torch.zeros(1, channels, size, size, device=_device(net))
     axes = {0: "batch", 2: "height", 3: "width"} if dynamic_size else {0: "batch"}
     meta = metadata(net, size, dynamic_size)
     with _atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
@@ -110,7 +115,7 @@ def export_torchscript(net, path, size=256):
     and any H, W that are multiples of :func:`size_multiple`. The metadata is the extra file
     ``metadata.json``."""
     check_size(net, size)
-    example = torch.zeros(1, net.structure().input_nc, size, size)
+    example = torch.zeros(1, net.structure().input_nc, size, size, device=_device(net))
     meta = metadata(net, size, dynamic_size=True)
     with _atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
@@ -139,7 +144,7 @@ def max_difference(net, path, fmt, batch=2, size=256, seed=0):
     ``batch`` images at ``size`` px (onnxruntime for ONNX, ``torch.jit.load`` for TorchScript)."""
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(batch, net.structure().input_nc, size, size, generator=g) * 2 - 1
-    expected = net(x)
+    expected = net(x.to(_device(net))).cpu()
     if fmt == "onnx":
         got = torch.from_numpy(onnx_session(path).run(None, {"input": x.numpy()})[0])
     else:

@@ -5,6 +5,10 @@ models. ``train(run, model, ...)`` is the loop: epochs ``epoch_count .. n_epochs
 a progress bar per epoch, evaluation every ``--eval_freq`` epochs, a checkpoint every
 ``--save_epoch_freq`` epochs and ``checkpoints/latest.pth`` after every epoch, so a run resumed with
 the same options ends bit-identical (on the CPU) to one that was never interrupted.
+
+Under torchrun (util/distributed.py) every process runs the loop on its share of each epoch; rank 0
+alone logs, evaluates, displays and writes files, and the other ranks wait for it at a barrier after
+each evaluation and save.
 """
 import glob
 import logging
@@ -16,6 +20,7 @@ from tqdm import tqdm
 
 from data import create_dataloader, create_dataset
 from options import options_text
+from util import distributed
 from util.checkpoint import FORMAT, VERSION, is_native, load_checkpoint, options_dict, rng_state, save_checkpoint, set_rng_state
 from util.errors import UserError
 
@@ -99,7 +104,10 @@ class Trainer:
         if search is not None and visualizer is not None:
             search.visualizer = visualizer  # the search plots its progress on the run's display
         self.dataset = dataset if dataset is not None else create_dataset(opt)
-        self.n_batches = -(-len(self.dataset) // opt.batch_size)
+        self.rank, self.world = distributed.rank(), distributed.world_size()
+        self.main = self.rank == 0
+        # batches per epoch of this process (its share of the epoch, padded as the sampler pads it)
+        self.n_batches = -(-(-(-len(self.dataset) // self.world)) // opt.batch_size)
         self.start_epoch = opt.epoch_count
         self.iteration = 0  # batches processed since the start of training (across resumes)
         self.images_seen = 0
@@ -140,17 +148,23 @@ class Trainer:
         log.info("resuming from %s at epoch %d (iteration %d)", source, self.start_epoch, self.iteration)
 
     def save(self, epoch, numbered):
-        state = self.state(epoch)
-        if numbered:
-            save_checkpoint(state, self.run.checkpoint_path(epoch))
-            log.info("saving the model at the end of epoch %d, iters %d", epoch, self.images_seen)
-        save_checkpoint(state, self.run.latest_path)
+        if self.main:
+            state = self.state(epoch)
+            if numbered:
+                save_checkpoint(state, self.run.checkpoint_path(epoch))
+                log.info("saving the model at the end of epoch %d, iters %d", epoch, self.images_seen)
+            save_checkpoint(state, self.run.latest_path)
+        distributed.barrier()
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, epoch):
         """Score the generators; save ``model_best.pth`` halves for directions that improved."""
         ev = self.evaluator
+        if not self.main:  # rank 0 evaluates; its best scores are the ones saved
+            distributed.barrier()
+            return {}
         if ev is None or not ev.enabled:
+            distributed.barrier()
             return {}
         scores = ev.evaluate(self.model.generators())
         improved = []
@@ -165,6 +179,7 @@ class Trainer:
                 improved.append(direction)
         if improved:
             self.save_best(improved, epoch)
+        distributed.barrier()
         return scores
 
     def save_best(self, directions, epoch):
@@ -211,7 +226,7 @@ class Trainer:
 
     def train_epoch(self, epoch):
         opt, model = self.opt, self.model
-        loader = create_dataloader(opt, self.dataset, epoch=epoch)
+        loader = create_dataloader(opt, self.dataset, epoch=epoch, rank=self.rank, world=self.world)
         if self.visualizer is not None:
             self.visualizer.reset()
         model.train()
@@ -220,13 +235,13 @@ class Trainer:
         epoch_start = time.time()
         data_start = time.time()
         bar = tqdm(loader, total=self.n_batches, desc=f"epoch {epoch}/{self.last_epoch}", leave=False,
-                   dynamic_ncols=True, disable=None)
+                   dynamic_ncols=True, disable=None if self.main else True)
         for batch in bar:
             data_time = time.time() - data_start
             step_start = time.time()
             model.set_input(batch)
             model.optimize_parameters()
-            batch_size = next(iter(batch.values())).size(0)
+            batch_size = next(iter(batch.values())).size(0) * self.world  # images of all processes
             before = self.images_seen
             self.images_seen += batch_size
             self.iteration += 1
@@ -261,6 +276,8 @@ class Trainer:
         log.info("End of epoch %d / %d \t Time Taken: %d sec", epoch, self.last_epoch, time.time() - epoch_start)
 
     def finish(self):
+        if not self.main:
+            return
         for direction, best in sorted(self.best.items()):
             log.info("Best %s Epoch %d: %.3f", direction, best["epoch"], best["score"])
         if os.path.isfile(self.run.best_path):
