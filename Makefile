@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install toy photo clean-demo
+.PHONY: demo test install toy photo clean-demo gpu-check
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,3 +28,7 @@ demo: toy
 
 test: toy
 	$(PY) -m pytest -q -n 2 tests
+
+# on a GPU machine: the CUDA tests and the GPU benchmark table (scripts/gpu_check.sh)
+gpu-check: toy
+	bash scripts/gpu_check.sh

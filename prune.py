@@ -19,10 +19,11 @@ from models.layers import masks
 from metrics.evaluate import build_evaluator
 from models.pruning import format_prune_table, prune_generator
 from options import parse
+from util import distributed
 from util.checkpoint import FORMAT, VERSION, check_checkpoint_file, is_native, load_checkpoint, options_dict, save_checkpoint
 from util.device import announce_device, select_device
 from util.errors import UserError, cli_entry
-from util.logger import setup_logging
+from util.logger import release_console, setup_logging
 from util.training import Run
 
 log = logging.getLogger("dmad")
@@ -113,6 +114,17 @@ def evaluate(opt, evaluator, nets):
 def main(argv=None):
     opt = parse("prune", argv)
     setup_logging(hold=True)  # console only, held back until the input is known to be good
+    if distributed.launched() and not opt.finetune:
+        raise UserError("pruning alone takes a fraction of a second and runs in one process: drop torchrun, or add "
+                        "--finetune to fine-tune with several processes")
+    with distributed.session(opt) as device:
+        prune(opt, device)
+
+
+def prune(opt, device):
+    """Prune (every rank computes the same slim nets; rank 0 writes them) and, with --finetune,
+    fine-tune. ``device``: torchrun's device for this process, or None (``--gpu_ids``)."""
+    main_rank = distributed.is_main()
     if not opt.mask:
         raise UserError("prune.py prunes a mask-search checkpoint: add --mask")
     if not opt.load_path:
@@ -128,15 +140,19 @@ def main(argv=None):
     run.refuse_overwrite()
     source = read_search_checkpoint(opt, path)
     # everything that can fail on bad input is checked before the run folder is written
-    device = select_device(opt.gpu_ids, announce=False)
-    evaluator = build_evaluator(opt, device)
+    device = device or select_device(opt.gpu_ids, announce=False)
+    evaluator = build_evaluator(opt, device) if main_rank else None  # only rank 0 evaluates
     prepared = None
     if opt.finetune:
         from models.distill import prepare_finetune
 
         prepared = prepare_finetune(opt, device)
-    run_text = run.prepare()  # locks the folder for this process and logs to it
-    log.info("\n%s", run_text)
+    if main_rank:
+        run_text = run.prepare()  # locks the folder for this process and logs to it
+        log.info("\n%s", run_text)
+    else:
+        release_console()  # the other ranks keep warnings and errors only, on the console
+    distributed.barrier()
     announce_device(device)
     scores = {d: s for d, s in source["scores"].items() if isinstance(s, (int, float))}
     if scores:
@@ -161,8 +177,10 @@ def main(argv=None):
         state["configs"][name] = dict(source["configs"][name])
     state.update(evaluate(opt, evaluator, nets))  # "metric" and the pruned model's "scores"
     out = run.checkpoint_path(0)
-    save_checkpoint(state, out)
-    log.info("pruned model saved to %s", out)
+    if main_rank:
+        save_checkpoint(state, out)
+        log.info("pruned model saved to %s", out)
+    distributed.barrier()
 
     if opt.finetune:
         from models.distill import finetune

@@ -25,6 +25,7 @@ from models import load_generator
 from options import parse
 from util.checkpoint import check_checkpoint_file, load_checkpoint
 from util.device import select_device
+from util import distributed
 from util.errors import UserError, cli_entry
 from util.files import check_writable_folder
 from util.flops import count_macs_params
@@ -123,6 +124,9 @@ def directions(opt):
 @cli_entry
 def main(argv=None):
     opt = parse("test", argv)
+    if distributed.launched():
+        raise UserError("test.py runs in one process (every process would write the same results): run it "
+                        "with python, not torchrun")
     setup_logging(hold=True)  # held back until the input is known to be good
     if "phase" not in opt.user_set:
         opt.phase = "test"

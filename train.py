@@ -17,9 +17,10 @@ from data import create_dataset
 from metrics.evaluate import build_evaluator
 from models import create_model
 from options import parse
+from util import distributed
 from util.device import announce_device, select_device
 from util.errors import cli_entry
-from util.logger import setup_logging
+from util.logger import release_console, setup_logging
 from util.training import Run, Trainer, check_first_batch, resume_state
 
 log = logging.getLogger("dmad")
@@ -29,36 +30,50 @@ log = logging.getLogger("dmad")
 def main(argv=None):
     opt = parse("train", argv)
     setup_logging(hold=True)  # console only, held back until the input is known to be good
+    with distributed.session(opt) as device:
+        train(opt, device)
+
+
+def train(opt, device):
+    """The run of ``opt``; ``device`` is torchrun's device for this process, or None (``--gpu_ids``)."""
+    main_rank = distributed.is_main()
     run = Run(opt)
     # everything that can fail on bad input is checked before anything is written
     run.check()
     run.refuse_overwrite()
     resume = resume_state(opt, run) if opt.continue_train else None
     dataset = create_dataset(opt)
-    device = select_device(opt.gpu_ids, announce=False)
+    device = device or select_device(opt.gpu_ids, announce=False)
     torch.manual_seed(opt.seed)
     random.seed(opt.seed)
     np.random.seed(opt.seed)
     model = create_model(opt, device)
     if resume is not None:
         model.load_state_dict(resume[1], resume[0])  # a checkpoint that does not fit fails here
-    evaluator = build_evaluator(opt, device)  # a missing explicit --inception_path fails here
+    # a missing explicit --inception_path fails here; only rank 0 evaluates
+    evaluator = build_evaluator(opt, device) if main_rank else None
     first_epoch = opt.epoch_count if resume is None or opt.epoch_count_given else int(resume[1]["epoch"]) + 1
     check_first_batch(opt, dataset, first_epoch)  # a truncated image in it fails here
-    run_text = run.prepare()  # locks the folder for this process and logs to it
-    log.info("\n%s", run_text)
+    if main_rank:
+        run_text = run.prepare()  # locks the folder for this process and logs to it
+        log.info("\n%s", run_text)
+    else:
+        release_console()  # the other ranks keep warnings and errors only, on the console
+    distributed.barrier()
     announce_device(device)
     search = None
     if opt.mask:
         from models.mask_search import MaskSearch
 
-        search = MaskSearch(opt, model, n_batches=-(-len(dataset) // opt.batch_size))
+        search = MaskSearch(opt, model, n_batches=distributed.batches_per_epoch(len(dataset), opt.batch_size))
     from util.visualizer import Visualizer
 
-    trainer = Trainer(opt, model, run, "search" if opt.mask else "train", visualizer=Visualizer(opt),
+    trainer = Trainer(opt, model, run, "search" if opt.mask else "train",
+                      visualizer=Visualizer(opt) if main_rank else None,
                       evaluator=evaluator, search=search, dataset=dataset)
     if resume is not None:
         trainer.restore(resume[1], resume[0], model_loaded=True)
+    distributed.prepare_model(model)
     log.info("The number of training images = %d", len(dataset))
     trainer.train()
 

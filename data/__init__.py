@@ -17,7 +17,8 @@ from data.single_dataset import SingleDataset
 from data.unaligned_dataset import UnalignedDataset
 from util.errors import UserError
 
-__all__ = ["IMG_EXTENSIONS", "find_images", "create_dataset", "create_dataloader", "EpochSampler", "EpochDataLoader"]
+__all__ = ["IMG_EXTENSIONS", "find_images", "create_dataset", "create_dataloader", "EpochSampler", "DistributedEpochSampler",
+           "EpochDataLoader"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,26 @@ class EpochSampler(Sampler):
 
     def __len__(self):
         return self.n
+
+
+class DistributedEpochSampler(EpochSampler):
+    """This process's share of :class:`EpochSampler`'s order: items ``rank, rank + world, ...`` of the
+    one permutation every process draws from (seed, epoch), the order padded by wrapping around to a
+    multiple of ``world`` (as torch's DistributedSampler pads). Iteration k of ``world`` processes at
+    batch b thus sees the images that iteration k of one process at batch ``world * b`` sees."""
+
+    def __init__(self, n, seed, shuffle, epoch=1, rank=0, world=1):
+        super().__init__(n, seed, shuffle, epoch)
+        self.rank, self.world = int(rank), int(world)
+
+    def __iter__(self):
+        order = list(super().__iter__())
+        padded = -(-self.n // self.world) * self.world
+        order = (order * -(-padded // max(self.n, 1)))[:padded]
+        return iter(order[self.rank:padded:self.world])
+
+    def __len__(self):
+        return -(-self.n // self.world)
 
 
 class EpochDataLoader(DataLoader):
@@ -135,10 +156,12 @@ def size_batches(dataset, batch_size):
     return batches
 
 
-def create_dataloader(opt, dataset, epoch=1, shuffle=None, batch_size=None, num_workers=None, by_size=False):
+def create_dataloader(opt, dataset, epoch=1, shuffle=None, batch_size=None, num_workers=None, by_size=False, rank=0,
+                      world=1):
     """A loader over ``dataset`` for ``epoch``: shuffled unless opt.serial_batches (or ``shuffle=False``),
     batches of ``batch_size`` (default opt.batch_size), ``num_workers`` (default opt.num_threads) workers,
-    last partial batch kept. Call ``loader.set_epoch(e)`` to reuse it for a later epoch.
+    last partial batch kept. Call ``loader.set_epoch(e)`` to reuse it for a later epoch. With
+    ``world > 1`` the loader reads process ``rank``'s share (:class:`DistributedEpochSampler`).
 
     ``by_size`` (in order, not shuffled): batches of images of one size each (:func:`size_batches`),
     for evaluation on images that keep their own sizes (``--preprocess none`` or ``scale_width``).
@@ -155,10 +178,12 @@ def create_dataloader(opt, dataset, epoch=1, shuffle=None, batch_size=None, num_
         )
         loader.set_epoch(epoch)
         return loader
+    sampler = EpochSampler(len(dataset), opt.seed, shuffle, epoch) if world == 1 else \
+        DistributedEpochSampler(len(dataset), opt.seed, shuffle, epoch, rank, world)
     loader = EpochDataLoader(
         dataset,
         batch_size=opt.batch_size if batch_size is None else batch_size,
-        sampler=EpochSampler(len(dataset), opt.seed, shuffle, epoch),
+        sampler=sampler,
         num_workers=_workers(opt.num_threads if num_workers is None else num_workers),
         drop_last=False,
         persistent_workers=False,

@@ -4,6 +4,12 @@
 ``get_current_visuals()``; ``state_dict()`` / ``load_state_dict()`` for checkpoints;
 ``generators()`` for evaluation. Extra generator objectives (mask sparsity, distillation) are added as
 *loss terms*: callables ``term() -> {name: scalar tensor}`` summed into the generator loss and logged.
+
+Precision and parallelism live here too: with ``--amp`` the forward passes and losses run under
+``torch.autocast`` (bf16, or fp16 with a gradient scaler) while the parameters, optimiser states,
+mask weights and mask losses stay fp32; ``--channels_last`` stores the networks and inputs in NHWC.
+Under torchrun every gradient is averaged over the processes before each optimiser step
+(:func:`util.distributed.average_gradients`).
 """
 import math
 
@@ -11,7 +17,21 @@ import torch
 from torch import nn
 
 from models.networks import build_discriminator, build_generator
+from util import distributed
 from util.errors import UserError
+
+
+def amp_dtype(opt, device):
+    """The autocast dtype ``--amp`` asks for on ``device``, or None without ``--amp``: ``bf16`` /
+    ``fp16`` as given; ``auto`` = bf16 where the device supports it (every CPU, Ampere and later
+    GPUs), else fp16."""
+    if not getattr(opt, "amp", False):
+        return None
+    choice = getattr(opt, "amp_dtype", "auto")
+    if choice == "auto":
+        bf16 = device.type != "cuda" or torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if bf16 else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[choice]
 
 
 class LRSchedule:
@@ -80,6 +100,12 @@ class BaseModel:
         self.features = {}
         self.optimizers = {}
         self.schedule = LRSchedule(opt)
+        self.amp_dtype = amp_dtype(opt, device)
+        # fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
+        self.memory_format = torch.channels_last if getattr(opt, "channels_last", False) else torch.contiguous_format
+        if self.memory_format == torch.channels_last:
+            self.nets.to(memory_format=torch.channels_last)
         if self.isTrain:
             self.setup_optimizers()
 
@@ -102,8 +128,8 @@ class BaseModel:
     def set_input(self, batch):
         """Take a batch of the data loader; ``--direction BtoA`` swaps the roles of A and B."""
         a_to_b = self.opt.direction == "AtoB"
-        self.real_A = batch["A" if a_to_b else "B"].to(self.device)
-        self.real_B = batch["B" if a_to_b else "A"].to(self.device)
+        self.real_A = batch["A" if a_to_b else "B"].to(self.device, memory_format=self.memory_format)
+        self.real_B = batch["B" if a_to_b else "A"].to(self.device, memory_format=self.memory_format)
         self.image_paths = batch["A_paths" if a_to_b else "B_paths"]
 
     def translate(self, name, x):
@@ -116,6 +142,28 @@ class BaseModel:
 
     def optimize_parameters(self):
         raise NotImplementedError
+
+    # ----------------------------------------------------------------- precision and processes
+    def autocast(self):
+        """The autocast context of the forward passes and losses (a no-op without ``--amp``)."""
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                              enabled=self.amp_dtype is not None)
+
+    def backward(self, loss):
+        """``loss.backward()``, scaled for fp16 autocast."""
+        self.scaler.scale(loss).backward()
+
+    def step(self, key):
+        """One step of optimiser ``key`` ("G" or "D"): gradients averaged over the processes first."""
+        optimizer = self.optimizers[key]
+        distributed.average_gradients([p for group in optimizer.param_groups for p in group["params"]])
+        self.scaler.step(optimizer)
+
+    def end_step(self):
+        """After both optimiser steps: the loss scale's update, and the BatchNorm running statistics
+        averaged over the processes so every rank holds the same buffers."""
+        self.scaler.update()
+        distributed.average_buffers(self.nets.values())
 
     def generator_extra_loss(self):
         """Sum of the registered loss terms; each term's value is kept for logging."""
@@ -162,7 +210,8 @@ class BaseModel:
         return {"nets": {k: v.state_dict() for k, v in self.nets.items()},
                 "configs": {k: dict(v) for k, v in self.configs.items()},
                 "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
-                "lr_state": self.schedule.state_dict()}
+                "lr_state": self.schedule.state_dict(),
+                **({"grad_scaler": self.scaler.state_dict()} if self.scaler.is_enabled() else {})}
 
     def load_state_dict(self, state, source="checkpoint", optimizers=True):
         """Load networks (strictly) and, when present and wanted, optimisers; a checkpoint of another
@@ -191,6 +240,8 @@ class BaseModel:
                                     f"({_first_line(err)}): resume with the options it was trained with") from None
         if state.get("lr_state"):
             self.schedule.load_state_dict(state["lr_state"])
+        if optimizers and self.scaler.is_enabled() and state.get("grad_scaler"):
+            self.scaler.load_state_dict(state["grad_scaler"])
 
 
 def check_configs(expected, stored, source):

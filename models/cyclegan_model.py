@@ -35,6 +35,11 @@ class CycleGANModel(BaseModel):
         self.rec_B = G_A(self.fake_A)
 
     def backward_G(self):
+        with self.autocast():
+            self.generator_losses()
+        self.backward(self.loss_G)
+
+    def generator_losses(self):
         o = self.opt
         G_A, G_B, D_A, D_B = (self.nets[k] for k in ("G_A", "G_B", "D_A", "D_B"))
         if o.lambda_identity > 0:
@@ -51,29 +56,31 @@ class CycleGANModel(BaseModel):
         self.loss_cycle_B = F.l1_loss(self.rec_B, self.real_B) * o.lambda_B
         self.loss_G = (self.loss_G_A + self.loss_G_B + self.loss_cycle_A + self.loss_cycle_B
                        + self.loss_idt_A + self.loss_idt_B + self.generator_extra_loss())
-        self.loss_G.backward()
 
     def backward_D(self, netD, real, fake):
-        loss_real = self.criterionGAN(netD(real), True)
-        loss_fake = self.criterionGAN(netD(fake.detach()), False)
-        loss = (loss_real + loss_fake) * 0.5
-        if self.opt.gan_mode == "wgangp":
-            loss = loss + gradient_penalty(netD, real, fake)
-        loss.backward()
+        with self.autocast():
+            loss_real = self.criterionGAN(netD(real), True)
+            loss_fake = self.criterionGAN(netD(fake.detach()), False)
+            loss = (loss_real + loss_fake) * 0.5
+            if self.opt.gan_mode == "wgangp":
+                loss = loss + gradient_penalty(netD, real, fake)
+        self.backward(loss)
         return loss
 
     def optimize_parameters(self):
         D_A, D_B = self.nets["D_A"], self.nets["D_B"]
-        self.forward()
+        with self.autocast():
+            self.forward()
         self.set_requires_grad([D_A, D_B], False)
         self.optimizers["G"].zero_grad(set_to_none=True)
         self.backward_G()
-        self.optimizers["G"].step()
+        self.step("G")
         self.set_requires_grad([D_A, D_B], True)
         self.optimizers["D"].zero_grad(set_to_none=True)
         self.loss_D_A = self.backward_D(D_A, self.real_B, self.pools["B"].query(self.fake_B))
         self.loss_D_B = self.backward_D(D_B, self.real_A, self.pools["A"].query(self.fake_A))
-        self.optimizers["D"].step()
+        self.step("D")
+        self.end_step()
 
     def generators(self):
         return {"AtoB": self.nets["G_A"], "BtoA": self.nets["G_B"]}

@@ -30,6 +30,7 @@ from torch import nn
 
 from models import MODELS, create_model, families
 from models.networks import build_discriminator, build_generator, init_weights
+from util import distributed
 from util.checkpoint import is_native, load_checkpoint
 from util.errors import UserError
 
@@ -351,12 +352,14 @@ def finetune(opt, pruned_state, device, prepared=None, evaluator=None):
     if distill:
         Distiller(opt, model, device, teacher=teacher)
 
-    if evaluator is None:
+    if evaluator is None and distributed.is_main():
         evaluator = build_evaluator(opt, device)
-    trainer = Trainer(opt, model, run, "finetune", visualizer=Visualizer(opt), evaluator=evaluator,
-                      dataset=prepared.get("dataset"))
+    main_rank = distributed.is_main()
+    trainer = Trainer(opt, model, run, "finetune", visualizer=Visualizer(opt) if main_rank else None,
+                      evaluator=evaluator, dataset=prepared.get("dataset"))
     if resume is not None:
         trainer.restore(resume[1], resume[0])
+    distributed.prepare_model(model)
     log.info("Start Finetune....")
     log.info("The number of training images = %d", len(trainer.dataset))
     trainer.train()

@@ -72,7 +72,8 @@ class Mask(nn.Module):
     get_current_mask = scale
 
     def forward(self, x):
-        return x * self.scale().view(1, -1, 1, 1)
+        # the scale is computed in fp32 from the fp32 weight; under autocast only the product is in x's dtype
+        return x * self.scale().to(x.dtype).view(1, -1, 1, 1)
 
     def extra_repr(self):
         return f"{self.num_channels}"

@@ -37,6 +37,7 @@ import torch
 
 from models import mask_losses
 from models.mask import soft_step
+from util import distributed
 from util.errors import UserError
 
 log = logging.getLogger("dmad")
@@ -360,9 +361,11 @@ class MaskSearch:
                             f"use one of {', '.join(BOUND_RULES)}")
         self.opt, self.model, self.visualizer = opt, model, visualizer
         self.n_batches = max(1, int(n_batches))
-        self.batch_size = opt.batch_size
-        self.total = total_images(self.n_batches, opt.batch_size, opt.n_epochs + opt.n_epochs_decay)
-        self.freq = update_frequency(self.total, opt.batch_size)
+        # images per iteration over all processes: the schedule is the one a single process with the
+        # global batch follows
+        self.batch_size = opt.batch_size * distributed.world_size()
+        self.total = total_images(self.n_batches, self.batch_size, opt.n_epochs + opt.n_epochs_decay)
+        self.freq = update_frequency(self.total, self.batch_size)
         direction_of = {id(net): d for d, net in model.generators().items()}
         self.gens = [GeneratorSearch(n, model.nets[n], direction_of.get(id(model.nets[n])), opt)
                      for n in model.generator_names]
@@ -382,6 +385,10 @@ class MaskSearch:
     # ---------------------------------------------------------------- loss
     def loss_term(self):
         """{'mask_weight': scalar[, 'group_lasso': scalar]} for the generator loss."""
+        with torch.autocast(self.device.type, enabled=False):  # mask losses stay fp32 under --amp
+            return self._loss_terms()
+
+    def _loss_terms(self):
         opt = self.opt
         zero = torch.zeros((), device=self.device)
         active = [g for g in self.gens if g.bound > 0]

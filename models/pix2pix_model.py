@@ -27,33 +27,37 @@ class Pix2PixModel(BaseModel):
 
     def backward_D(self):
         netD = self.nets["D"]
-        fake = torch.cat((self.real_A, self.fake_B), 1).detach()
-        real = torch.cat((self.real_A, self.real_B), 1)
-        self.loss_D_fake = self.criterionGAN(netD(fake), False)
-        self.loss_D_real = self.criterionGAN(netD(real), True)
-        self.loss_D = (self.loss_D_fake + self.loss_D_real) * 0.5
-        if self.opt.gan_mode == "wgangp":
-            self.loss_D = self.loss_D + gradient_penalty(netD, real, fake)
-        self.loss_D.backward()
+        with self.autocast():
+            fake = torch.cat((self.real_A, self.fake_B), 1).detach()
+            real = torch.cat((self.real_A, self.real_B), 1)
+            self.loss_D_fake = self.criterionGAN(netD(fake), False)
+            self.loss_D_real = self.criterionGAN(netD(real), True)
+            self.loss_D = (self.loss_D_fake + self.loss_D_real) * 0.5
+            if self.opt.gan_mode == "wgangp":
+                self.loss_D = self.loss_D + gradient_penalty(netD, real, fake)
+        self.backward(self.loss_D)
 
     def backward_G(self):
-        fake = torch.cat((self.real_A, self.fake_B), 1)
-        self.loss_G_GAN = self.criterionGAN(self.nets["D"](fake), True, for_discriminator=False)
-        self.loss_G_L1 = F.l1_loss(self.fake_B, self.real_B) * self.opt.lambda_L1
-        self.loss_G = self.loss_G_GAN + self.loss_G_L1 + self.generator_extra_loss()
-        self.loss_G.backward()
+        with self.autocast():
+            fake = torch.cat((self.real_A, self.fake_B), 1)
+            self.loss_G_GAN = self.criterionGAN(self.nets["D"](fake), True, for_discriminator=False)
+            self.loss_G_L1 = F.l1_loss(self.fake_B, self.real_B) * self.opt.lambda_L1
+            self.loss_G = self.loss_G_GAN + self.loss_G_L1 + self.generator_extra_loss()
+        self.backward(self.loss_G)
 
     def optimize_parameters(self):
         netD = self.nets["D"]
-        self.forward()
+        with self.autocast():
+            self.forward()
         self.set_requires_grad([netD], True)
         self.optimizers["D"].zero_grad(set_to_none=True)
         self.backward_D()
-        self.optimizers["D"].step()
+        self.step("D")
         self.set_requires_grad([netD], False)
         self.optimizers["G"].zero_grad(set_to_none=True)
         self.backward_G()
-        self.optimizers["G"].step()
+        self.step("G")
+        self.end_step()
 
     def generators(self):
         return {self.opt.direction: self.nets["G"]}

@@ -177,6 +177,12 @@ def _base_group(parser):
     g.add_argument("--lambda_identity", type=float, default=0.5,
                    help="use identity mapping, weight relative to the cycle loss. default: 0.5")
     g.add_argument("--lambda_L1", type=float, default=100.0, help="weight for L1 loss. default: 100.0")
+    _flag(g, "--amp", "mixed precision: forward passes and losses under torch.autocast (masks, mask losses, "
+          "bound updates and folding stay fp32)")
+    g.add_argument("--amp_dtype", type=str, default="auto", choices=("auto", "bf16", "fp16"),
+                   help="autocast dtype of --amp; fp16 adds a gradient scaler. auto: bf16 where supported "
+                        "(CPUs, Ampere and later GPUs), else fp16. default: auto")
+    _flag(g, "--channels_last", "store networks and images in the channels-last (NHWC) memory format")
 
     g = parser.add_argument_group("distillation")
     g.add_argument("--lambda_attention_distill", "--lambda_distill", dest="lambda_attention_distill",

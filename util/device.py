@@ -21,6 +21,10 @@ def select_device(gpu_ids, announce=True):
             available = f"GPUs 0..{count - 1}" if count else "no GPU"
             raise UserError(f"--gpu_ids {gpu_ids[0]} does not exist ({available} here): use --gpu_ids -1 for the CPU")
         device = torch.device(f"cuda:{gpu_ids[0]}")
+        if len(gpu_ids) > 1:
+            log.warning("--gpu_ids %s: one process trains on GPU %d only; for data-parallel training on several "
+                        "GPUs run torchrun --nproc_per_node %d train.py ... (see README, Multi-GPU)",
+                        ",".join(map(str, gpu_ids)), gpu_ids[0], len(gpu_ids))
     if announce:
         announce_device(device)
     return device

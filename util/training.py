@@ -5,6 +5,10 @@ models. ``train(run, model, ...)`` is the loop: epochs ``epoch_count .. n_epochs
 a progress bar per epoch, evaluation every ``--eval_freq`` epochs, a checkpoint every
 ``--save_epoch_freq`` epochs and ``checkpoints/latest.pth`` after every epoch, so a run resumed with
 the same options ends bit-identical (on the CPU) to one that was never interrupted.
+
+Under torchrun (util/distributed.py) every process runs the loop on its share of each epoch; rank 0
+alone logs, evaluates, displays and writes files, and the other ranks wait for it at a barrier after
+each evaluation and save.
 """
 import glob
 import logging
@@ -19,6 +23,7 @@ from tqdm import tqdm
 
 from data import create_dataloader, create_dataset
 from options import options_text
+from util import distributed
 from util.checkpoint import FORMAT, VERSION, is_native, load_checkpoint, network_state_dicts, options_dict, rng_state, save_checkpoint, set_rng_state
 from util.errors import UserError
 from util.files import FolderLock, check_writable_folder, remove_temporaries
@@ -208,7 +213,12 @@ class Trainer:
         if search is not None and visualizer is not None:
             search.visualizer = visualizer  # the search plots its progress on the run's display
         self.dataset = dataset if dataset is not None else create_dataset(opt)
-        self.n_batches = -(-len(self.dataset) // opt.batch_size)
+        self.rank, self.world = distributed.rank(), distributed.world_size()
+        self.main = self.rank == 0
+        # only rank 0 holds an evaluator; every rank must agree on whether an epoch is evaluated
+        self.eval_enabled = distributed.broadcast_flag(evaluator is not None and evaluator.enabled)
+        # batches per epoch of this process (its share of the epoch, padded as the sampler pads it)
+        self.n_batches = -(-(-(-len(self.dataset) // self.world)) // opt.batch_size)
         self.start_epoch = opt.epoch_count
         self.iteration = 0  # batches processed since the start of training (across resumes)
         self.images_seen = 0
@@ -262,18 +272,25 @@ class Trainer:
                              else "no checkpoint was written")
                     raise UserError(f"network tensor {name}.{key} became NaN or infinite in epoch {epoch} (by iteration "
                                     f"{self.iteration}): training stopped and {saved}; lower --lr or the loss weights")
-        if numbered:
-            save_checkpoint(state, self.run.checkpoint_path(epoch))
-            if announce:
-                log.info("saving the model at the end of epoch %d, iters %d", epoch, self.images_seen)
-        save_checkpoint(state, self.run.latest_path)
+        # every rank checks (their weights are equal) so that all stop together; rank 0 writes
+        if self.main:
+            if numbered:
+                save_checkpoint(state, self.run.checkpoint_path(epoch))
+                if announce:
+                    log.info("saving the model at the end of epoch %d, iters %d", epoch, self.images_seen)
+            save_checkpoint(state, self.run.latest_path)
+        distributed.barrier()
         self.last_saved = (self.run.latest_path, epoch)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, epoch):
         """Score the generators; save ``model_best.pth`` halves for directions that improved."""
         ev = self.evaluator
+        if not self.main:  # rank 0 evaluates; its best scores are the ones saved
+            distributed.barrier()
+            return {}
         if ev is None or not ev.enabled:
+            distributed.barrier()
             return {}
         scores = ev.evaluate(self.model.generators())
         improved = []
@@ -288,6 +305,7 @@ class Trainer:
                 improved.append(direction)
         if improved:
             self.save_best(improved, epoch)
+        distributed.barrier()
         return scores
 
     def save_best(self, directions, epoch):
@@ -343,7 +361,7 @@ class Trainer:
             numbered = epoch % opt.save_epoch_freq == 0 or epoch == self.last_epoch
             # the epoch is saved before it is evaluated, so that a failing evaluation loses nothing
             self.save(epoch, numbered=numbered)
-            if not opt.no_eval and epoch % opt.eval_freq == 0 and self.evaluator is not None and self.evaluator.enabled:
+            if not opt.no_eval and epoch % opt.eval_freq == 0 and self.eval_enabled:
                 self.evaluate(epoch)
                 # again with the new best scores and the state after evaluation
                 self.save(epoch, numbered=numbered, announce=False)
@@ -351,7 +369,7 @@ class Trainer:
 
     def train_epoch(self, epoch):
         opt, model = self.opt, self.model
-        loader = create_dataloader(opt, self.dataset, epoch=epoch)
+        loader = create_dataloader(opt, self.dataset, epoch=epoch, rank=self.rank, world=self.world)
         if self.visualizer is not None:
             self.visualizer.reset()
         model.train()
@@ -360,13 +378,13 @@ class Trainer:
         epoch_start = time.time()
         data_start = time.time()
         bar = tqdm(loader, total=self.n_batches, desc=f"epoch {epoch}/{self.last_epoch}", leave=False,
-                   dynamic_ncols=True, disable=None)
+                   dynamic_ncols=True, disable=None if self.main else True)
         for batch in bar:
             data_time = time.time() - data_start
             step_start = time.time()
             model.set_input(batch)
             model.optimize_parameters()
-            batch_size = next(iter(batch.values())).size(0)
+            batch_size = next(iter(batch.values())).size(0) * self.world  # images of all processes
             before = self.images_seen
             self.images_seen += batch_size
             self.iteration += 1
@@ -432,6 +450,8 @@ class Trainer:
                         f"stopped and {saved}; lower --lr or the loss weights (e.g. --lambda_L1), or check the data")
 
     def finish(self):
+        if not self.main:
+            return
         for direction, best in sorted(self.best.items()):
             log.info("Best %s Epoch %d: %.3f", direction, best["epoch"], best["score"])
         if os.path.isfile(self.run.best_path):

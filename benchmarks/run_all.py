@@ -1,0 +1,368 @@
+"""One benchmark table: training, search, pruning and deployment costs on one device.
+
+    python benchmarks/run_all.py [--device cpu|cuda] [--threads 2] [--iters 3] [--output FILE.md]
+
+Prints a markdown table and writes it to ``--output`` (default ``benchmarks/results_<device>.md``):
+
+* seconds per training iteration and images per second (set_input + optimize_parameters, median of
+  ``--iters`` after ``--warmup``, random images): mask CycleGAN ngf 64 at 64 px and at 256 px
+  (batch 1), mask pix2pix ngf 64 / ndf 128 at 256 px (batch 4), plain CycleGAN at 256 px, and
+  fine-tuning (a search-like pruned ngf-64 student with both distillations from an ngf-64 teacher);
+  on a GPU each also with ``--amp`` and ``--amp --channels_last`` (``--variants all`` adds them on
+  the CPU);
+* the mask update (ms per update point of a 200-epoch CycleGAN schedule) and the pruning of one ngf-64
+  ResNet-9 mask generator;
+* inference latency (batch 1, 256 px, eval, median of ``--runs``) of the full and the pruned
+  generator in eager PyTorch and in onnxruntime (CPU execution provider, full graph optimisation),
+  next to the MACs ratio, and the speed-up per MAC saved (target >= 0.8 in the faster runtime);
+* peak memory of each row: resident set size of its process on the CPU,
+  ``torch.cuda.max_memory_allocated`` on a GPU.
+
+Every row runs in its own subprocess so that its peak memory is its own. Timings on a shared machine
+are noisy: the header records the load average. Benchmarks never run inside the test suite.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)
+sys.path.insert(0, HERE)
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# (key, label, options); sizes follow the issue's reference settings
+TRAIN_ROWS = [
+    ("search64", "mask CycleGAN ngf 64, 64 px, bs 1",
+     ["--model", "cyclegan", "--mask", "--crop_size", "64", "--load_size", "64", "--batch_size", "1"]),
+    ("search256", "mask CycleGAN ngf 64, 256 px, bs 1",
+     ["--model", "cyclegan", "--mask", "--crop_size", "256", "--load_size", "256", "--batch_size", "1"]),
+    ("pix2pix256", "mask pix2pix ngf 64, 256 px, bs 4",
+     ["--model", "pix2pix", "--mask", "--ndf", "128", "--gan_mode", "hinge", "--crop_size", "256", "--load_size",
+      "256", "--batch_size", "4"]),
+    ("plain256", "plain CycleGAN ngf 64, 256 px, bs 1",
+     ["--model", "cyclegan", "--crop_size", "256", "--load_size", "256", "--batch_size", "1"]),
+    ("finetune256", "fine-tune CycleGAN (pruned student, ngf-64 teacher), 256 px, bs 1",
+     ["--model", "cyclegan", "--crop_size", "256", "--load_size", "256", "--batch_size", "1",
+      "--lambda_attention_distill", "100", "--lambda_discriminator_distill", "1e-4"]),
+]
+VARIANTS = {"fp32": [], "amp": ["--amp"], "amp+channels_last": ["--amp", "--channels_last"]}
+
+
+# ------------------------------------------------------------------------------ rows (child process)
+
+def _sync(device):
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_memory(device):
+    """Peak bytes: CUDA allocator on a GPU, resident set size of this process on the CPU."""
+    import resource
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def _train_row(key, variant, device, args):
+    import torch
+
+    import options
+    from models import create_model
+
+    label, extra = next((lab, opts) for k, lab, opts in TRAIN_ROWS if k == key)
+    gpu = ["--gpu_ids", str(device.index or 0)] if device.type == "cuda" else ["--gpu_ids", "-1"]
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = ["--dataroot", tmp, "--checkpoints_dir", tmp, "--display_id", "0", "--ngf", "64", *gpu, *extra,
+                *VARIANTS[variant]]
+        torch.manual_seed(0)
+        if key == "finetune256":
+            from bench_finetune import make_teacher
+            from bench_prune import search_like
+            from models.distill import Distiller
+            from models.pruning import prune_generator
+
+            teacher = make_teacher(tmp)  # the weights do not depend on the image size
+            student = prune_generator(search_like(64))[0].config()
+            opt = options.parse("prune", argv + ["--pretrain_path", teacher])
+            model = create_model(opt, device, gen_configs={"G_A": student, "G_B": dict(student)})
+            Distiller(opt, model, device)
+        else:
+            opt = options.parse("train", argv)
+            model = create_model(opt, device)
+        search = None
+        if opt.mask:
+            from models.mask_search import MaskSearch
+
+            search = MaskSearch(opt, model, n_batches=1000)  # adds the mask losses, as train.py does
+        g = torch.Generator().manual_seed(0)
+        size, batch = opt.crop_size, opt.batch_size
+        nc = {"A": opt.input_nc, "B": opt.output_nc}
+
+        def make_batch():
+            out = {k: torch.rand(batch, c, size, size, generator=g) * 2 - 1 for k, c in nc.items()}
+            out.update(A_paths=["a"] * batch, B_paths=["b"] * batch)
+            return out
+
+        model.train()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        times = []
+        for i in range(args.warmup + args.iters):
+            batch_data = make_batch()
+            _sync(device)
+            start = time.perf_counter()
+            model.set_input(batch_data)
+            model.optimize_parameters()
+            _sync(device)
+            if i >= args.warmup:
+                times.append(time.perf_counter() - start)
+        del search
+    seconds = statistics.median(times)
+    return {"kind": "train", "label": label, "variant": variant, "seconds": seconds, "images_per_s": batch / seconds,
+            "peak": _peak_memory(device)}
+
+
+def _mask_update_row(device, args):
+    from bench_mask_update import build, time_schedule
+
+    opt, model = build(64, 256)
+    searching, settled = time_schedule(opt, model, n_batches=1000, seed=0)
+    return {"kind": "op", "label": "mask update point (both ngf-64 ResNet-9, while searching)",
+            "ms": statistics.median(searching), "peak": _peak_memory(device)}
+
+
+def _prune_row(device, args):
+    from bench_prune import search_like
+
+    from models.pruning import prune_generator
+
+    net = search_like(64).to(device)
+    prune_generator(net)
+    times = []
+    for _ in range(5):
+        _sync(device)
+        start = time.perf_counter()
+        prune_generator(net)
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return {"kind": "op", "label": "prune one ngf-64 ResNet-9 mask generator", "ms": statistics.median(times) * 1e3,
+            "peak": _peak_memory(device)}
+
+
+def _latency(net, x, runs, device):
+    import torch
+
+    with torch.no_grad():
+        net(x)
+        _sync(device)
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            net(x)
+            _sync(device)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _onnx_latency(net, x, runs, threads, tmp, name):
+    import onnxruntime
+
+    from util.export import export_onnx, onnx_session
+
+    path = os.path.join(tmp, f"{name}.onnx")
+    export_onnx(net.cpu(), path, size=x.shape[-1])
+    if "CPUExecutionProvider" not in onnxruntime.get_available_providers():
+        return None
+    session = onnx_session(path, threads=threads)
+    feed = {"input": x.cpu().numpy()}
+    session.run(None, feed)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        session.run(None, feed)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _latency_row(family, device, args):
+    import torch
+
+    from bench_prune import search_like
+    from models.pruning import prune_generator
+    from models.resnet_generator import ResnetGenerator
+    from models.unet_generator import UnetGenerator
+    from util.flops import count_macs_params
+
+    if family == "resnet":
+        full, masked = ResnetGenerator(ngf=64).eval(), search_like(64)
+        label = "ResNet-9 ngf 64"
+    else:
+        full, masked = UnetGenerator(ngf=64, num_downs=8).eval(), unet_search_like(64)
+        label = "U-Net 256 ngf 64"
+    slim = prune_generator(masked)[0].eval()
+    shape = (1, 3, args.size, args.size)
+    macs_full, _ = count_macs_params(full, shape)
+    macs_slim, _ = count_macs_params(slim, shape)
+    x = torch.rand(*shape) * 2 - 1
+    out = {"kind": "latency", "label": label, "macs_full": macs_full, "macs_pruned": macs_slim}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, net in (("full", full), ("pruned", slim)):
+            out[f"eager_{name}"] = _latency(net.to(device), x.to(device), args.runs, device)
+            out[f"onnx_{name}"] = _onnx_latency(net, x, args.runs, args.threads, tmp, name)
+    out["peak"] = _peak_memory(device)
+    return out
+
+
+def unet_search_like(ngf, seed=0, keep=0.35):
+    """A mask U-Net-256 at bound 0 with about ``keep`` of each layer on (the pattern of bench_prune's
+    ResNet: a search that ended near a third of the channels)."""
+    import torch
+
+    from models.layers import masks
+    from models.unet_generator import UnetGenerator
+
+    g = torch.Generator().manual_seed(seed)
+    net = UnetGenerator(ngf=ngf, num_downs=8, mask=True)
+    with torch.no_grad():
+        for m in masks(net).values():
+            on = torch.rand(m.num_channels, generator=g) < keep
+            m.mask_weight.copy_(torch.where(on, 0.5, -0.5))
+            m.update(0)
+    return net.eval()
+
+
+def run_row(spec, args):
+    import torch
+
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    kind, _, rest = spec.partition(":")
+    if kind == "train":
+        key, _, variant = rest.partition("/")
+        return _train_row(key, variant, device, args)
+    if kind == "mask_update":
+        return _mask_update_row(device, args)
+    if kind == "prune":
+        return _prune_row(device, args)
+    return _latency_row(rest, device, args)
+
+
+# ------------------------------------------------------------------------------ table (parent process)
+
+def row_specs(args):
+    variants = ["fp32"] if args.device == "cpu" and args.variants == "fp32" else list(VARIANTS)
+    specs = [f"train:{key}/{v}" for key, _, _ in TRAIN_ROWS for v in variants]
+    return specs + ["mask_update:", "prune:", "latency:resnet", "latency:unet"]
+
+
+def _child(spec, args):
+    cmd = [sys.executable, os.path.abspath(__file__), "--row", spec, "--device", args.device, "--threads",
+           str(args.threads), "--iters", str(args.iters), "--warmup", str(args.warmup), "--runs", str(args.runs),
+           "--size", str(args.size)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"kind": "failed", "label": spec, "error": tail[:200]}
+    return json.loads(lines[-1])
+
+
+def _mib(value):
+    return f"{value / 2 ** 20:.0f}"
+
+
+def _ms(value):
+    return "n/a" if value is None else f"{value * 1e3:.1f}"
+
+
+def format_table(rows, args, header):
+    memory = "peak GPU memory (MiB)" if args.device == "cuda" else "peak RSS (MiB)"
+    lines = [header, "", f"| training | precision | s / iteration | images / s | {memory} |", "|---|---|---:|---:|---:|"]
+    for r in rows:
+        if r["kind"] == "train":
+            lines.append(f"| {r['label']} | {r['variant']} | {r['seconds']:.3f} | {r['images_per_s']:.2f} | {_mib(r['peak'])} |")
+    lines += ["", f"| operation | ms | {memory} |", "|---|---:|---:|"]
+    for r in rows:
+        if r["kind"] == "op":
+            lines.append(f"| {r['label']} | {r['ms']:.1f} | {_mib(r['peak'])} |")
+    lines += ["", f"Inference at {args.size} px, batch 1 ({args.device}; onnxruntime on the CPU with {args.threads} "
+              "threads); speed-up per MAC saved = latency speed-up / MACs ratio (target >= 0.8 in the faster runtime):",
+              "", "| generator | MACs full (G) | MACs pruned (G) | MACs ratio | runtime | full (ms) | pruned (ms) | "
+              "speed-up | speed-up per MAC saved |", "|---|---:|---:|---:|---|---:|---:|---:|---:|"]
+    for r in rows:
+        if r["kind"] != "latency":
+            continue
+        ratio = r["macs_full"] / r["macs_pruned"]
+        for runtime in ("eager", "onnx"):
+            full, slim = r[f"{runtime}_full"], r[f"{runtime}_pruned"]
+            speed = None if full is None or slim is None else full / slim
+            name = "eager PyTorch" if runtime == "eager" else "onnxruntime"
+            lines.append(f"| {r['label']} | {r['macs_full'] / 1e9:.2f} | {r['macs_pruned'] / 1e9:.2f} | {ratio:.2f} | "
+                         f"{name} | {_ms(full)} | {_ms(slim)} | "
+                         f"{'n/a' if speed is None else f'{speed:.2f}'} | {'n/a' if speed is None else f'{speed / ratio:.2f}'} |")
+    failed = [r for r in rows if r["kind"] == "failed"]
+    if failed:
+        lines += ["", "Rows that failed:"] + [f"- {r['label']}: {r['error']}" for r in failed]
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--threads", type=int, default=2, help="intra-op CPU threads (torch and onnxruntime)")
+    parser.add_argument("--iters", type=int, default=3, help="timed training iterations per row")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=5, help="timed forward passes per latency median")
+    parser.add_argument("--size", type=int, default=256, help="image side of the latency rows")
+    parser.add_argument("--variants", default="fp32", choices=("fp32", "all"),
+                        help="CPU: fp32 only, or also --amp and --amp --channels_last (always all on cuda)")
+    parser.add_argument("--only", default=None, help="comma-separated row kinds to run (train, mask_update, prune, latency)")
+    parser.add_argument("--output", default=None, help="markdown file to write. default: benchmarks/results_<device>.md")
+    parser.add_argument("--row", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.row is not None:
+        print(json.dumps(run_row(args.row, args)))
+        return
+    import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but CUDA is not available here", file=sys.stderr)
+        sys.exit(2)
+    specs = row_specs(args)
+    if args.only:
+        wanted = set(args.only.split(","))
+        specs = [s for s in specs if s.split(":")[0] in wanted]
+    rows = []
+    for spec in specs:
+        start = time.time()
+        rows.append(_child(spec, args))
+        print(f"  {spec}: {time.time() - start:.0f} s", file=sys.stderr, flush=True)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    device = torch.cuda.get_device_name(0) if args.device == "cuda" else f"{platform.processor() or 'CPU'}"
+    header = (f"# Benchmarks ({args.device}: {device})\n\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, torch "
+              f"{torch.__version__}, {args.threads} threads, {os.cpu_count()} cores, load average {load:.1f} at the end; "
+              f"training rows: median of {args.iters} iterations after {args.warmup} warm-up, random images.")
+    table = format_table(rows, args, header)
+    print(table)
+    output = args.output or os.path.join(HERE, f"results_{args.device}.md")
+    with open(output, "w") as handle:
+        handle.write(table + "\n")
+    print(f"\nwritten to {output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Export a checkpoint's generator for deployment, as ONNX or TorchScript.
+
+    python export.py --load_path CKPT --direction AtoB --format onnx|torchscript [--output PATH] [--size 256]
+
+Any checkpoint ``test.py --load_path`` reads works (search, pruned, fine-tuned, plain, the original
+code's): the generator of ``--direction`` is loaded with ``models.load_generator``; a settled mask
+generator (bound 0) is pruned first. The file has a dynamic batch axis; inputs are
+``[N, input_nc, H, W]`` in [-1, 1] with H, W multiples of the generator's size multiple (4 for a
+ResNet, 2^levels for a U-Net): exactly ``--size`` px in ONNX unless ``--dynamic_size``, any such size
+in TorchScript. After writing, the file is run once against PyTorch and the largest difference logged.
+"""
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import logging
+
+from models import load_generator
+from util.errors import ArgumentParser, UserError, cli_entry
+from util.export import FORMATS, OPSET, check_size, deployable, export_onnx, export_torchscript, max_difference
+from util.logger import setup_logging
+
+log = logging.getLogger("dmad")
+
+# exported and PyTorch outputs agree to float rounding; more means a broken export
+TOLERANCE = 1e-4
+
+
+def build_parser():
+    parser = ArgumentParser(prog="export.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--load_path", required=True, help="checkpoint holding the generator")
+    parser.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"),
+                        help="which generator of a CycleGAN checkpoint (pix2pix has one). default: AtoB")
+    parser.add_argument("--format", default="onnx", choices=tuple(FORMATS), help="default: onnx")
+    parser.add_argument("--output", default=None,
+                        help="file to write. default: next to the checkpoint, <name>_<direction>.onnx / .torchscript.pt")
+    parser.add_argument("--size", type=int, default=256,
+                        help="image side the graph is traced at (ONNX input size unless --dynamic_size). default: 256")
+    parser.add_argument("--dynamic_size", action="store_true",
+                        help="ONNX: H and W dynamic too (multiples of the size multiple); slower in onnxruntime")
+    parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset. default: {OPSET}")
+    parser.add_argument("--no_check", action="store_true", help="skip running the exported file against PyTorch")
+    return parser
+
+
+def default_output(load_path, direction, fmt):
+    stem = os.path.splitext(os.path.abspath(os.path.expanduser(load_path)))[0]
+    return f"{stem}_{direction}{FORMATS[fmt]}"
+
+
+@cli_entry
+def main(argv=None):
+    opt = build_parser().parse_args(argv)
+    setup_logging()
+    net = deployable(load_generator(opt.load_path, opt.direction).cpu())
+    multiple = check_size(net, opt.size)
+    output = opt.output or default_output(opt.load_path, opt.direction, opt.format)
+    if os.path.isdir(output):
+        raise UserError(f"--output {output} is a folder: give a file name")
+    if opt.format == "onnx":
+        export_onnx(net, output, opt.size, opt.dynamic_size, opt.opset)
+        rule = f"any multiple of {multiple}" if opt.dynamic_size else f"{opt.size}x{opt.size}"
+    else:
+        export_torchscript(net, output, opt.size)
+        rule = f"any multiple of {multiple}"
+    log.info("wrote %s (%s, batch dynamic, H and W %s, input in [-1, 1])", output, opt.format, rule)
+    if not opt.no_check:
+        diff = max_difference(net, output, opt.format, size=opt.size)
+        level = logging.INFO if diff <= TOLERANCE else logging.WARNING
+        log.log(level, "largest difference to PyTorch on a random batch of 2: %.2e%s", diff,
+                "" if diff <= TOLERANCE else f" (more than {TOLERANCE:g}: check the runtime)")
+    return output
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Data-parallel training with torchrun on the CPU (2 gloo processes): every rank holds bit-identical
+weights and masks after a few iterations of the mask search and of fine-tuning, and the first step
+matches one process with the same global batch."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO, run_main, tiny_args
+from ddp_driver import capture_first_step
+from models import generator_from_state
+from models.base_model import BaseModel
+
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                                reason="this torch build has no gloo backend")
+
+# One process at batch 2 and two at batch 1 take the same images per step (the distributed sampler
+# splits the single-process order) and average the same per-image gradients; they differ only in the
+# order of float sums. Adam's first step moves a weight by lr * g / (|g| + 1e-8), i.e. +-lr (2e-4) for
+# any gradient well above 1e-8, so a weight whose gradient differs in sign is 4e-4 off, while equal
+# gradients give equal steps. Stated tolerance: after the first step every generator weight and mask
+# of the two runs agrees to TOLERANCE, except at most FLIPS_ALLOWED of them (weights whose gradient is
+# rounding noise: rows of a channel the pruning zeroed, seen through an InstanceNorm of a constant
+# channel) and the conv biases that an affine-free InstanceNorm removes (gradient zero up to rounding).
+# A wrong split of the data or a missing average moves about half of all weights differently. Later
+# steps are not compared: Adam keeps turning rounding in near-zero gradients into whole steps.
+TOLERANCE = 1e-5
+FLIPS_ALLOWED = 1e-3  # share of the compared weights
+
+# pool_size 0: each process would otherwise draw from its own history of fakes
+COMMON = dict(pool_size=0, max_dataset_size=6)
+
+
+def torchrun(out, script, argv, nproc=2):
+    os.makedirs(out, exist_ok=True)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           os.path.join(REPO, "tests", "ddp_driver.py"), str(out), script, *map(str, argv)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    load = lambda name: torch.load(os.path.join(out, name), weights_only=True)  # noqa: E731
+    return [load(f"rank{r}.pth") for r in range(nproc)], [load(f"rank{r}_step1.pth") for r in range(nproc)]
+
+
+def assert_identical(a, b):
+    for net in a:
+        for key in a[net]:
+            assert torch.equal(a[net][key], b[net][key]), f"{net}.{key} differs between ranks"
+
+
+def assert_first_step_matches(ddp, one, configs):
+    compared, off = 0, []
+    for name in (n for n in ddp if n.startswith("G")):
+        net = generator_from_state(configs[name], ddp[name], "ddp")
+        removed_by_norm = {f"{c.name}.bias" for c in net.structure().convs
+                           if c.norm is not None and not c.norm_affine}
+        for key, value in ddp[name].items():
+            if key in removed_by_norm or not value.is_floating_point():
+                continue
+            diff = (value - one[name][key]).abs()
+            off.extend((name, key, v) for v in diff[diff > TOLERANCE].tolist())
+            compared += value.numel()
+    assert compared > 10000
+    assert len(off) <= FLIPS_ALLOWED * compared, off[:10]
+
+
+def single_process(script, argv, monkeypatch):
+    first = {}
+    with monkeypatch.context() as patch:
+        patch.setattr(BaseModel, "end_step", BaseModel.end_step)  # restored when the block ends
+        capture_first_step(first)
+        assert run_main(script, argv) == 0
+    return first["step1"]
+
+
+def configs_of(path):
+    return torch.load(path, weights_only=True)["configs"]
+
+
+def test_two_processes_match_each_other_and_one_process(tmp_path, monkeypatch):
+    # mask search: 3 steps per process, the bound updated during the run
+    search = tiny_args(tmp_path, "ddp", mask=True, batch_size=1, mask_weight_decay=0.01, lambda_update_coeff=1.0,
+                       **COMMON)
+    (end0, end1), (first0, first1) = torchrun(tmp_path / "dump", "train", search)
+    assert_identical(end0, end1)
+    assert_identical(first0, first1)
+    assert any(k.endswith("mask_weight") for k in end0["G_A"])
+    saved = torch.load(tmp_path / "ddp" / "checkpoints" / "latest.pth", weights_only=True)
+    assert_identical(end0, saved["nets"])  # rank 0 wrote what every rank holds
+    single = tiny_args(tmp_path, "one", mask=True, batch_size=2, mask_weight_decay=0.01, lambda_update_coeff=1.0,
+                       **COMMON)
+    one = single_process("train", single, monkeypatch)
+    assert_first_step_matches(first0, one, saved["configs"])
+    final_one = torch.load(tmp_path / "one" / "checkpoints" / "latest.pth", weights_only=True)["nets"]
+    bounds = [k for k in final_one["G_A"] if k.endswith("bound")]
+    assert all(torch.equal(end0["G_A"][k], final_one["G_A"][k]) for k in bounds)  # same bound schedule
+
+    # fine-tuning the pruned search result: 3 steps per process
+    load = tmp_path / "one" / "checkpoints" / "latest.pth"
+    finetune = tiny_args(tmp_path, "ft_ddp", mask=True, finetune=True, load_path=load, batch_size=1, **COMMON)
+    (end0, end1), (first0, first1) = torchrun(tmp_path / "dump_ft", "prune", finetune)
+    assert_identical(end0, end1)
+    single = tiny_args(tmp_path, "ft_one", mask=True, finetune=True, load_path=load, batch_size=2, **COMMON)
+    one = single_process("prune", single, monkeypatch)
+    assert_first_step_matches(first0, one, configs_of(tmp_path / "ft_one" / "checkpoints" / "latest.pth"))
+
+
+def test_options_that_make_no_sense_distributed_are_refused(tmp_path, monkeypatch, capsys):
+    """Checked before the process group is joined: one line, exit status 2."""
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for script, extra, words in (("train", dict(lr_policy="plateau"), "plateau"),
+                                 ("train", dict(gpu_ids="0,1"), "--gpu_ids"),
+                                 ("test", {}, "one process"),
+                                 ("prune", dict(mask=True, load_path=tmp_path / "x.pth"), "--finetune")):
+        argv = tiny_args(tmp_path, "refused", **extra)
+        if "gpu_ids" in extra:
+            argv = [a for i, a in enumerate(argv) if a != "-1" and not (a == "--gpu_ids" and argv[i + 1] == "-1")]
+        capsys.readouterr()
+        assert run_main(script, argv) == 2
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(err) == 1 and words in err[0], err
+    assert not os.path.exists(tmp_path / "refused")

@@ -1,0 +1,152 @@
+"""export.py: ONNX and TorchScript files of pruned generators compute what PyTorch computes (to 1e-4,
+in onnxruntime), with a dynamic batch axis and the stated input-size rule; bad input is one line."""
+import json
+import os
+
+import pytest
+import torch
+
+from conftest import assert_user_error, randomise, run_main, run_script
+from models.layers import masks
+from models.pruning import prune_generator
+from models.resnet_generator import ResnetGenerator
+from models.unet_generator import UnetGenerator
+from util.checkpoint import FORMAT, VERSION, save_checkpoint
+from util.export import onnx_session, size_multiple
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+SIZE = 32
+TOLERANCE = 1e-4  # the parity the deployment promises (float rounding of a different kernel library)
+
+
+def masked_generator(family, seed):
+    """A tiny settled mask generator (bound 0) whose pruning removes channels (and, for the ResNet,
+    two residual blocks)."""
+    if family == "resnet":
+        net = ResnetGenerator(ngf=8, n_blocks=6, mask=True)
+    else:
+        net = UnetGenerator(ngf=8, num_downs=5, mask=True)
+    randomise(net, seed, bound=0.0)
+    if family == "resnet":
+        with torch.no_grad():
+            for i in (1, 4):
+                net.blocks[str(i)].conv1.mask.mask_weight.fill_(-1.0)
+    return net
+
+
+def pruned_generator(family, seed=0):
+    slim, report = prune_generator(masked_generator(family, seed))
+    assert sum(report["widths"].values()) < sum(masked_generator(family, seed).widths.values())
+    return slim.eval()
+
+
+def write_checkpoint(path, nets, model="cyclegan"):
+    state = {"format": FORMAT, "version": VERSION, "model": model, "stage": "pruned", "epoch": 0,
+             "nets": {k: n.state_dict() for k, n in nets.items()}, "configs": {k: n.config() for k, n in nets.items()}}
+    save_checkpoint(state, str(path))
+    return str(path)
+
+
+def random_batch(n, size=SIZE, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, size, size, generator=g) * 2 - 1
+
+
+@pytest.mark.parametrize("family", ["resnet", "unet"])
+def test_onnx_matches_pytorch_for_pruned_generators(tmp_path, family):
+    """The pruned generator in onnxruntime equals PyTorch to 1e-4, at batch sizes other than the
+    traced one (the batch axis is dynamic)."""
+    net = pruned_generator(family)
+    model = "cyclegan" if family == "resnet" else "pix2pix"
+    ckpt = write_checkpoint(tmp_path / "pruned.pth", {"G_A" if family == "resnet" else "G": net}, model)
+    out = tmp_path / "g.onnx"
+    assert run_main("export", ["--load_path", ckpt, "--format", "onnx", "--size", str(SIZE), "--output", str(out)]) == 0
+    session = onnx_session(str(out), threads=1)
+    for batch in (1, 3):
+        x = random_batch(batch)
+        with torch.no_grad():
+            expected = net(x)
+        got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+        assert got.shape == expected.shape
+        assert (got - expected).abs().max().item() <= TOLERANCE
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["size_multiple"] == str(size_multiple(net)) == ("4" if family == "resnet" else "32")
+    assert meta["input_size"] == f"{SIZE}x{SIZE}"
+
+
+@pytest.mark.parametrize("family", ["resnet", "unet"])
+def test_torchscript_matches_pytorch_at_any_batch_and_allowed_size(tmp_path, family):
+    net = pruned_generator(family, seed=3)
+    ckpt = write_checkpoint(tmp_path / "pruned.pth", {"G_B" if family == "resnet" else "G": net},
+                            "cyclegan" if family == "resnet" else "pix2pix")
+    out = tmp_path / "g.pt"
+    direction = "BtoA" if family == "resnet" else "AtoB"
+    assert run_main("export", ["--load_path", ckpt, "--direction", direction, "--format", "torchscript",
+                               "--size", str(SIZE), "--output", str(out)]) == 0
+    extra = {"metadata.json": ""}
+    loaded = torch.jit.load(str(out), _extra_files=extra)
+    assert json.loads(extra["metadata.json"])["size_multiple"] == size_multiple(net)
+    for batch, size in ((2, SIZE), (1, 2 * SIZE)):  # the traced graph follows the input's size
+        x = random_batch(batch, size)
+        with torch.no_grad():
+            assert (loaded(x) - net(x)).abs().max().item() <= TOLERANCE
+
+
+def test_dynamic_size_onnx_accepts_other_multiples(tmp_path):
+    net = pruned_generator("resnet", seed=4)
+    ckpt = write_checkpoint(tmp_path / "pruned.pth", {"G_A": net})
+    out = tmp_path / "g.onnx"
+    assert run_main("export", ["--load_path", ckpt, "--size", str(SIZE), "--dynamic_size", "--output", str(out),
+                               "--no_check"]) == 0
+    x = random_batch(2, 44)  # 44 = 11 x 4: a ResNet needs multiples of 4 only
+    got = torch.from_numpy(onnx_session(str(out), threads=1).run(None, {"input": x.numpy()})[0])
+    with torch.no_grad():
+        assert (got - net(x)).abs().max().item() <= TOLERANCE
+
+
+def test_settled_mask_checkpoint_is_pruned_on_export(tmp_path):
+    """A search checkpoint at bound 0 exports as the slim generator, which computes what the masked one does."""
+    masked = masked_generator("resnet", seed=5)
+    ckpt = write_checkpoint(tmp_path / "search.pth", {"G_A": masked})
+    out = run_main_output(["--load_path", ckpt, "--size", str(SIZE), "--output", str(tmp_path / "g.onnx")])
+    graph = onnx.load(out).graph
+    widths = {n.name: n for n in graph.initializer}
+    assert not any("mask" in name for name in widths)  # no mask tensors: the pruned architecture
+    x = random_batch(2)
+    got = torch.from_numpy(onnx_session(out, threads=1).run(None, {"input": x.numpy()})[0])
+    with torch.no_grad():
+        assert (got - masked(x)).abs().max().item() <= TOLERANCE
+
+
+def run_main_output(argv):
+    assert run_main("export", argv) == 0
+    return argv[argv.index("--output") + 1]
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    out = tmp_path / "g.onnx"
+    line = assert_user_error(run_script("export", ["--load_path", garbage, "--output", out]))
+    assert "garbage.pth" in line
+
+    def error_line(argv):  # in-process for speed: exit status 2 and one line on stderr
+        capsys.readouterr()
+        assert run_main("export", [str(a) for a in argv] + ["--output", str(out)]) == 2
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: "), lines
+        return lines[0]
+
+    assert "does not exist" in error_line(["--load_path", tmp_path / "missing.pth"])
+    unsettled = masked_generator("resnet", seed=6)
+    for m in masks(unsettled).values():
+        m.update(0.3)
+    assert "not settled" in error_line(["--load_path", write_checkpoint(tmp_path / "search.pth", {"G_A": unsettled})])
+    ckpt = write_checkpoint(tmp_path / "pruned.pth", {"G_A": pruned_generator("resnet")})
+    assert "multiple of 4" in error_line(["--load_path", ckpt, "--size", "30"])
+    assert "no generator for BtoA" in error_line(["--load_path", ckpt, "--direction", "BtoA"])
+    assert "--format" in error_line(["--load_path", ckpt, "--format", "tflite"])
+    assert not os.path.exists(out)
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp-")]

@@ -1,0 +1,152 @@
+"""Deployment export of a generator: ONNX (for onnxruntime and other runtimes) or TorchScript.
+
+The exported graph is the slim plain generator: a mask generator whose masks have settled (bound 0,
+the end of a search) is pruned first (exact at bound 0, method.md §6.5); one whose bound is still
+> 0 is refused, since its soft masks are part of its function and pruning would change it.
+
+Input size rule: ``[N, input_nc, H, W]`` in [-1, 1] with H and W multiples of the generator's size
+multiple (:func:`size_multiple`: 4 for a ResNet, 2^levels for a U-Net). The batch axis N is dynamic
+in both formats; H and W are fixed to the traced ``size`` in ONNX unless ``dynamic_size`` (a fixed
+size lets onnxruntime plan its memory and layouts once), and follow the input in TorchScript.
+"""
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import warnings
+
+import torch
+
+from models.layers import masks
+from models.pruning import prune_generator
+from util.errors import UserError
+
+log = logging.getLogger("dmad")
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
+OPSET = 17
+
+
+def size_multiple(net):
+    """The multiple that H and W must be: the largest downsampling factor of any layer of ``net``
+    (read from its channel structure, so it holds for every family that describes itself)."""
+    return max(conv.out_scale.denominator for conv in net.structure().convs)
+
+
+def deployable(net):
+    """``net`` as a plain generator in eval mode: pruned when it carries settled masks (bound 0).
+
+    Raises UserError for a mask generator whose bound is still > 0."""
+    found = masks(net)
+    if found:
+        bounds = sorted({float(m.bound) for m in found.values()})
+        if bounds[-1] > 0:
+            raise UserError(f"the generator's masks have not settled (bound {bounds[-1]:g} > 0): export the "
+                            "checkpoint of a finished search (bound 0), or a pruned / fine-tuned one")
+        net, report = prune_generator(net)
+        log.info("pruned the settled mask generator for export (removed units: %s)", report["removed"] or "none")
+    return net.eval()
+
+
+def _device(net):
+    param = next(net.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def check_size(net, size):
+    multiple = size_multiple(net)
+    if size <= 0 or size % multiple:
+        fit = max(multiple, size // multiple * multiple)
+        raise UserError(f"--size {size} is not a multiple of {multiple}, which this generator needs: use e.g. {fit}")
+    return multiple
+
+
+def metadata(net, size, dynamic_size):
+    """What a deployment needs to know besides the graph (stored in the exported file)."""
+    multiple = size_multiple(net)
+    return {"family": getattr(net, "family", type(net).__name__), "input_nc": net.structure().input_nc,
+            "output_nc": net.structure().output_nc, "size_multiple": multiple,
+            "input_size": "any multiple of %d" % multiple if dynamic_size else f"{size}x{size}",
+            "input_range": "[-1, 1]", "output_range": "[-1, 1] (tanh)", "layout": "NCHW"}
+
+
+@contextlib.contextmanager
+def _atomic_path(path):
+    """A temporary path next to ``path`` that is renamed over it when the block succeeds."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def export_onnx(net, path, size=256, dynamic_size=False, opset=OPSET):
+    """Write ``net`` (plain, eval mode, on the CPU) to ``path`` as ONNX with input ``input`` and
+    output ``output``, batch axis dynamic. Uses torch's TorchScript-based exporter (the dynamo one
+    needs onnxscript). Returns the metadata stored in the model's ``metadata_props``."""
+    import onnx
+
+    check_size(net, size)
+    channels = net.structure().input_nc
+    example = torch.zeros(1, channels, size, size, device=_device(net))
+    axes = {0: "batch", 2: "height", 3: "width"} if dynamic_size else {0: "batch"}
+    meta = metadata(net, size, dynamic_size)
+    with _atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's deprecation and constant-folding notes
+        torch.onnx.export(net, (example,), tmp, dynamo=False, opset_version=opset, input_names=["input"],
+                          output_names=["output"], dynamic_axes={"input": axes, "output": axes},
+                          do_constant_folding=True)
+        model = onnx.load(tmp)
+        for key, value in meta.items():
+            model.metadata_props.add(key=key, value=str(value))
+        onnx.checker.check_model(model)
+        onnx.save(model, tmp)
+    return meta
+
+
+def export_torchscript(net, path, size=256):
+    """Write ``net`` to ``path`` as a traced TorchScript module (``torch.jit.load``); any batch size
+    and any H, W that are multiples of :func:`size_multiple`. The metadata is the extra file
+    ``metadata.json``."""
+    check_size(net, size)
+    example = torch.zeros(1, net.structure().input_nc, size, size, device=_device(net))
+    meta = metadata(net, size, dynamic_size=True)
+    with _atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(net, (example,), check_trace=False)
+        torch.jit.save(traced, tmp, _extra_files={"metadata.json": json.dumps(meta)})
+    return meta
+
+
+def onnx_session(path, threads=None, optimize=True):
+    """An onnxruntime CPU session for an exported file; ``threads`` intra-op threads (None: its
+    default), full graph optimisation unless ``optimize`` is False."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
+                                        else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+@torch.no_grad()
+def max_difference(net, path, fmt, batch=2, size=256, seed=0):
+    """Largest absolute difference between ``net`` and the exported file on a random batch of
+    ``batch`` images at ``size`` px (onnxruntime for ONNX, ``torch.jit.load`` for TorchScript)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch, net.structure().input_nc, size, size, generator=g) * 2 - 1
+    expected = net(x.to(_device(net))).cpu()
+    if fmt == "onnx":
+        got = torch.from_numpy(onnx_session(path).run(None, {"input": x.numpy()})[0])
+    else:
+        got = torch.jit.load(path, map_location="cpu")(x)
+    return float((got - expected).abs().max())
