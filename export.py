@@ -16,7 +16,8 @@ import logging
 
 from models import load_generator
 from util.errors import ArgumentParser, UserError, cli_entry
-from util.export import FORMATS, OPSET, check_size, deployable, export_onnx, export_torchscript, max_difference
+from util.export import (FORMATS, OPSET, check_size, deployable, export_onnx, export_torchscript, max_difference,
+                         min_size)
 from util.logger import setup_logging
 
 log = logging.getLogger("dmad")
@@ -58,10 +59,10 @@ def main(argv=None):
         raise UserError(f"--output {output} is a folder: give a file name")
     if opt.format == "onnx":
         export_onnx(net, output, opt.size, opt.dynamic_size, opt.opset)
-        rule = f"any multiple of {multiple}" if opt.dynamic_size else f"{opt.size}x{opt.size}"
+        rule = f"any multiple of {multiple} from {min_size(net)}" if opt.dynamic_size else f"{opt.size}x{opt.size}"
     else:
         export_torchscript(net, output, opt.size)
-        rule = f"any multiple of {multiple}"
+        rule = f"any multiple of {multiple} from {min_size(net)}"
     log.info("wrote %s (%s, batch dynamic, H and W %s, input in [-1, 1])", output, opt.format, rule)
     if not opt.no_check:
         diff = max_difference(net, output, opt.format, size=opt.size)

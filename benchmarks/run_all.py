@@ -202,8 +202,8 @@ def _latency_row(family, device, args):
 
     from bench_prune import search_like
     from models.pruning import prune_generator
-    from models.resnet_generator import ResnetGenerator
-    from models.unet_generator import UnetGenerator
+    from models.families.resnet import ResnetGenerator
+    from models.families.unet import UnetGenerator
     from util.flops import count_macs_params
 
     if family == "resnet":
@@ -232,7 +232,7 @@ def unet_search_like(ngf, seed=0, keep=0.35):
     import torch
 
     from models.layers import masks
-    from models.unet_generator import UnetGenerator
+    from models.families.unet import UnetGenerator
 
     g = torch.Generator().manual_seed(seed)
     net = UnetGenerator(ngf=ngf, num_downs=8, mask=True)

@@ -102,7 +102,7 @@ def test_torchrun_one_gpu_nccl(tmp_path):
 def test_export_of_a_gpu_generator(tmp_path):
     """A generator living on the GPU exports; onnxruntime (CPU) and the TorchScript module on the GPU
     compute what it computes on the GPU."""
-    from models.resnet_generator import ResnetGenerator
+    from models.families.resnet import ResnetGenerator
     from util.export import export_onnx, export_torchscript, onnx_session
 
     masked = randomise(ResnetGenerator(ngf=8, n_blocks=6, mask=True), 0, bound=0.0)

@@ -9,8 +9,8 @@ import torch
 from conftest import assert_user_error, randomise, run_main, run_script
 from models.layers import masks
 from models.pruning import prune_generator
-from models.resnet_generator import ResnetGenerator
-from models.unet_generator import UnetGenerator
+from models.families.resnet import ResnetGenerator
+from models.families.unet import UnetGenerator
 from util.checkpoint import FORMAT, VERSION, save_checkpoint
 from util.export import onnx_session, size_multiple
 
@@ -146,6 +146,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
     assert "not settled" in error_line(["--load_path", write_checkpoint(tmp_path / "search.pth", {"G_A": unsettled})])
     ckpt = write_checkpoint(tmp_path / "pruned.pth", {"G_A": pruned_generator("resnet")})
     assert "multiple of 4" in error_line(["--load_path", ckpt, "--size", "30"])
+    assert "at least 8" in error_line(["--load_path", ckpt, "--size", "4"])
     assert "no generator for BtoA" in error_line(["--load_path", ckpt, "--direction", "BtoA"])
     assert "--format" in error_line(["--load_path", ckpt, "--format", "tflite"])
     assert not os.path.exists(out)

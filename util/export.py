@@ -5,7 +5,8 @@ the end of a search) is pruned first (exact at bound 0, method.md §6.5); one wh
 > 0 is refused, since its soft masks are part of its function and pruning would change it.
 
 Input size rule: ``[N, input_nc, H, W]`` in [-1, 1] with H and W multiples of the generator's size
-multiple (:func:`size_multiple`: 4 for a ResNet, 2^levels for a U-Net). The batch axis N is dynamic
+multiple and at least its smallest side (:func:`size_multiple`, :func:`min_size`: 4 and 8 for a
+ResNet, 2^levels for a U-Net). The batch axis N is dynamic
 in both formats; H and W are fixed to the traced ``size`` in ONNX unless ``dynamic_size`` (a fixed
 size lets onnxruntime plan its memory and layouts once), and follow the input in TorchScript.
 """
@@ -29,9 +30,18 @@ OPSET = 17
 
 
 def size_multiple(net):
-    """The multiple that H and W must be: the largest downsampling factor of any layer of ``net``
-    (read from its channel structure, so it holds for every family that describes itself)."""
+    """The multiple that H and W must be, as the generator's family states it (the family contract,
+    models/families); else the largest downsampling factor of its channel structure."""
+    if hasattr(type(net), "size_multiple") and hasattr(net, "config"):
+        return int(type(net).size_multiple(net.config()))
     return max(conv.out_scale.denominator for conv in net.structure().convs)
+
+
+def min_size(net):
+    """The smallest H and W the generator accepts (family contract; else one size multiple)."""
+    if hasattr(type(net), "min_size") and hasattr(net, "config"):
+        return int(type(net).min_size(net.config()))
+    return size_multiple(net)
 
 
 def deployable(net):
@@ -55,10 +65,11 @@ def _device(net):
 
 
 def check_size(net, size):
-    multiple = size_multiple(net)
-    if size <= 0 or size % multiple:
-        fit = max(multiple, size // multiple * multiple)
-        raise UserError(f"--size {size} is not a multiple of {multiple}, which this generator needs: use e.g. {fit}")
+    multiple, smallest = size_multiple(net), min_size(net)
+    if size < smallest or size % multiple:
+        fit = max(smallest, size // multiple * multiple)
+        raise UserError(f"--size {size} does not fit this generator (a multiple of {multiple}, at least {smallest}): "
+                        f"use e.g. {fit}")
     return multiple
 
 
@@ -66,8 +77,8 @@ def metadata(net, size, dynamic_size):
     """What a deployment needs to know besides the graph (stored in the exported file)."""
     multiple = size_multiple(net)
     return {"family": getattr(net, "family", type(net).__name__), "input_nc": net.structure().input_nc,
-            "output_nc": net.structure().output_nc, "size_multiple": multiple,
-            "input_size": "any multiple of %d" % multiple if dynamic_size else f"{size}x{size}",
+            "output_nc": net.structure().output_nc, "size_multiple": multiple, "min_size": min_size(net),
+            "input_size": f"any multiple of {multiple} from {min_size(net)}" if dynamic_size else f"{size}x{size}",
             "input_range": "[-1, 1]", "output_range": "[-1, 1] (tanh)", "layout": "NCHW"}
 
 
