@@ -197,7 +197,7 @@ def _onnx_latency(net, x, runs, threads, tmp, name):
     return statistics.median(times)
 
 
-def _latency_row(family, device, args):
+def _latency_row(row, device, args):
     import torch
 
     from bench_prune import search_like
@@ -206,12 +206,11 @@ def _latency_row(family, device, args):
     from models.families.unet import UnetGenerator
     from util.flops import count_macs_params
 
-    if family == "resnet":
-        full, masked = ResnetGenerator(ngf=64).eval(), search_like(64)
-        label = "ResNet-9 ngf 64"
-    else:
-        full, masked = UnetGenerator(ngf=64, num_downs=8).eval(), unet_search_like(64)
-        label = "U-Net 256 ngf 64"
+    # row name: (label, the full generator, a mask generator at bound 0)
+    rows = {"resnet9": ("ResNet-9 ngf 64", lambda: ResnetGenerator(ngf=64), lambda: search_like(64)),
+            "unet256": ("U-Net 256 ngf 64", lambda: UnetGenerator(ngf=64, num_downs=8), lambda: unet_search_like(64))}
+    label, build_full, build_masked = rows[row]
+    full, masked = build_full().eval(), build_masked()
     slim = prune_generator(masked)[0].eval()
     shape = (1, 3, args.size, args.size)
     macs_full, _ = count_macs_params(full, shape)
@@ -265,7 +264,7 @@ def run_row(spec, args):
 def row_specs(args):
     variants = ["fp32"] if args.device == "cpu" and args.variants == "fp32" else list(VARIANTS)
     specs = [f"train:{key}/{v}" for key, _, _ in TRAIN_ROWS for v in variants]
-    return specs + ["mask_update:", "prune:", "latency:resnet", "latency:unet"]
+    return specs + ["mask_update:", "prune:", "latency:resnet9", "latency:unet256"]
 
 
 def _child(spec, args):
