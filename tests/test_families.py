@@ -157,3 +157,32 @@ def test_block_coeff_of_earlier_checkpoints_moves_into_the_search_state(tmp_path
     # a best model has no search state: the coefficients are dropped
     save_checkpoint({"format": FORMAT, "version": VERSION, "nets": nets, "configs": configs}, str(path))
     assert set(load_checkpoint(str(path))) == {"format", "version", "nets", "configs"}
+
+
+# ---------------------------------------------------------------- the original code's layout
+
+def _without_thop(sd):
+    return {k: v for k, v in sd.items() if k.rsplit(".", 1)[-1] not in ("total_ops", "total_params")}
+
+
+@pytest.mark.parametrize("make,export", [
+    (lambda: ResnetGenerator(ngf=4, mask=True), "to_original_mask_resnet"),
+    (lambda: ResnetGenerator(ngf=4, mask=True, unmask_last_upconv=True), "to_original_mask_resnet"),
+    (lambda: ResnetGenerator(ngf=4, widths={"blocks.2": 0, "blocks.6": 0, "stream": 9}), "to_original_plain_resnet"),
+    (lambda: UnetGenerator(ngf=4, num_downs=8, mask=True), "to_original_unet"),
+    (lambda: UnetGenerator(ngf=4, num_downs=6), "to_original_unet")])
+def test_to_original_writes_the_documented_layout_and_converts_back(make, export):
+    """The family's own converter agrees key by key with the independent writers of tests/test_legacy.py
+    (the tables of method.md §5), and ``from_original`` reads it back to the same network."""
+    from tests import test_legacy
+
+    net = make()
+    original = net.to_original()
+    want = _without_thop(getattr(test_legacy, export)(net))
+    assert list(original) == list(net.to_original()) and set(original) == set(want)
+    assert all(torch.equal(original[k], want[k]) for k in want)
+    cfg = test_legacy.resnet_cfg(net) if export == "to_original_plain_resnet" else None
+    config, state = families.from_original(original, cfg, "x")
+    assert type(net).family == config["family"] and config["widths"] == net.widths
+    assert state.keys() == net.state_dict().keys()
+    assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())

@@ -17,8 +17,9 @@ on a family name:
   only this. The search state follows from it too: per-channel coefficients for every channel group,
   per-layer multipliers for the masks of role ``"balanced"`` (models/mask_search.py);
 * distillation: ``forward_features(x, roles)`` and the roles hooked by default (``distill_roles``);
-* the original code's checkpoints: ``is_original(state_dict)`` and ``from_original(state_dict, cfg,
-  source)`` -> ``(config, state_dict)``.
+* the original code's checkpoints: ``is_original(state_dict)``, ``from_original(state_dict, cfg,
+  source)`` -> ``(config, state_dict)`` and back, ``net.to_original()``; both directions read one
+  table of (our module, original module) pairs per family.
 
 Steps to add a family: write ``models/families/<name>.py`` with the subclass (see resnet.py), add it to
 ``FAMILIES`` below, and add its structure to tests/test_families.py, whose checks (pruned == masked,
@@ -79,6 +80,10 @@ class Generator(nn.Module):
         the current layout, and the block-loss coefficients it held ({channel group: tensor}, search
         state since). Nothing to change by default."""
         return state_dict, {}
+
+    def to_original(self):
+        """This network's state dict in the original code's key layout."""
+        raise NotImplementedError
 
     def structure(self):
         raise NotImplementedError

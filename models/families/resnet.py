@@ -204,7 +204,7 @@ class ResnetGenerator(Generator):
             have = [widths[k] for k in ("stem", "down1", "stream")]
             if expected[:3] != have:
                 log.warning("%s: its cfg %s disagrees with the weight shapes %s; the shapes are used", source,
-                                   expected[:3], have)
+                            expected[:3], have)
         ngf = widths["stem"]
         if not mask and widths != default_widths(ngf, n_blocks):
             ngf = legacy.ORIGINAL_PLAIN_NGF  # a pruned model: the full width it came from
@@ -213,6 +213,11 @@ class ResnetGenerator(Generator):
                   "mask": mask, "unmask_last_upconv": unmask_last}
         legacy.check_fits(cls, config, state, source)
         return config, state
+
+    def to_original(self):
+        """This network's state dict in the original code's layout (§5.1 mask, §5.2 plain or pruned)."""
+        pairs = _pairs(self.has_mask, sorted(int(i) for i in self.blocks), self.unmask_last_upconv)
+        return legacy.rename(self.state_dict(), [(orig, ours) for ours, orig in pairs], type(self).__name__)
 
 
 def _kept_blocks(cfg, present, source):
@@ -232,37 +237,48 @@ def _kept_blocks(cfg, present, source):
 
 
 def _original_pairs(sd, cfg, source):
-    """[(our module, original module)], n_blocks, kept block numbers, unmask_last_upconv."""
+    """[(our module, original module)], n_blocks, kept block numbers, unmask_last_upconv of an original
+    ResNet state dict."""
     mask = legacy.has_masks(sd)
     present = sorted({int(k.split(".")[1]) for k in sd if ".conv_block." in k})
-    first = 13 if mask else 10  # first block index (§5.1 / §5.2)
+    first = _first_block(mask)
     if present != list(range(first, first + len(present))):
         raise UserError(f"{source}: residual blocks at model.{present}; not a ResNet layout of the original "
-                               "DMAD code")
+                        "DMAD code")
     n = len(present)
     if mask:
         kept, n_blocks = list(range(n)), n
+        unmask_last = f"model.{first + n + 6}.mask_weight" not in sd  # up2's mask: convT, IN, Mask
+    else:
+        (kept, n_blocks), unmask_last = _kept_blocks(cfg, present, source), False
+    return _pairs(mask, kept, unmask_last), n_blocks, kept, unmask_last
+
+
+def _first_block(mask):
+    return 13 if mask else 10  # the index of the first block in ``model`` (§5.1 / §5.2)
+
+
+def _pairs(mask, kept, unmask_last):
+    """[(our module, original module)] of a ResNet holding the blocks ``kept`` (original numbers), in
+    the original's ``model`` Sequential (§5.1 mask, §5.2 plain or pruned)."""
+    first, n = _first_block(mask), len(kept)
+    if mask:
         pairs = [("stem.conv", "model.1"), ("stem.mask", "model.3"), ("down1.conv", "model.5"),
                  ("down1.mask", "model.7"), ("down2.conv", "model.9"), ("down2.mask", "model.11")]
-        for j in range(n):
+        for j, i in enumerate(kept):
             b = f"model.{first + j}.conv_block"
-            pairs += [(f"blocks.{j}.conv1.conv", f"{b}.1"), (f"blocks.{j}.conv1.mask", f"{b}.3"),
-                      (f"blocks.{j}.conv2.conv", f"{b}.6"), (f"blocks.{j}.conv2.mask", f"{b}.8")]
+            pairs += [(f"blocks.{i}.conv1.conv", f"{b}.1"), (f"blocks.{i}.conv1.mask", f"{b}.3"),
+                      (f"blocks.{i}.conv2.conv", f"{b}.6"), (f"blocks.{i}.conv2.mask", f"{b}.8")]
         up1, up2 = first + n, first + n + 4  # convT, IN, Mask, ReLU
-        unmask_last = f"model.{up2 + 2}.mask_weight" not in sd
         pairs += [("up1.conv", f"model.{up1}"), ("up1.mask", f"model.{up1 + 2}"), ("up2.conv", f"model.{up2}")]
         if not unmask_last:
             pairs.append(("up2.mask", f"model.{up2 + 2}"))
         # after up2: IN, [Mask], ReLU, pad, conv
-        pairs.append(("head.conv", f"model.{up2 + (4 if unmask_last else 5)}"))
-    else:
-        kept, n_blocks = _kept_blocks(cfg, present, source)
-        unmask_last = False
-        pairs = [("stem.conv", "model.1"), ("down1.conv", "model.4"), ("down2.conv", "model.7")]
-        for j, i in enumerate(kept):
-            b = f"model.{first + j}.conv_block"
-            pairs += [(f"blocks.{i}.conv1.conv", f"{b}.1"), (f"blocks.{i}.conv2.conv", f"{b}.5")]
-        # convT, IN, ReLU, convT, IN, ReLU, pad, conv
-        pairs += [("up1.conv", f"model.{first + n}"), ("up2.conv", f"model.{first + n + 3}"),
-                  ("head.conv", f"model.{first + n + 7}")]
-    return pairs, n_blocks, kept, unmask_last
+        return pairs + [("head.conv", f"model.{up2 + (4 if unmask_last else 5)}")]
+    pairs = [("stem.conv", "model.1"), ("down1.conv", "model.4"), ("down2.conv", "model.7")]
+    for j, i in enumerate(kept):
+        b = f"model.{first + j}.conv_block"
+        pairs += [(f"blocks.{i}.conv1.conv", f"{b}.1"), (f"blocks.{i}.conv2.conv", f"{b}.5")]
+    # convT, IN, ReLU, convT, IN, ReLU, pad, conv
+    return pairs + [("up1.conv", f"model.{first + n}"), ("up2.conv", f"model.{first + n + 3}"),
+                    ("head.conv", f"model.{first + n + 7}")]

@@ -179,23 +179,37 @@ class UnetGenerator(Generator):
         legacy.check_fits(cls, config, state, source)
         return config, state
 
+    def to_original(self):
+        """This network's state dict in the original code's layout (§5.3 mask, §5.4 plain or pruned)."""
+        pairs = _pairs(self.has_mask, self.num_downs)
+        return legacy.rename(self.state_dict(), [(orig, ours) for ours, orig in pairs], type(self).__name__)
+
 
 def _original_pairs(sd, source):
     """[(our module, original module)] and the number of levels of a nested original U-Net."""
     mask = "model.model.1.mask_weight" in sd
-    # index of the sub-block inside the outermost / middle Sequentials (§5.3, §5.4)
-    sub_outer, sub_middle = (2, 4) if mask else (1, 3)
-    prefixes = ["model.model"]
-    while True:
-        nxt = f"{prefixes[-1]}.{sub_outer if len(prefixes) == 1 else sub_middle}.model"
-        if not any(k.startswith(nxt + ".") for k in sd):
-            break
-        prefixes.append(nxt)
-    n = len(prefixes)
+    n = 1
+    while any(k.startswith(_prefixes(mask, n + 1)[-1] + ".") for k in sd):
+        n += 1
     if n < 5:
         raise UserError(f"{source}: a U-Net with {n} levels; the original's U-Net has 8 (at least 5 are supported)")
+    return _pairs(mask, n), n
+
+
+def _prefixes(mask, n):
+    """The ``model`` Sequential of each level 1..n: the sub-block sits at index 2 (mask) or 1 (plain) of
+    the outermost level and at 4 / 3 of the middle levels (§5.3, §5.4)."""
+    sub_outer, sub_middle = (2, 4) if mask else (1, 3)
+    prefixes = ["model.model"]
+    while len(prefixes) < n:
+        prefixes.append(f"{prefixes[-1]}.{sub_outer if len(prefixes) == 1 else sub_middle}.model")
+    return prefixes
+
+
+def _pairs(mask, n):
+    """[(our module, original module)] of an n-level U-Net in the original's nested layout."""
     pairs = []
-    for level, p in enumerate(prefixes, start=1):
+    for level, p in enumerate(_prefixes(mask, n), start=1):
         d, u = f"down{level}", f"up{level}"
         if level == 1:
             pairs += [(f"{d}.conv", f"{p}.0"), (f"{u}.conv", f"{p}.4" if mask else f"{p}.3")]
@@ -214,4 +228,4 @@ def _original_pairs(sd, source):
                           (f"{u}.norm", f"{p}.5"), (f"{u}.mask", f"{p}.6")]
             else:
                 pairs += [(f"{d}.conv", f"{p}.1"), (f"{u}.conv", f"{p}.3"), (f"{u}.norm", f"{p}.4")]
-    return pairs, n
+    return pairs
