@@ -250,7 +250,8 @@ def test_epoch_count_overrides_the_stored_epoch(toy_root, tmp_path):
 
 def test_continue_train_takes_a_value(toy_root, tmp_path):
     assert train(tmp_path, "ct") == 0
-    assert train(tmp_path, "ct", continue_train="False") == 0  # starts afresh: epoch 1 again
+    # starts afresh: epoch 1 again (replacing the checkpoints needs --overwrite)
+    assert train(tmp_path, "ct", continue_train="False", overwrite=True) == 0
     log = (tmp_path / "ct" / "logger.log").read_text()
     assert "resuming from" not in log and log.count("Epoch:1 ") == 2
     assert train(tmp_path, "ct", continue_train="True", n_epochs=2) == 0
