@@ -131,5 +131,5 @@ def test_evaluation_on_images_of_different_sizes_and_the_epoch_is_saved_first(tm
 
     monkeypatch.setattr(Evaluator, "evaluate", broken)
     with pytest.raises(RuntimeError):
-        _train(tmp_path, small_data, inception_path, name="lost", preprocess="none")
-    assert (tmp_path / "exp" / "lost" / "checkpoints" / "model_1.pth").is_file()
+        _train(tmp_path / "lost", small_data, inception_path, preprocess="none")
+    assert (tmp_path / "lost" / "exp" / "fid" / "checkpoints" / "model_1.pth").is_file()
