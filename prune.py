@@ -18,7 +18,7 @@ from models import families, generator_from_state
 from models.layers import masks
 from metrics.evaluate import build_evaluator
 from models.pruning import format_prune_table, prune_generator
-from options import parse
+from options import parse, warn_ignored_options
 from util import distributed
 from util.checkpoint import FORMAT, VERSION, check_checkpoint_file, is_native, load_checkpoint, options_dict, save_checkpoint
 from util.device import announce_device, select_device
@@ -150,6 +150,7 @@ def prune(opt, device):
     if main_rank:
         run_text = run.prepare()  # locks the folder for this process and logs to it
         log.info("\n%s", run_text)
+        warn_ignored_options(opt)
     else:
         release_console()  # the other ranks keep warnings and errors only, on the console
     distributed.barrier()

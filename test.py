@@ -22,7 +22,7 @@ from data import create_dataloader, create_dataset
 from metrics.evaluate import build_evaluator
 from metrics.paired import PairedMetrics, by_metric
 from models import load_generator
-from options import parse
+from options import parse, warn_ignored_options
 from util.checkpoint import check_checkpoint_file, load_checkpoint
 from util.device import select_device
 from util import distributed
@@ -142,6 +142,7 @@ def main(argv=None):
     dataset = create_dataset(opt, train=False)
     device = select_device(opt.gpu_ids)
     evaluator = build_evaluator(opt, device)  # a missing explicit weights file fails before any output
+    warn_ignored_options(opt)
     release_console()
     web_dir = os.path.join(opt.results_dir, opt.name, f"test_{label}")
     webpage = HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Checkpoint = {label}")

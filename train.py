@@ -16,7 +16,7 @@ import torch
 from data import create_dataset
 from metrics.evaluate import build_evaluator
 from models import create_model
-from options import parse
+from options import parse, warn_ignored_options
 from util import distributed
 from util.device import announce_device, select_device
 from util.errors import cli_entry
@@ -57,6 +57,7 @@ def train(opt, device):
     if main_rank:
         run_text = run.prepare()  # locks the folder for this process and logs to it
         log.info("\n%s", run_text)
+        warn_ignored_options(opt)
     else:
         release_console()  # the other ranks keep warnings and errors only, on the console
     distributed.barrier()

@@ -9,6 +9,7 @@ Boolean options are real flags: ``--mask`` alone means true, and ``--continue_tr
 ``False`` as true).
 """
 import argparse
+import logging
 import math
 import os
 import sys
@@ -16,6 +17,8 @@ import sys
 from models import MODELS as _MODEL_CLASSES
 from models import families
 from util.errors import ArgumentParser, UserError
+
+log = logging.getLogger("dmad")
 
 MODELS = ("cyclegan", "pix2pix")
 GAN_MODES = ("vanilla", "lsgan", "hinge", "wgangp")
@@ -369,3 +372,92 @@ def options_text(opt, parser=None):
         lines.append(f"{key:>30}: {value!s:<30}{mark}")
     lines.append("----------------- End -------------------")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ effect
+
+def _trains(opt):
+    """The script runs a training loop: train.py, and prune.py with --finetune."""
+    return opt.script == "train" or (opt.script == "prune" and bool(opt.finetune))
+
+
+def _searches(opt):
+    return opt.script == "train" and bool(opt.mask)
+
+
+def _finetunes(opt):
+    return opt.script == "prune" and bool(opt.finetune)
+
+
+TRAINING = "training runs (train.py, prune.py --finetune)"
+SEARCH = "the mask search (train.py --mask)"
+FINETUNE = "the fine-tuning (prune.py --finetune)"
+# Where each option acts, for the options that do not act in every script: (predicate(opt), where).
+# Every script accepts every option (one set of flags serves all three); one given where it has no
+# effect gets one warning line.
+EFFECT = {
+    "load_path": (lambda o: o.script != "train" or bool(o.continue_train),
+                  "test.py, prune.py and train.py --continue_train"),
+    "use_pretrain_d": (_finetunes, FINETUNE),
+    "pretrain_path": (_finetunes, FINETUNE),
+    "pretrain_ngf": (_finetunes, FINETUNE),
+    # the architecture of test.py and prune.py comes from the checkpoint
+    "ngf": (lambda o: o.script == "train", "train.py (test.py and prune.py read it from the checkpoint)"),
+    "no_dropout": (lambda o: o.script == "train", "train.py (test.py and prune.py read it from the checkpoint)"),
+    "ndf": (lambda o: o.script != "test", "train.py and prune.py (test.py runs generators only)"),
+    "mask": (lambda o: o.script != "test", "train.py and prune.py (test.py reads the architecture from the "
+                                           "checkpoint)"),
+    "threshold": (lambda o: _searches(o) or o.script == "prune", "prune.py and " + SEARCH),
+    "serial_batches": (_trains, TRAINING),
+    "num_threads": (_trains, TRAINING),
+    "batch_size": (_trains, TRAINING + "; evaluation uses --eval_batch_size"),
+    "no_flip": (_trains, TRAINING),
+    "results_dir": (lambda o: o.script == "test", "test.py"),
+    "eval_freq": (_trains, TRAINING),
+    "clean_checkpoints": (_trains, TRAINING),
+    "overwrite": (lambda o: o.script != "test", "train.py and prune.py (their run folders)"),
+    "finetune": (lambda o: o.script == "prune", "prune.py"),
+    "scratch": (lambda o: o.script == "prune", "prune.py --finetune"),
+}
+# option groups (see _base_group) whose every option acts only where the group says
+GROUP_EFFECT = {
+    "mask search": (_searches, SEARCH),
+    "training": (_trains, TRAINING),
+    "distillation": (_finetunes, FINETUNE),
+    "display": (_trains, TRAINING),
+}
+# options of those groups that also act elsewhere
+_ALSO_ELSEWHERE = {"display_winsize"}  # the size of test.py's images
+
+
+def ignored_options(opt, parser=None):
+    """[(option string, where it acts)] for the options given on the command line that have no
+    effect in ``opt.script`` with the other options given."""
+    parser = parser or build_parser(opt.script)
+    effect = {}
+    for group in parser._action_groups:
+        rule = GROUP_EFFECT.get(group.title)
+        if rule is not None:
+            for action in group._group_actions:
+                if action.dest not in _ALSO_ELSEWHERE:
+                    effect[action.dest] = rule
+    effect.update(EFFECT)
+    flags = {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
+    ignored = []
+    for dest in getattr(opt, "user_set", ()):
+        if dest in effect and not effect[dest][0](opt):
+            ignored.append((flags[dest], effect[dest][1]))
+    return ignored
+
+
+def warn_ignored_options(opt):
+    """One warning line per option given on the command line that has no effect in this script."""
+    prog = f"{opt.script}.py"
+    for flag, where in ignored_options(opt):
+        log.warning("%s has no effect in %s%s: it acts in %s", flag, prog, _mode(opt), where)
+
+
+def _mode(opt):
+    if opt.script == "prune":
+        return " with --finetune" if opt.finetune else " without --finetune"
+    return ""

@@ -279,3 +279,52 @@ def test_options_text_marks_changed_values():
     assert "16" in line and "[default: 64]" in line
     line = next(line for line in text.splitlines() if line.strip().startswith("ndf:"))
     assert "[default" not in line
+
+
+# ------------------------------------------------------------------------------------------ ignored options
+
+@pytest.mark.parametrize("script, argv, ignored", [
+    ("test", ["--mask_weight_decay", "0.1"], ["--mask_weight_decay"]),
+    ("test", ["--mask", "--n_epochs", "3", "--lambda_distill", "1"],
+     ["--lambda_attention_distill", "--mask", "--n_epochs"]),
+    ("train", ["--load_path", "x.pth"], ["--load_path"]),
+    ("train", ["--load_path", "x.pth", "--continue_train"], []),
+    ("train", ["--mask_weight_decay", "0.1", "--pretrain_path", "t.pth", "--results_dir", "r"],
+     ["--mask_weight_decay", "--pretrain_path", "--results_dir"]),
+    ("train", ["--mask", "--mask_weight_decay", "0.1", "--threshold", "2"], []),
+    ("prune", ["--mask", "--lr", "0.1", "--display_id", "1", "--threshold", "1"], ["--display_id", "--lr"]),
+    ("prune", ["--mask", "--finetune", "--lr", "0.1", "--display_id", "1", "--upconv_bound"], ["--upconv_bound"]),
+    ("prune", ["--mask", "--finetune", "--lambda_d", "1", "--pretrain_path", "t.pth", "--continue_train"], []),
+])
+def test_options_without_effect_are_named(script, argv, ignored):
+    opt = parse(*argv, script=script)
+    assert sorted(flag for flag, _ in options.ignored_options(opt)) == ignored
+
+
+def test_an_ignored_option_gets_one_warning_line(caplog):
+    opt = parse("--mask_weight_decay", "0.1", "--gan_mode", "hinge", script="test")
+    with caplog.at_level(logging.WARNING, logger="dmad"):
+        options.warn_ignored_options(opt)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and all("has no effect in test.py" in line for line in lines)
+    assert lines[0].startswith("--gan_mode") and lines[1].startswith("--mask_weight_decay")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dmad"):
+        options.warn_ignored_options(parse("--gan_mode", "hinge"))
+    assert not caplog.records
+
+
+def test_the_seed_readme_commands_warn_only_about_test_mask():
+    """The README's commands: only test.py's --mask (read from the checkpoint there) is reported."""
+    train_argv = ["--model", "cyclegan", "--gpu_ids", "-1", "--display_id", "30", "--name", "h", "--n_epochs", "100",
+                  "--n_epochs_decay", "100", "--mask", "--mask_weight_decay", "0.0008", "--lambda_update_coeff",
+                  "1.0", "--block_coeff", "1.0", "--upconv_coeff", "100.0", "--upconv_bound"]
+    assert options.ignored_options(parse(*train_argv)) == []
+    resume = train_argv + ["--continue_train", "True", "--epoch_count", "66", "--load_path", "m.pth"]
+    assert options.ignored_options(parse(*resume)) == []
+    prune_argv = ["--model", "cyclegan", "--mask", "--checkpoints_dir", "e", "--name", "attention", "--load_path",
+                  "m.pth", "--gpu_ids", "-1", "--display_id", "1", "--finetune", "--lambda_attention_distill", "100",
+                  "--lambda_discriminator_distill", "0.001", "--pretrain_path", "p.pth"]
+    assert options.ignored_options(parse(*prune_argv, script="prune")) == []
+    test_argv = ["--name", "test", "--model", "cyclegan", "--mask", "--gpu_ids", "-1", "--load_path", "m.pth"]
+    assert [flag for flag, _ in options.ignored_options(parse(*test_argv, script="test"))] == ["--mask"]
