@@ -123,6 +123,7 @@ def loss_types(structure, opt):
       ``--mask_loss_type``; x ``--upconv_coeff`` with ``--upconv_bound`` unless ``--upconv_solo``;
     * "last_up": ``bound`` x ``--upconv_coeff`` with ``--upconv_bound``, else ``--mask_loss_type``
       (the original used ``bound`` always);
+    * "bound": ``bound`` whatever the options, x ``--upconv_coeff`` as "outer";
     * "own" and "balanced": ``--mask_loss_type`` (the per-layer multiplier of "balanced" masks is
       applied by the search).
     """
@@ -133,9 +134,9 @@ def loss_types(structure, opt):
     for spec in structure.masked_convs():
         if spec.mask in grouped:
             group.append(spec.mask)
-        elif spec.role == "outer":
+        elif spec.role in ("outer", "bound"):
             scaled = opt.upconv_bound and not opt.upconv_solo
-            layers.append((spec.mask, outer, opt.upconv_coeff if scaled else 1.0))
+            layers.append((spec.mask, outer if spec.role == "outer" else "bound", opt.upconv_coeff if scaled else 1.0))
         elif spec.role == "last_up":
             layers.append((spec.mask, "bound" if opt.upconv_bound else own,
                            opt.upconv_coeff if opt.upconv_bound else 1.0))

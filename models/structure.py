@@ -27,10 +27,12 @@ import torch
 #   "outer":    the "U" type (bound with --upconv_bound, uprelu with --upconv_relu), x --upconv_coeff
 #               with --upconv_bound unless --upconv_solo (§3.4 rule 3: first conv, down-conv 1, up-conv 1);
 #   "last_up":  bound x --upconv_coeff with --upconv_bound, else --mask_loss_type (§3.4 rule 2);
+#   "bound":    bound always, x --upconv_coeff with --upconv_bound unless --upconv_solo (§3.4: down-conv 1
+#               of the mobile CycleGAN);
 #   "balanced": --mask_loss_type x a per-layer multiplier, and the layer freezes once its off-fraction
 #               exceeds --frozen_threshold (§3.5, the U-Net masks).
 # A mask of a channel group takes the block loss instead while --lambda_update_coeff > 0 (§3.4 rule 1).
-MASK_ROLES = ("own", "outer", "last_up", "balanced")
+MASK_ROLES = ("own", "outer", "last_up", "bound", "balanced")
 
 FOLDS = (None, "norm", "conv", "consumer")
 

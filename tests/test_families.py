@@ -30,9 +30,18 @@ def n_levels(unet):
 
 # ---------------------------------------------------------------- the registry and the contract
 
+def model_of(cls):
+    """The --model whose generators are of family ``cls``."""
+    from models import MODELS
+
+    name = next((name for name, model in MODELS.items() if model.generator_family is cls), None)
+    if name is None:
+        pytest.skip(f"no --model builds the {cls.family} family")
+    return name
+
+
 def small_config(cls, netG, mask):
-    opt = opts("--netG", netG, "--ngf", "4", "--model", "pix2pix" if cls is UnetGenerator else "cyclegan",
-               "--crop_size", "32", "--load_size", "32")
+    opt = opts("--netG", netG, "--ngf", "4", "--model", model_of(cls), "--crop_size", "32", "--load_size", "32")
     return cls.options_config(opt, mask)
 
 
@@ -40,8 +49,8 @@ def small_config(cls, netG, mask):
 def test_every_netG_resolves_to_one_family_that_answers_the_contract(netG):
     cls = families.for_netG(netG)
     assert families.get(cls.family) is cls and netG in cls.netG_choices and cls.depth_name
-    config = cls.options_config(opts("--netG", netG, "--model", "pix2pix" if cls is UnetGenerator else "cyclegan",
-                                     "--crop_size", "256", "--load_size", "256"), True)
+    config = cls.options_config(opts("--netG", netG, "--model", model_of(cls), "--crop_size", "256",
+                                     "--load_size", "256"), True)
     assert config["family"] == cls.family
     with torch.device("meta"):
         net = families.build(config)
@@ -67,7 +76,7 @@ def test_unknown_names_are_user_errors():
     with pytest.raises(UserError, match="unknown generator family 'stylegan'"):
         families.get("stylegan", "x.pth")
     assert families.NETG_CHOICES == ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128", "unet_64",
-                                     "unet_32")
+                                     "unet_32", "mobile_resnet_9blocks", "mobile_resnet_6blocks")
 
 
 def test_no_module_outside_the_families_branches_on_a_family_name():

@@ -101,10 +101,11 @@ class Generator(nn.Module):
 
 
 # The imports sit below the contract: each family module subclasses Generator from this package.
+from models.families.mobile_resnet import MobileResnetGenerator  # noqa: E402
 from models.families.resnet import ResnetGenerator  # noqa: E402
 from models.families.unet import UnetGenerator  # noqa: E402
 
-FAMILIES = {cls.family: cls for cls in (ResnetGenerator, UnetGenerator)}
+FAMILIES = {cls.family: cls for cls in (ResnetGenerator, UnetGenerator, MobileResnetGenerator)}
 NETG_CHOICES = tuple(netG for cls in FAMILIES.values() for netG in cls.netG_choices)
 
 
@@ -140,7 +141,7 @@ def from_original(state_dict, cfg, source):
         if cls.is_original(state_dict):
             return cls.from_original(state_dict, cfg, source)
     raise UserError(f"{source}: unknown generator layout (keys {sorted(state_dict)[:3]}...); expected a generator "
-                    "of the original DMAD code (CycleGAN ResNet or pix2pix U-Net, mask or plain)")
+                    "of the original DMAD code (CycleGAN ResNet, pix2pix U-Net or the mobile ResNet, mask or plain)")
 
 
 def upgrade_checkpoint(state):

@@ -54,6 +54,14 @@ class ResnetGenerator(Generator):
     family = "resnet"
     netG_choices = ("resnet_9blocks", "resnet_6blocks")
     depth_name = "n_blocks"
+    # A variant with other residual blocks (families/mobile_resnet.py) overrides these:
+    block_class = ResnetBlock
+    down1_role = "outer"  # loss role of down-conv 1's mask (method.md §3.4)
+    # the original's block Sequential: index of each conv and mask, mask variant (True) / plain (False)
+    original_block = {True: {"conv1": 1, "conv1.mask": 3, "conv2": 6, "conv2.mask": 8},
+                      False: {"conv1": 1, "conv2": 5}}
+    original_conv_parts = {"": ""}  # sub-modules of one block conv: {our suffix: the original's}
+    hidden_conv = "conv1.conv"  # the conv whose output width is a block's hidden width
 
     @classmethod
     def netG_args(cls, netG):
@@ -91,7 +99,7 @@ class ResnetGenerator(Generator):
         self.down2 = ConvUnit(nn.Conv2d(w["down1"], w["stream"], 3, 2, 1, bias=True),
                               instance_norm(w["stream"]), mask, relu())
         self.blocks = nn.ModuleDict({
-            str(i): ResnetBlock(w["stream"], w[f"blocks.{i}"], mask)
+            str(i): self.block_class(w["stream"], w[f"blocks.{i}"], mask)
             for i in range(n_blocks) if w[f"blocks.{i}"] > 0})
         self.up1 = ConvUnit(nn.ConvTranspose2d(w["stream"], w["up1"], 3, 2, 1, output_padding=1, bias=True),
                             instance_norm(w["up1"]), mask, relu())
@@ -133,18 +141,12 @@ class ResnetGenerator(Generator):
             conv("stem.conv", "stem", (None,), mask("stem.mask"), "stem.norm", kernel=7, role="outer",
                  fold="consumer"),
             conv("down1.conv", "down1", ("stem",), mask("down1.mask"), "down1.norm", out_scale=Fraction(1, 2),
-                 role="outer", fold="consumer"),
+                 role=self.down1_role, fold="consumer"),
             # the stream's writers (down2 and every conv2) have no exact fold: their outputs are added
             conv("down2.conv", "stream", ("down1",), mask("down2.mask"), "down2.norm", out_scale=q),
         ]
         for i in range(self.n_blocks):
-            p = f"blocks.{i}"
-            convs += [
-                conv(f"{p}.conv1.conv", p, ("stream",), mask(f"{p}.conv1.mask"), f"{p}.conv1.norm",
-                     out_scale=q, unit=p, fold="consumer"),
-                conv(f"{p}.conv2.conv", "stream", (p,), mask(f"{p}.conv2.mask"), f"{p}.conv2.norm",
-                     out_scale=q, unit=p),
-            ]
+            convs += self.block_convs(f"blocks.{i}", mask, conv)
         convs += [
             conv("up1.conv", "up1", ("stream",), mask("up1.mask"), "up1.norm", transposed=True,
                  out_scale=Fraction(1, 2), role="outer", fold="consumer"),
@@ -159,6 +161,18 @@ class ResnetGenerator(Generator):
         sets["up1"] = ChannelSet("up1", w["up1"])
         sets["up2"] = ChannelSet("up2", w["up2"])
         return ChannelStructure(self.input_nc, self.output_nc, sets, convs)
+
+    @staticmethod
+    def block_convs(p, mask, conv):
+        """ConvSpecs of block ``p`` (``"blocks.3"``); ``mask(path)`` is the path or None (plain net),
+        ``conv`` builds a ConvSpec with a bias."""
+        q = Fraction(1, 4)
+        return [
+            conv(f"{p}.conv1.conv", p, ("stream",), mask(f"{p}.conv1.mask"), f"{p}.conv1.norm",
+                 out_scale=q, unit=p, fold="consumer"),
+            conv(f"{p}.conv2.conv", "stream", (p,), mask(f"{p}.conv2.mask"), f"{p}.conv2.norm",
+                 out_scale=q, unit=p),
+        ]
 
     def config(self):
         """Constructor arguments (JSON-able); ``ResnetGenerator(**g.config())`` rebuilds the architecture."""
@@ -184,23 +198,23 @@ class ResnetGenerator(Generator):
     # ------------------------------------------------------------------ the original code's layout
     @classmethod
     def is_original(cls, state_dict):
-        return "model.1.weight" in state_dict and any(".conv_block." in k for k in state_dict)
+        return "model.1.weight" in state_dict and any(k.endswith(".conv_block.1.weight") for k in state_dict)
 
     @classmethod
     def from_original(cls, sd, cfg, source):
         """§5.1 (mask) / §5.2 (plain or pruned): ``cfg`` (the original's 23-entry list of a pruned
         ResNet) tells which blocks were kept; without it the present blocks are blocks 0..n-1."""
         mask = legacy.has_masks(sd)
-        pairs, n_blocks, kept, unmask_last = _original_pairs(sd, cfg, source)
+        pairs, n_blocks, kept, unmask_last = _original_pairs(cls, sd, cfg, source)
         state = legacy.rename(sd, pairs, source)
         shape = lambda role: legacy.require(state, f"{role}.weight", source).shape  # noqa: E731
         widths = {"stem": shape("stem.conv")[0], "down1": shape("down1.conv")[0], "stream": shape("down2.conv")[0],
                   "up1": shape("up1.conv")[1], "up2": shape("up2.conv")[1]}
         for i in range(n_blocks):
-            widths[f"blocks.{i}"] = shape(f"blocks.{i}.conv1.conv")[0] if i in kept else 0
+            widths[f"blocks.{i}"] = shape(f"blocks.{i}.{cls.hidden_conv}")[0] if i in kept else 0
         widths = {k: int(v) for k, v in widths.items()}
         if cfg is not None and not mask:
-            expected = [int(c) for c in legacy.plain(cfg)]
+            expected = _cfg_list(cfg)
             have = [widths[k] for k in ("stem", "down1", "stream")]
             if expected[:3] != have:
                 log.warning("%s: its cfg %s disagrees with the weight shapes %s; the shapes are used", source,
@@ -216,7 +230,7 @@ class ResnetGenerator(Generator):
 
     def to_original(self):
         """This network's state dict in the original code's layout (§5.1 mask, §5.2 plain or pruned)."""
-        pairs = _pairs(self.has_mask, sorted(int(i) for i in self.blocks), self.unmask_last_upconv)
+        pairs = _pairs(type(self), self.has_mask, sorted(int(i) for i in self.blocks), self.unmask_last_upconv)
         return legacy.rename(self.state_dict(), [(orig, ours) for ours, orig in pairs], type(self).__name__)
 
 
@@ -225,7 +239,7 @@ def _kept_blocks(cfg, present, source):
     number of blocks, from its 23-entry cfg (k_i = cfg[3 + 2i] = 0 marks a removed block)."""
     if cfg is None:
         return list(range(len(present))), len(present)
-    cfg = [int(c) for c in legacy.plain(cfg)]
+    cfg = _cfg_list(cfg)
     if len(cfg) < 5 or (len(cfg) - 5) % 2:
         raise UserError(f"{source}: its cfg has {len(cfg)} entries; a ResNet cfg has 5 + 2 x blocks")
     n_blocks = (len(cfg) - 5) // 2
@@ -236,7 +250,7 @@ def _kept_blocks(cfg, present, source):
     return kept, n_blocks
 
 
-def _original_pairs(sd, cfg, source):
+def _original_pairs(cls, sd, cfg, source):
     """[(our module, original module)], n_blocks, kept block numbers, unmask_last_upconv of an original
     ResNet state dict."""
     mask = legacy.has_masks(sd)
@@ -251,14 +265,14 @@ def _original_pairs(sd, cfg, source):
         unmask_last = f"model.{first + n + 6}.mask_weight" not in sd  # up2's mask: convT, IN, Mask
     else:
         (kept, n_blocks), unmask_last = _kept_blocks(cfg, present, source), False
-    return _pairs(mask, kept, unmask_last), n_blocks, kept, unmask_last
+    return _pairs(cls, mask, kept, unmask_last), n_blocks, kept, unmask_last
 
 
 def _first_block(mask):
     return 13 if mask else 10  # the index of the first block in ``model`` (§5.1 / §5.2)
 
 
-def _pairs(mask, kept, unmask_last):
+def _pairs(cls, mask, kept, unmask_last):
     """[(our module, original module)] of a ResNet holding the blocks ``kept`` (original numbers), in
     the original's ``model`` Sequential (§5.1 mask, §5.2 plain or pruned)."""
     first, n = _first_block(mask), len(kept)
@@ -266,9 +280,7 @@ def _pairs(mask, kept, unmask_last):
         pairs = [("stem.conv", "model.1"), ("stem.mask", "model.3"), ("down1.conv", "model.5"),
                  ("down1.mask", "model.7"), ("down2.conv", "model.9"), ("down2.mask", "model.11")]
         for j, i in enumerate(kept):
-            b = f"model.{first + j}.conv_block"
-            pairs += [(f"blocks.{i}.conv1.conv", f"{b}.1"), (f"blocks.{i}.conv1.mask", f"{b}.3"),
-                      (f"blocks.{i}.conv2.conv", f"{b}.6"), (f"blocks.{i}.conv2.mask", f"{b}.8")]
+            pairs += _block_pairs(cls, f"blocks.{i}", f"model.{first + j}.conv_block", True)
         up1, up2 = first + n, first + n + 4  # convT, IN, Mask, ReLU
         pairs += [("up1.conv", f"model.{up1}"), ("up1.mask", f"model.{up1 + 2}"), ("up2.conv", f"model.{up2}")]
         if not unmask_last:
@@ -277,8 +289,26 @@ def _pairs(mask, kept, unmask_last):
         return pairs + [("head.conv", f"model.{up2 + (4 if unmask_last else 5)}")]
     pairs = [("stem.conv", "model.1"), ("down1.conv", "model.4"), ("down2.conv", "model.7")]
     for j, i in enumerate(kept):
-        b = f"model.{first + j}.conv_block"
-        pairs += [(f"blocks.{i}.conv1.conv", f"{b}.1"), (f"blocks.{i}.conv2.conv", f"{b}.5")]
+        pairs += _block_pairs(cls, f"blocks.{i}", f"model.{first + j}.conv_block", False)
     # convT, IN, ReLU, convT, IN, ReLU, pad, conv
     return pairs + [("up1.conv", f"model.{first + n}"), ("up2.conv", f"model.{first + n + 3}"),
                     ("head.conv", f"model.{first + n + 7}")]
+
+
+def _block_pairs(cls, ours, original, mask):
+    """[(our module, original module)] of one residual block, by the family's ``original_block``."""
+    layout = cls.original_block[mask]
+    pairs = []
+    for conv in ("conv1", "conv2"):
+        pairs += [(f"{ours}.{conv}.conv{a}", f"{original}.{layout[conv]}{b}") for a, b in cls.original_conv_parts.items()]
+        if mask:
+            pairs.append((f"{ours}.{conv}.mask", f"{original}.{layout[conv + '.mask']}"))
+    return pairs
+
+
+def _cfg_list(cfg):
+    """The original's 23-entry cfg as ints; the mobile pix2pix stored it as ``(cfg, None)`` (§10)."""
+    cfg = legacy.plain(cfg)
+    if len(cfg) == 2 and cfg[1] is None:
+        cfg = cfg[0]
+    return [int(c) for c in cfg]
