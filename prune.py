@@ -14,7 +14,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import logging
 
-from models import families, generator_from_state
+from models import MODELS, families, generator_from_state, objective
 from models.layers import masks
 from metrics.evaluate import build_evaluator
 from models.pruning import format_prune_table, prune_generator
@@ -28,7 +28,7 @@ from util.training import Run
 
 log = logging.getLogger("dmad")
 
-NETS = {"cyclegan": (("G_A", "G_B"), ("D_A", "D_B")), "pix2pix": (("G",), ("D",))}
+NETS = {name: (cls.generator_names, cls.discriminator_names) for name, cls in MODELS.items()}
 
 
 def read_search_checkpoint(opt, path):
@@ -103,7 +103,7 @@ def evaluate(opt, evaluator, nets):
     enabled evaluator."""
     if evaluator is None or not evaluator.enabled:
         return {}
-    generators = {"AtoB": nets["G_A"], "BtoA": nets["G_B"]} if opt.model == "cyclegan" else {opt.direction: nets["G"]}
+    generators = {"AtoB": nets["G_A"], "BtoA": nets["G_B"]} if objective(opt.model) == "cyclegan" else {opt.direction: nets["G"]}
     scores = evaluator.evaluate(generators)
     for direction, score in scores.items():
         log.info("%s %s: %.2f", direction, evaluator.metric_name, score)

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from data import create_dataloader, create_dataset
 from metrics.evaluate import build_evaluator
 from metrics.paired import PairedMetrics, by_metric
-from models import load_generator
+from models import load_generator, objective
 from options import parse, warn_ignored_options
 from util.checkpoint import check_checkpoint_file, load_checkpoint
 from util.device import select_device
@@ -115,7 +115,7 @@ def directions(opt):
     """Which generators to run, and on which side of the data: [(direction, source key, out label)]."""
     if opt.dataset_mode == "single":
         return [(opt.direction, "A", "fake")]
-    if opt.model == "cyclegan":
+    if objective(opt.model) == "cyclegan":
         forward = [("AtoB", "A", "fake_B"), ("BtoA", "B", "fake_A")]
         return forward if opt.direction == "AtoB" else [("AtoB", "B", "fake_B"), ("BtoA", "A", "fake_A")]
     return [(opt.direction, "A" if opt.direction == "AtoB" else "B", "fake_B")]

@@ -17,6 +17,7 @@ from metrics.drn import load_drn
 from metrics.fid import (INCEPTION_URL, default_inception_path, fake_to_unit, feature_statistics,
                          fid_from_features, inception_features, load_inception, load_statistics,
                          save_statistics, statistics_meta, to_uint8)
+from models import objective
 from metrics.miou import NUM_CLASSES, fast_hist, find_label, mean_iou, read_label, read_table, segment_batch
 from util.errors import UserError
 
@@ -55,7 +56,7 @@ class Evaluator:
         # direction -> (side of the data it reads, domain it produces)
         if self.single:
             self.sides = {opt.direction: ("A", "B" if opt.direction == "AtoB" else "A")}
-        elif opt.model == "cyclegan":
+        elif objective(opt.model) == "cyclegan":
             first = "A" if opt.direction == "AtoB" else "B"
             self.sides = {"AtoB": (first, OTHER[first]), "BtoA": (OTHER[first], first)}
         else:
@@ -73,7 +74,7 @@ class Evaluator:
                 logger.warning("FID is skipped: no Inception weights at %s; download %s there or pass "
                                "--inception_path", default_inception_path(), INCEPTION_URL)
         elif metric == "miou":
-            if opt.model != "pix2pix" or self.single:
+            if objective(opt.model) != "pix2pix" or self.single:
                 raise UserError("--metric miou needs paired Cityscapes data (pix2pix, aligned val/ and table.txt): "
                                 "use --metric fid or --metric none")
             if opt.direction != "BtoA":
@@ -118,7 +119,7 @@ class Evaluator:
         if self._dataset is None:
             if self.single:
                 phase, mode = "test", "single"
-            elif self.opt.model == "cyclegan":
+            elif objective(self.opt.model) == "cyclegan":
                 phase, mode = "test", "unaligned"
             else:
                 phase, mode = "val", "aligned"

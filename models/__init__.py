@@ -1,11 +1,18 @@
 """Models by name (``--model cyclegan`` -> models/cyclegan_model.py), and generator loading."""
 from models import families
 from models.cyclegan_model import CycleGANModel
+from models.mobile_cyclegan_model import MobileCycleGANModel
+from models.mobile_pix2pix_model import MobilePix2PixModel
 from models.pix2pix_model import Pix2PixModel
 from util.checkpoint import is_native, load_checkpoint
 from util.errors import UserError
 
-MODELS = {"cyclegan": CycleGANModel, "pix2pix": Pix2PixModel}
+MODELS = {cls.name: cls for cls in (CycleGANModel, Pix2PixModel, MobileCycleGANModel, MobilePix2PixModel)}
+
+
+def objective(model):
+    """``"cyclegan"`` (unpaired, G_A/G_B) or ``"pix2pix"`` (paired, G) for the name of a model."""
+    return MODELS[model].objective
 
 # which network of a checkpoint translates in which direction
 _DIRECTION_NETS = {"AtoB": ("G_A", "G"), "BtoA": ("G_B", "G")}

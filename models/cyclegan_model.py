@@ -11,6 +11,9 @@ from models.networks import discriminator_config, generator_config
 
 class CycleGANModel(BaseModel):
     name = "cyclegan"
+    objective = "cyclegan"  # unpaired: two generators, cycle and identity losses
+    discriminator_norm = "instance"
+    attention_weights = (0.5, 0.5)  # co-attention target: teacher G map, teacher D map (method.md §7.3)
     generator_names = ("G_A", "G_B")
     generator_family = ResnetGenerator  # --netG chooses among its variants
     discriminator_names = ("D_A", "D_B")

@@ -36,11 +36,9 @@ from util.errors import UserError
 
 log = logging.getLogger("dmad")
 
-# target = ALPHA * teacher-G map + BETA * teacher-D map (0.5 / 0.5 for CycleGAN and pix2pix)
-ALPHA, BETA = 0.5, 0.5
 # (student generator, teacher discriminator, real input, student fake) per direction
 PAIRS = {"cyclegan": (("G_A", "D_A", "real_A", "fake_B"), ("G_B", "D_B", "real_B", "fake_A")),
-         "pix2pix": (("G", "D", "real_A", "fake_B"),)}
+         "pix2pix": (("G", "D", "real_A", "fake_B"),)}  # by objective
 ATTENTION_D_LAYER = "act2"  # the original's D model.4
 DISTILL_D_LAYER = "act4"  # the original's D model.10
 
@@ -193,8 +191,10 @@ class Distiller:
             raise UserError("distillation needs a teacher: give --pretrain_path <teacher model_best.pth> or set "
                             "--lambda_attention_distill and --lambda_discriminator_distill to 0")
         self.teacher = teacher if teacher is not None else load_teacher(opt, device)
-        self.pairs = PAIRS[opt.model]
-        self.conditional = opt.model == "pix2pix"  # the pix2pix D judges (input, output) pairs
+        self.pairs = PAIRS[MODELS[opt.model].objective]
+        # target = alpha * teacher-G map + beta * teacher-D map (0.5 / 0.5; the mobile pix2pix 0.5 / 0.25)
+        self.alpha, self.beta = MODELS[opt.model].attention_weights
+        self.conditional = MODELS[opt.model].objective == "pix2pix"  # the pix2pix D judges (input, output) pairs
         self.roles = {}
         for g, _, _, _ in self.pairs:
             student, teacher_g = model.nets[g], self.teacher.nets[g]
@@ -242,7 +242,7 @@ class Distiller:
                 student_feats = m.features[g]
                 for role in self.roles[g]:
                     t_map = attention_map(teacher_feats[role])
-                    target = ALPHA * t_map + BETA * resize_map(d_map, t_map.shape[-2:])
+                    target = self.alpha * t_map + self.beta * resize_map(d_map, t_map.shape[-2:])
                     att = att + attention_loss(target, attention_map(student_feats[role]), self.opt.attention_normal)
             if self.lambda_dd > 0:
                 # the same frozen D stands for the original's second teacher copy: identical weights

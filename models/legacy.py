@@ -161,6 +161,12 @@ def load_model_state(state, path):
     for name in discs:
         if name in state:
             configs[name], nets[name] = convert_discriminator_state(state[name], f"{path} [{name}]")
+    # the model of that objective whose generators are of the file's family (e.g. mobilecyclegan)
+    from models import MODELS
+
+    family = configs[gens[0]]["family"]
+    model = next((name for name, cls in MODELS.items()
+                  if cls.objective == model and cls.generator_family.family == family), model)
     if any(configs[g]["mask"] for g in gens):
         stage = "search"
     elif any(given(c) for c in cfgs.values()):

@@ -10,6 +10,9 @@ from models.networks import discriminator_config, generator_config
 
 class Pix2PixModel(BaseModel):
     name = "pix2pix"
+    objective = "pix2pix"  # paired: one generator, a conditional discriminator, GAN + L1
+    discriminator_norm = "batch"
+    attention_weights = (0.5, 0.5)  # co-attention target: teacher G map, teacher D map (method.md §7.3)
     generator_names = ("G",)
     generator_family = UnetGenerator  # --netG chooses among its variants
     discriminator_names = ("D",)

@@ -221,6 +221,7 @@ def test_original_search_checkpoint_gives_the_same_outputs(bound, tmp_path):
     torch.save({"G_A": ref_a.state_dict(), "G_B": ref_b.state_dict(), "D_A": d, "D_B": d, "epoch": 7,
                 "fid": (70.0, 120.0)}, path)
     assert_same(ref_b, load_generator(str(path), "BtoA"))
+    assert legacy.load_model_state(torch.load(path, weights_only=True), str(path))["model"] == "mobilecyclegan"
 
 
 def test_original_pruned_checkpoint_with_a_removed_block_gives_the_same_outputs(tmp_path):
@@ -234,7 +235,7 @@ def test_original_pruned_checkpoint_with_a_removed_block_gives_the_same_outputs(
     # the mobile pix2pix stored (cfg, None) (§10)
     torch.save({"G": ref.state_dict(), "D": d, "epoch": 0, "cfg": (cfg, None), "fid": 30.0}, path)
     state = legacy.load_model_state(torch.load(path, weights_only=True), str(path))
-    assert state["stage"] == "pruned"
+    assert state["model"] == "mobilepix2pix" and state["stage"] == "pruned"
     net = load_generator(str(path))
     assert "3" not in net.blocks and net.widths["blocks.3"] == 0 and net.widths["stream"] == 23
     assert original_cfg(net.structure(), net.widths) == cfg

@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from data import create_dataloader, create_dataset
+from models import objective
 from options import options_text
 from util import distributed
 from util.checkpoint import FORMAT, VERSION, is_native, load_checkpoint, network_state_dicts, options_dict, rng_state, save_checkpoint, set_rng_state
@@ -312,7 +313,7 @@ class Trainer:
         """Write ``model_best.pth``: per direction the networks of its best epoch (CycleGAN may take
         G_A/D_A and G_B/D_B from different epochs, as the original's assembly did)."""
         path = self.run.best_path
-        nets_of = {"AtoB": ("G_A", "D_A"), "BtoA": ("G_B", "D_B")} if self.opt.model == "cyclegan" else \
+        nets_of = {"AtoB": ("G_A", "D_A"), "BtoA": ("G_B", "D_B")} if objective(self.opt.model) == "cyclegan" else \
             {self.opt.direction: ("G", "D")}
         previous = load_checkpoint(path) if os.path.isfile(path) else None
         state = self.model.state_dict()
