@@ -169,15 +169,5 @@ class DomainDataset(torch.utils.data.Dataset):
     def set_epoch(self, epoch):
         self.dataset.set_epoch(epoch)
 
-    def item_size_key(self, index):
-        """The tensor sizes of item ``index`` (evaluation order: sides paired by index), from the file
-        headers; items with equal keys can share a batch."""
-        sides = [p for p in ("A", "B") if hasattr(self, f"{p}_paths")]
-        key = []
-        for side in sides:
-            paths = getattr(self, f"{side}_paths")
-            key.append(self.preprocess.output_size(self.sizes[paths[index % len(paths)]]))
-        return tuple(key)
-
     def result_name(self, path):
         return self.dataset.result_name(path)
