@@ -9,6 +9,7 @@ import torch
 from conftest import assert_user_error, randomise, run_main, run_script
 from models.layers import masks
 from models.pruning import prune_generator
+from models.families.mobile_resnet import MobileResnetGenerator
 from models.families.resnet import ResnetGenerator
 from models.families.unet import UnetGenerator
 from util.checkpoint import FORMAT, VERSION, save_checkpoint
@@ -22,17 +23,23 @@ TOLERANCE = 1e-4  # the parity the deployment promises (float rounding of a diff
 
 
 def masked_generator(family, seed):
-    """A tiny settled mask generator (bound 0) whose pruning removes channels (and, for the ResNet,
-    two residual blocks)."""
+    """A tiny settled mask generator (bound 0) whose pruning removes channels (and, for the ResNet
+    and the mobile ResNet, two residual blocks; for the mobile ResNet, residual-stream channels)."""
     if family == "resnet":
         net = ResnetGenerator(ngf=8, n_blocks=6, mask=True)
+    elif family == "mobile":
+        net = MobileResnetGenerator(ngf=8, n_blocks=6, mask=True)
     else:
         net = UnetGenerator(ngf=8, num_downs=5, mask=True)
     randomise(net, seed, bound=0.0)
-    if family == "resnet":
+    if family in ("resnet", "mobile"):
         with torch.no_grad():
             for i in (1, 4):
                 net.blocks[str(i)].conv1.mask.mask_weight.fill_(-1.0)
+            if family == "mobile":  # a third of the residual stream off: its depthwise filters go too
+                for name, m in masks(net).items():
+                    if name == "down2.mask" or name.endswith("conv2.mask"):
+                        m.mask_weight[::3] = -1.0
     return net
 
 
@@ -54,13 +61,17 @@ def random_batch(n, size=SIZE, seed=1):
     return torch.rand(n, 3, size, size, generator=g) * 2 - 1
 
 
-@pytest.mark.parametrize("family", ["resnet", "unet"])
+# family: (model of the checkpoint, its AtoB generator's name, size multiple)
+FAMILIES = {"resnet": ("cyclegan", "G_A", 4), "unet": ("pix2pix", "G", 32), "mobile": ("mobilecyclegan", "G_A", 4)}
+
+
+@pytest.mark.parametrize("family", ["resnet", "unet", "mobile"])
 def test_onnx_matches_pytorch_for_pruned_generators(tmp_path, family):
     """The pruned generator in onnxruntime equals PyTorch to 1e-4, at batch sizes other than the
     traced one (the batch axis is dynamic)."""
     net = pruned_generator(family)
-    model = "cyclegan" if family == "resnet" else "pix2pix"
-    ckpt = write_checkpoint(tmp_path / "pruned.pth", {"G_A" if family == "resnet" else "G": net}, model)
+    model, name, multiple = FAMILIES[family]
+    ckpt = write_checkpoint(tmp_path / "pruned.pth", {name: net}, model)
     out = tmp_path / "g.onnx"
     assert run_main("export", ["--load_path", ckpt, "--format", "onnx", "--size", str(SIZE), "--output", str(out)]) == 0
     session = onnx_session(str(out), threads=1)
@@ -72,17 +83,18 @@ def test_onnx_matches_pytorch_for_pruned_generators(tmp_path, family):
         assert got.shape == expected.shape
         assert (got - expected).abs().max().item() <= TOLERANCE
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
-    assert meta["size_multiple"] == str(size_multiple(net)) == ("4" if family == "resnet" else "32")
+    assert meta["size_multiple"] == str(size_multiple(net)) == str(multiple)
     assert meta["input_size"] == f"{SIZE}x{SIZE}"
 
 
-@pytest.mark.parametrize("family", ["resnet", "unet"])
+@pytest.mark.parametrize("family", ["resnet", "unet", "mobile"])
 def test_torchscript_matches_pytorch_at_any_batch_and_allowed_size(tmp_path, family):
     net = pruned_generator(family, seed=3)
-    ckpt = write_checkpoint(tmp_path / "pruned.pth", {"G_B" if family == "resnet" else "G": net},
-                            "cyclegan" if family == "resnet" else "pix2pix")
+    model, name, _ = FAMILIES[family]
+    cyclegan = name == "G_A"  # export the BtoA generator of a CycleGAN checkpoint
+    ckpt = write_checkpoint(tmp_path / "pruned.pth", {"G_B" if cyclegan else name: net}, model)
     out = tmp_path / "g.pt"
-    direction = "BtoA" if family == "resnet" else "AtoB"
+    direction = "BtoA" if cyclegan else "AtoB"
     assert run_main("export", ["--load_path", ckpt, "--direction", direction, "--format", "torchscript",
                                "--size", str(SIZE), "--output", str(out)]) == 0
     extra = {"metadata.json": ""}
