@@ -67,6 +67,7 @@ def train(opt, device):
         from models.mask_search import MaskSearch
 
         search = MaskSearch(opt, model, n_batches=distributed.batches_per_epoch(len(dataset), opt.batch_size))
+        model.add_loss_term(search.loss_term)  # the sparsity losses join the generator loss
     from util.visualizer import Visualizer
 
     trainer = Trainer(opt, model, run, "search" if opt.mask else "train",

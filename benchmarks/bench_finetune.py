@@ -78,7 +78,7 @@ def main():
             opt = parse_opt(tmp, "--ngf", "16", *extra)
             model = create_model(opt, torch.device("cpu"), gen_configs={"G_A": student, "G_B": dict(student)})
             if extra:
-                Distiller(opt, model, torch.device("cpu"))
+                model.add_loss_term(Distiller(opt, model, torch.device("cpu")).loss)
             rows.append((label, *time_iterations(model, args.iters, args.warmup)))
     print(f"CycleGAN fine-tuning iteration, student ngf 16, teacher ngf 64, {SIZE} px, batch 1, "
           f"{args.threads} threads, median of {args.iters} after {args.warmup} warm-up")

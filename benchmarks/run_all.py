@@ -98,7 +98,7 @@ def _train_row(key, variant, device, args):
             student = prune_generator(search_like(64))[0].config()
             opt = options.parse("prune", argv + ["--pretrain_path", teacher])
             model = create_model(opt, device, gen_configs={"G_A": student, "G_B": dict(student)})
-            Distiller(opt, model, device)
+            model.add_loss_term(Distiller(opt, model, device).loss)
         else:
             opt = options.parse("train", argv)
             model = create_model(opt, device)
@@ -106,7 +106,8 @@ def _train_row(key, variant, device, args):
         if opt.mask:
             from models.mask_search import MaskSearch
 
-            search = MaskSearch(opt, model, n_batches=1000)  # adds the mask losses, as train.py does
+            search = MaskSearch(opt, model, n_batches=1000)
+            model.add_loss_term(search.loss_term)  # the mask losses, as train.py attaches them
         g = torch.Generator().manual_seed(0)
         size, batch = opt.crop_size, opt.batch_size
         nc = {"A": opt.input_nc, "B": opt.output_nc}

@@ -2,8 +2,9 @@
 
 ``set_input(batch)`` -> ``optimize_parameters()`` (forward, G step, D step) -> ``get_current_losses()`` /
 ``get_current_visuals()``; ``state_dict()`` / ``load_state_dict()`` for checkpoints;
-``generators()`` for evaluation. Extra generator objectives (mask sparsity, distillation) are added as
-*loss terms*: callables ``term() -> {name: scalar tensor}`` summed into the generator loss and logged.
+``generators()`` for evaluation. Extra generator objectives (mask sparsity, distillation) are attached by
+the stage that uses them with ``add_loss_term(term)``: callables ``term() -> {name: scalar tensor}``
+summed into the generator loss and logged.
 
 Precision and parallelism live here too: with ``--amp`` the forward passes and losses run under
 ``torch.autocast`` (bf16, or fp16 with a gradient scaler) while the parameters, optimiser states,
@@ -164,6 +165,16 @@ class BaseModel:
         averaged over the processes so every rank holds the same buffers."""
         self.scaler.update()
         distributed.average_buffers(self.nets.values())
+
+    def add_loss_term(self, term):
+        """Attach an extra generator objective: ``term()`` -> ``{name: scalar tensor}``, called once per
+        generator step after the forward pass; its values are summed into the generator loss (after
+        the model's own losses, in the order the terms were attached) and logged under their names.
+        The stages attach them: train.py the mask search's sparsity losses
+        (``MaskSearch.loss_term``), the fine-tune stage the distillation losses (``Distiller.loss``)."""
+        if not callable(term):
+            raise TypeError(f"a loss term is a callable returning {{name: scalar tensor}}, not {type(term).__name__}")
+        self.loss_terms.append(term)
 
     def generator_extra_loss(self):
         """Sum of the registered loss terms; each term's value is kept for logging."""

@@ -178,9 +178,10 @@ class Distiller:
     """Adds the distillation losses of a teacher to a (pruned) student model.
 
     ``Distiller(opt, model, device)`` loads the teacher from ``--pretrain_path`` (or takes
-    ``teacher``), asks the model to record its generators' features by role and appends one loss
-    term to ``model.loss_terms``: ``{"attention_distill": ..., "discriminator_distill": ...}``
-    (weighted by their options; a term with weight 0 is neither computed nor logged).
+    ``teacher``) and asks the model to record its generators' features by role. Its loss term
+    :meth:`loss`, which the fine-tune stage attaches with ``model.add_loss_term(distiller.loss)``,
+    gives ``{"attention_distill": ..., "discriminator_distill": ...}`` (weighted by their options; a
+    term with weight 0 is neither computed nor logged).
     """
 
     def __init__(self, opt, model, device, teacher=None):
@@ -202,7 +203,6 @@ class Distiller:
             self.roles[g] = teacher_g.distill_roles()
             if self.lambda_att > 0:
                 model.feature_names[g] = list(self.roles[g])
-        model.loss_terms.append(self.loss)
 
     def _check_compatible(self, name, student, teacher):
         if student.family != teacher.family:
@@ -308,7 +308,7 @@ def finetune(opt, pruned_state, device, prepared=None, evaluator=None):
     generators and the search discriminators (or the teacher's with ``--use_pretrain_d``), is
     re-initialised with ``--scratch``, and is trained by ``util.training.Trainer`` with stage
     ``"finetune"`` in ``<checkpoints_dir>/<name>/``; distillation runs when a distillation weight is
-    positive. ``--continue_train`` resumes this run's newest fine-tune checkpoint. ``prepared`` is
+    positive (its losses attached to the model). ``--continue_train`` resumes this run's newest fine-tune checkpoint. ``prepared`` is
     the result of :func:`prepare_finetune` and ``evaluator`` the caller's metrics.Evaluator (both
     built here when not given)."""
     from metrics.evaluate import build_evaluator
@@ -350,7 +350,8 @@ def finetune(opt, pruned_state, device, prepared=None, evaluator=None):
             init_weights(net)
         log.info("From Scratch")
     if distill:
-        Distiller(opt, model, device, teacher=teacher)
+        distiller = Distiller(opt, model, device, teacher=teacher)
+        model.add_loss_term(distiller.loss)
 
     if evaluator is None and distributed.is_main():
         evaluator = build_evaluator(opt, device)

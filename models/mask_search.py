@@ -1,5 +1,6 @@
 """The mask-search controller (method.md §4): bound schedule, coefficient updates, folding, early stop
-and the sparsity report; it also registers the sparsity losses (§3, models/mask_losses.py) on the model.
+and the sparsity report; its ``loss_term`` gives the sparsity losses (§3, models/mask_losses.py), which
+the training stage attaches to the model (``model.add_loss_term(search.loss_term)``).
 
 Schedule. ``total = N_batches * batch_size * (n_epochs + n_epochs_decay)`` images, ``T = 0.75 total``.
 An *update point* runs after every ``freq = max(1, floor(floor(0.75 total / 150) / batch_size))``
@@ -346,7 +347,7 @@ def _binarise(mask, on):
 class MaskSearch:
     """Drives the mask search of a model's generators (CycleGAN: G_A, G_B; pix2pix: G).
 
-    On construction it adds its loss term to ``model.loss_terms``: ``mask_weight`` =
+    :meth:`loss_term`, which the stage attaches with ``model.add_loss_term``, gives ``mask_weight`` =
     ``--mask_weight_decay`` x the sum of the generators' sparsity losses (while their bound is > 0), and,
     with ``--lambda_group_lasso``, ``group_lasso`` = that weight x ``sum_i ||W_group[:, i]||_2`` over the
     channel groups (for the residual stream: rows i of down2.conv and of every block's conv2, flattened
@@ -380,7 +381,6 @@ class MaskSearch:
         self.bound = 1.0  # the schedule's bound at the last update
         self.records = []
         self.device = self.gens[0].masks[0].mask_weight.device
-        model.loss_terms.append(self.loss_term)
 
     # ---------------------------------------------------------------- loss
     def loss_term(self):

@@ -55,6 +55,7 @@ def test_models_train_on_the_gpu_with_and_without_amp(tmp_path, model, amp):
     opt = options.parse("train", gpu_args(tmp_path, "g", model=model, mask=True, mask_weight_decay=0.01, **extra))
     net = create_model(opt, GPU)
     search = MaskSearch(opt, net, n_batches=2)
+    net.add_loss_term(search.loss_term)
     assert all(on_gpu(n) for n in net.nets.values())
     for step in range(2):
         net.set_input(batch(step))

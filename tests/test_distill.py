@@ -182,6 +182,7 @@ def test_teacher_stays_frozen_and_in_eval_mode(tmp_path, model_name):
                       "--lambda_attention_distill", "10", "--lambda_discriminator_distill", "1e-3")
     model = student_model(opt, pruned_state(opt))
     distiller = Distiller(opt, model, CPU)
+    model.add_loss_term(distiller.loss)  # as the fine-tune stage attaches it
     teacher = distiller.teacher
     before = {k: v.clone() for k, v in teacher.state_dict().items()}  # includes BN running stats
     student_before = {k: v.clone() for k, v in model.nets.state_dict().items()}

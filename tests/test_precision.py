@@ -17,6 +17,7 @@ def model_of(tmp_path, model="cyclegan", **extra):
     torch.manual_seed(0)
     net = create_model(opt, CPU)
     search = MaskSearch(opt, net, n_batches=4)
+    net.add_loss_term(search.loss_term)
     return opt, net, search
 
 

@@ -1,0 +1,107 @@
+"""Tests of the stages' wiring: train.py (training and the mask search) and the fine-tune stage (prune.py
+--finetune) attach the mask and distillation losses to the model themselves."""
+import pytest
+import torch
+
+import options
+import util.training
+from conftest import run_main, tiny_args
+from models import create_model
+from models.distill import Distiller, Teacher, finetune
+from models.mask_search import MaskSearch
+from util.checkpoint import FORMAT, VERSION, options_dict, save_checkpoint
+
+CPU = torch.device("cpu")
+
+
+def batch(n=1, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"A": torch.rand(n, 3, size, size, generator=g) * 2 - 1,
+            "B": torch.rand(n, 3, size, size, generator=g) * 2 - 1, "A_paths": ["a"] * n, "B_paths": ["b"] * n}
+
+
+def extra_losses_after_a_step(model):
+    """The names of the extra generator losses one forward pass gives (what the loss terms add)."""
+    model.set_input(batch())
+    model.forward()
+    model.generator_extra_loss()
+    return set(model.extra_losses)
+
+
+@pytest.fixture
+def trained_model(monkeypatch):
+    """Runs a stage up to its training loop and returns the Trainer it built (the loop itself is skipped)."""
+    seen = {}
+    monkeypatch.setattr(util.training.Trainer, "train", lambda self: seen.setdefault("trainer", self))
+    return seen
+
+
+# ------------------------------------------------------------------------------------------ losses
+
+@pytest.mark.parametrize("model_name", ["cyclegan", "pix2pix"])
+def test_train_stage_attaches_the_mask_search_losses(tmp_path, toy_root, trained_model, model_name):
+    opt = options.parse("train", tiny_args(tmp_path, "loose", model=model_name, mask=True, mask_weight_decay=0.01))
+    model = create_model(opt, CPU)
+    MaskSearch(opt, model, n_batches=4)
+    assert model.loss_terms == []  # built alone, the search adds nothing to the generator loss
+    assert extra_losses_after_a_step(model) == set()
+
+    assert run_main("train", tiny_args(tmp_path, "search", model=model_name, mask=True, mask_weight_decay=0.01)) == 0
+    trainer = trained_model["trainer"]
+    assert trainer.model.loss_terms == [trainer.search.loss_term]
+    assert extra_losses_after_a_step(trainer.model) == {"mask_weight"}
+
+
+def test_plain_training_has_no_extra_losses(tmp_path, toy_root, trained_model):
+    assert run_main("train", tiny_args(tmp_path, "plain", model="pix2pix")) == 0
+    assert trained_model["trainer"].model.loss_terms == []
+
+
+def _pruned_state(opt):
+    """A stand-in for prune.py's model_0.pth: full-width plain networks of the options."""
+    torch.manual_seed(2)
+    model = create_model(opt, CPU)
+    return {"format": FORMAT, "version": VERSION, "model": opt.model, "stage": "pruned", "epoch": 0,
+            **{k: v for k, v in model.state_dict().items() if k in ("nets", "configs")}}
+
+
+def _teacher_file(tmp_path, model_name):
+    opt = options.parse("train", tiny_args(tmp_path, "teacher", model=model_name))
+    torch.manual_seed(1)
+    teacher = create_model(opt, CPU)
+    path = str(tmp_path / f"teacher_{model_name}.pth")
+    save_checkpoint({"format": FORMAT, "version": VERSION, "model": model_name, "stage": "train", "epoch": 1,
+                     "options": options_dict(opt), **teacher.state_dict()}, path)
+    return path
+
+
+@pytest.mark.parametrize("model_name", ["cyclegan", "pix2pix"])
+def test_finetune_stage_attaches_the_distillation_losses(tmp_path, toy_root, trained_model, model_name):
+    argv = tiny_args(tmp_path, "ft", model=model_name, mask=True, finetune=True, lambda_attention_distill=1,
+                     lambda_discriminator_distill=1e-3, pretrain_path=_teacher_file(tmp_path, model_name))
+    opt = options.parse("prune", argv)
+    state = _pruned_state(opt)
+
+    student = create_model(opt, CPU, gen_configs={k: v for k, v in state["configs"].items() if k.startswith("G")})
+    teacher_model = create_model(opt, CPU)
+    Distiller(opt, student, CPU, teacher=Teacher(dict(teacher_model.nets), dict(teacher_model.configs), "t"))
+    assert student.loss_terms == []  # built alone, the distiller adds nothing to the generator loss
+    assert extra_losses_after_a_step(student) == set()
+
+    finetune(opt, state, CPU)
+    model = trained_model["trainer"].model
+    assert len(model.loss_terms) == 1
+    term = model.loss_terms[0]
+    assert isinstance(term.__self__, Distiller) and term.__func__ is Distiller.loss
+    assert extra_losses_after_a_step(model) == {"attention_distill", "discriminator_distill"}
+
+
+def test_add_loss_term_sums_and_logs_each_term(tmp_path):
+    opt = options.parse("train", tiny_args(tmp_path, "terms", model="pix2pix"))
+    model = create_model(opt, CPU)
+    model.add_loss_term(lambda: {"a": torch.tensor(1.5)})
+    model.add_loss_term(lambda: {"b": torch.tensor(2.0), "c": torch.tensor(-0.5)})
+    assert float(model.generator_extra_loss()) == 3.0
+    assert {k: float(v) for k, v in model.extra_losses.items()} == {"a": 1.5, "b": 2.0, "c": -0.5}
+    with pytest.raises(TypeError, match="callable"):
+        model.add_loss_term({"a": torch.tensor(1.0)})
