@@ -8,10 +8,6 @@ import os
 # training many times slower. Must be set before torch loads OpenMP; an explicit setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import logging
-import random
-
-import numpy as np
-import torch
 
 from data import create_dataset
 from metrics.evaluate import build_evaluator
@@ -21,6 +17,7 @@ from util import distributed
 from util.device import announce_device, select_device
 from util.errors import cli_entry
 from util.logger import release_console, setup_logging
+from util.seed import seed_everything
 from util.training import Run, Trainer, check_first_batch, resume_state
 
 log = logging.getLogger("dmad")
@@ -44,9 +41,7 @@ def train(opt, device):
     resume = resume_state(opt, run) if opt.continue_train else None
     dataset = create_dataset(opt)
     device = device or select_device(opt.gpu_ids, announce=False)
-    torch.manual_seed(opt.seed)
-    random.seed(opt.seed)
-    np.random.seed(opt.seed)
+    seed_everything(opt.seed)
     model = create_model(opt, device)
     if resume is not None:
         model.load_state_dict(resume[1], resume[0])  # a checkpoint that does not fit fails here

@@ -21,9 +21,7 @@ distillation (the original's second teacher copy had identical weights).
 """
 import logging
 import os
-import random
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,6 +31,7 @@ from models.networks import build_discriminator, build_generator, init_weights
 from util import distributed
 from util.checkpoint import is_native, load_checkpoint
 from util.errors import UserError
+from util.seed import seed_everything
 
 log = logging.getLogger("dmad")
 
@@ -326,9 +325,7 @@ def finetune(opt, pruned_state, device, prepared=None, evaluator=None):
     teacher, resume = prepared["teacher"], prepared["resume"]
     distill = opt.lambda_attention_distill > 0 or opt.lambda_discriminator_distill > 0
     run = Run(opt)
-    torch.manual_seed(opt.seed)
-    random.seed(opt.seed)
-    np.random.seed(opt.seed)
+    seed_everything(opt.seed)
 
     gen_configs = {n: dict(pruned_state["configs"][n]) for n in model_cls.generator_names}
     model = create_model(opt, device, gen_configs=gen_configs)

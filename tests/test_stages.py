@@ -1,5 +1,9 @@
 """Tests of the stages' wiring: train.py (training and the mask search) and the fine-tune stage (prune.py
---finetune) attach the mask and distillation losses to the model themselves."""
+--finetune) attach the mask and distillation losses to the model themselves and seed through
+util/seed.py."""
+import random
+
+import numpy as np
 import pytest
 import torch
 
@@ -10,6 +14,7 @@ from models import create_model
 from models.distill import Distiller, Teacher, finetune
 from models.mask_search import MaskSearch
 from util.checkpoint import FORMAT, VERSION, options_dict, save_checkpoint
+from util.seed import rng_state, seed_everything, set_rng_state
 
 CPU = torch.device("cpu")
 
@@ -105,3 +110,30 @@ def test_add_loss_term_sums_and_logs_each_term(tmp_path):
     assert {k: float(v) for k, v in model.extra_losses.items()} == {"a": 1.5, "b": 2.0, "c": -0.5}
     with pytest.raises(TypeError, match="callable"):
         model.add_loss_term({"a": torch.tensor(1.0)})
+
+
+# ------------------------------------------------------------------------------------------ seeding
+
+def test_seed_everything_seeds_torch_numpy_and_python():
+    seed_everything(7)
+    got = (torch.rand(3), np.random.rand(3), random.random())
+    torch.manual_seed(7)
+    np.random.seed(7)
+    random.seed(7)
+    want = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(got[0], want[0]) and np.array_equal(got[1], want[1]) and got[2] == want[2]
+    # the per-rank seeds of util/distributed.py exceed NumPy's 32 bits: NumPy takes them mod 2**32
+    seed_everything(2 ** 62 + 1)
+    after = np.random.rand()
+    np.random.seed(1)
+    assert after == np.random.rand()
+
+
+def test_rng_state_round_trip():
+    seed_everything(3)
+    state = rng_state()
+    first = (torch.rand(2), np.random.rand(2), random.random())
+    seed_everything(4)
+    set_rng_state(state)
+    again = (torch.rand(2), np.random.rand(2), random.random())
+    assert torch.equal(first[0], again[0]) and np.array_equal(first[1], again[1]) and first[2] == again[2]

@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 
 from util.errors import UserError
+from util.seed import seed_everything
 
 log = logging.getLogger("dmad")
 
@@ -123,12 +124,13 @@ def batches_per_epoch(n_items, batch_size):
 def prepare_model(model):
     """Before the first step: every rank takes rank 0's networks (they are already equal when every
     rank initialised from the same seed or loaded the same file: this makes it certain), and the
-    random stream of each rank is split (dropout) from the common state, deterministically."""
+    random streams of each rank are split (dropout) from the common state, deterministically: every
+    rank draws the same ``base`` and reseeds with ``seed_everything(base + rank)``."""
     if not active():
         return
     broadcast_state(model.nets.values())
     base = int(torch.randint(0, 2 ** 62, (1,)))  # the same draw on every rank
-    torch.manual_seed(base + rank())
+    seed_everything(base + rank())
 
 
 def cleanup():

@@ -25,10 +25,11 @@ from data import create_dataloader, create_dataset
 from models import objective
 from options import options_text
 from util import distributed
-from util.checkpoint import FORMAT, VERSION, is_native, load_checkpoint, network_state_dicts, options_dict, rng_state, save_checkpoint, set_rng_state
+from util.checkpoint import FORMAT, VERSION, is_native, load_checkpoint, network_state_dicts, options_dict, save_checkpoint
 from util.errors import UserError
 from util.files import FolderLock, check_writable_folder, remove_temporaries
 from util.logger import setup_logging
+from util.seed import rng_state, set_rng_state
 
 log = logging.getLogger("dmad")
 
