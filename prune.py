@@ -5,7 +5,8 @@
 Reads a search checkpoint of this project (``model_best.pth``, ``latest.pth``, ``model_<epoch>.pth``)
 or of the original code, prunes every generator at ``w > 0`` (residual vote ``--threshold``), keeps
 the discriminators, logs the MACs/params table and writes
-``<checkpoints_dir>/<name>/checkpoints/model_0.pth``; ``--finetune`` then trains the pruned model.
+``<checkpoints_dir>/<name>/checkpoints/model_0.pth``; ``--finetune`` then trains the pruned model
+(the fine-tune stage, util/finetune.py).
 """
 import os
 
@@ -23,6 +24,7 @@ from util import distributed
 from util.checkpoint import FORMAT, VERSION, check_checkpoint_file, is_native, load_checkpoint, options_dict, save_checkpoint
 from util.device import announce_device, select_device
 from util.errors import UserError, cli_entry
+from util.finetune import finetune, prepare_finetune
 from util.logger import release_console, setup_logging
 from util.training import Run
 
@@ -142,11 +144,7 @@ def prune(opt, device):
     # everything that can fail on bad input is checked before the run folder is written
     device = device or select_device(opt.gpu_ids, announce=False)
     evaluator = build_evaluator(opt, device) if main_rank else None  # only rank 0 evaluates
-    prepared = None
-    if opt.finetune:
-        from models.distill import prepare_finetune
-
-        prepared = prepare_finetune(opt, device)
+    prepared = prepare_finetune(opt, device) if opt.finetune else None
     if main_rank:
         run_text = run.prepare()  # locks the folder for this process and logs to it
         log.info("\n%s", run_text)
@@ -184,8 +182,6 @@ def prune(opt, device):
     distributed.barrier()
 
     if opt.finetune:
-        from models.distill import finetune
-
         finetune(opt, state, device, prepared, evaluator=evaluator)
 
 

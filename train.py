@@ -12,6 +12,7 @@ import logging
 from data import create_dataset
 from metrics.evaluate import build_evaluator
 from models import create_model
+from models.mask_search import MaskSearch
 from options import parse, warn_ignored_options
 from util import distributed
 from util.device import announce_device, select_device
@@ -19,6 +20,7 @@ from util.errors import cli_entry
 from util.logger import release_console, setup_logging
 from util.seed import seed_everything
 from util.training import Run, Trainer, check_first_batch, resume_state
+from util.visualizer import Visualizer
 
 log = logging.getLogger("dmad")
 
@@ -38,7 +40,11 @@ def train(opt, device):
     # everything that can fail on bad input is checked before anything is written
     run.check()
     run.refuse_overwrite()
-    resume = resume_state(opt, run) if opt.continue_train else None
+    resume = None
+    if opt.continue_train:  # --load_path, else this run's newest checkpoint
+        candidates = [opt.load_path] if opt.load_path else run.resume_candidates()
+        resume = resume_state(opt, run, candidates, stages=None, kind="checkpoint",
+                              fix="give --load_path or start without --continue_train", search=opt.mask)
     dataset = create_dataset(opt)
     device = device or select_device(opt.gpu_ids, announce=False)
     seed_everything(opt.seed)
@@ -59,12 +65,8 @@ def train(opt, device):
     announce_device(device)
     search = None
     if opt.mask:
-        from models.mask_search import MaskSearch
-
         search = MaskSearch(opt, model, n_batches=distributed.batches_per_epoch(len(dataset), opt.batch_size))
         model.add_loss_term(search.loss_term)  # the sparsity losses join the generator loss
-    from util.visualizer import Visualizer
-
     trainer = Trainer(opt, model, run, "search" if opt.mask else "train",
                       visualizer=Visualizer(opt) if main_rank else None,
                       evaluator=evaluator, search=search, dataset=dataset)

@@ -171,7 +171,7 @@ class BaseModel:
         generator step after the forward pass; its values are summed into the generator loss (after
         the model's own losses, in the order the terms were attached) and logged under their names.
         The stages attach them: train.py the mask search's sparsity losses
-        (``MaskSearch.loss_term``), the fine-tune stage the distillation losses (``Distiller.loss``)."""
+        (``MaskSearch.loss_term``), util/finetune.py the distillation losses (``Distiller.loss``)."""
         if not callable(term):
             raise TypeError(f"a loss term is a callable returning {{name: scalar tensor}}, not {type(term).__name__}")
         self.loss_terms.append(term)

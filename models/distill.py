@@ -1,4 +1,4 @@
-"""Fine-tuning a pruned model with co-attention and discriminator distillation (method.md §7).
+"""Co-attention and discriminator distillation losses for fine-tuning a pruned model (method.md §7).
 
 A frozen *teacher* (a plain model of the same family, loaded from ``--pretrain_path``) guides the
 pruned *student*:
@@ -18,20 +18,19 @@ Decisions: the teacher is in eval mode and never trained (method.md §13.23); th
 the target is *not* detached, so the attention loss also trains the student through the frozen D's
 view of its image, as in the original; one frozen teacher D serves both sides of the discriminator
 distillation (the original's second teacher copy had identical weights).
+
+The fine-tune stage that builds the student and trains it with these losses is util/finetune.py.
 """
 import logging
-import os
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models import MODELS, create_model, families
-from models.networks import build_discriminator, build_generator, init_weights
-from util import distributed
+from models import MODELS, families
+from models.networks import build_discriminator, build_generator
 from util.checkpoint import is_native, load_checkpoint
 from util.errors import UserError
-from util.seed import seed_everything
 
 log = logging.getLogger("dmad")
 
@@ -255,114 +254,3 @@ class Distiller:
         if self.lambda_dd > 0:
             losses["discriminator_distill"] = dd * self.lambda_dd
         return losses
-
-
-# ---------------------------------------------------------------------------------------- fine-tuning
-
-def _finetune_resume(opt, run):
-    """The checkpoint ``--continue_train`` resumes: this run's newest fine-tune checkpoint.
-
-    prune.py's ``--load_path`` names the *search* checkpoint, so it is not used here; the run folder
-    is searched instead (``latest.pth``, then ``model_<e>.pth`` newest first), skipping the pruned
-    ``model_0.pth`` and anything else that is not a fine-tune checkpoint."""
-    for path in [run.latest_path] + run.numbered_checkpoints():
-        if not os.path.isfile(path):
-            continue
-        state = load_checkpoint(path)
-        if is_native(state) and state.get("stage") == "finetune" and "epoch" in state:
-            if state.get("model") != opt.model:
-                raise UserError(f"{path} holds a {state.get('model')} model but --model {opt.model} was given")
-            return path, state
-    raise UserError(f"--continue_train found no fine-tune checkpoint in {run.ckpt_dir}: run prune.py --finetune "
-                    "without --continue_train first")
-
-
-def prepare_finetune(opt, device):
-    """Check the fine-tuning options and load what they name, before anything is written: the
-    teacher (when distillation or ``--use_pretrain_d`` needs it) and, with ``--continue_train``, the
-    fine-tune checkpoint to resume. Returns ``{"teacher": Teacher | None, "resume": (path, state) | None}``;
-    every problem is a UserError."""
-    distill = opt.lambda_attention_distill > 0 or opt.lambda_discriminator_distill > 0
-    if distill and not opt.pretrain_path:
-        raise UserError("distillation (--lambda_attention_distill / --lambda_discriminator_distill > 0) needs a "
-                        "teacher: give --pretrain_path <teacher model_best.pth> or set both weights to 0")
-    if opt.use_pretrain_d and not opt.pretrain_path:
-        raise UserError("--use_pretrain_d takes the discriminators of the teacher: give --pretrain_path")
-    if opt.pretrain_path and not distill and not opt.use_pretrain_d:
-        log.info("--pretrain_path is given but both distillation weights are 0: the teacher is not used")
-    from util.training import Run
-
-    resume = _finetune_resume(opt, Run(opt)) if opt.continue_train else None
-    teacher = load_teacher(opt, device) if distill or opt.use_pretrain_d else None
-    from data import create_dataset
-
-    dataset = create_dataset(opt)  # a bad --dataroot fails before prune.py writes model_0.pth
-    return {"teacher": teacher, "resume": resume, "dataset": dataset}
-
-
-def finetune(opt, pruned_state, device, prepared=None, evaluator=None):
-    """Fine-tune the pruned model ``pruned_state`` (the native dict prune.py saved as model_0.pth).
-
-    The student is built with the pruned widths (``pruned_state["configs"]``), takes the pruned
-    generators and the search discriminators (or the teacher's with ``--use_pretrain_d``), is
-    re-initialised with ``--scratch``, and is trained by ``util.training.Trainer`` with stage
-    ``"finetune"`` in ``<checkpoints_dir>/<name>/``; distillation runs when a distillation weight is
-    positive (its losses attached to the model). ``--continue_train`` resumes this run's newest fine-tune checkpoint. ``prepared`` is
-    the result of :func:`prepare_finetune` and ``evaluator`` the caller's metrics.Evaluator (both
-    built here when not given)."""
-    from metrics.evaluate import build_evaluator
-    from util.training import Run, Trainer
-    from util.visualizer import Visualizer
-
-    model_cls = MODELS[opt.model]
-    nets_needed = model_cls.generator_names + model_cls.discriminator_names
-    nets, configs = pruned_state.get("nets", {}), pruned_state.get("configs", {})
-    missing = [n for n in nets_needed if n not in nets or n not in configs]
-    if missing:
-        raise UserError(f"the pruned model has no {', '.join(missing)}: it is not a {opt.model} model; "
-                        "check --model")
-    prepared = prepare_finetune(opt, device) if prepared is None else prepared
-    teacher, resume = prepared["teacher"], prepared["resume"]
-    distill = opt.lambda_attention_distill > 0 or opt.lambda_discriminator_distill > 0
-    run = Run(opt)
-    seed_everything(opt.seed)
-
-    gen_configs = {n: dict(pruned_state["configs"][n]) for n in model_cls.generator_names}
-    model = create_model(opt, device, gen_configs=gen_configs)
-    nets, configs = dict(nets), dict(configs)
-    if opt.use_pretrain_d and not opt.scratch:
-        for name in model_cls.discriminator_names:
-            if teacher.configs[name] != model.configs[name]:
-                raise UserError(f"--use_pretrain_d: the teacher's {name} ({_describe(teacher.configs[name])}) does "
-                                f"not fit the student's ({_describe(model.configs[name])}): give --ndf "
-                                f"{teacher.configs[name].get('ndf')} or drop --use_pretrain_d")
-            nets[name] = teacher.nets[name].state_dict()
-            configs[name] = teacher.configs[name]
-        log.info("student discriminators initialised from the teacher %s", opt.pretrain_path)
-    model.load_state_dict({"nets": nets, "configs": configs}, "the pruned model", optimizers=False)
-    if opt.scratch:
-        if opt.use_pretrain_d:
-            log.warning("--scratch re-initialises the discriminators too: --use_pretrain_d has no effect")
-        for net in model.nets.values():
-            init_weights(net)
-        log.info("From Scratch")
-    if distill:
-        distiller = Distiller(opt, model, device, teacher=teacher)
-        model.add_loss_term(distiller.loss)
-
-    if evaluator is None and distributed.is_main():
-        evaluator = build_evaluator(opt, device)
-    main_rank = distributed.is_main()
-    trainer = Trainer(opt, model, run, "finetune", visualizer=Visualizer(opt) if main_rank else None,
-                      evaluator=evaluator, dataset=prepared.get("dataset"))
-    if resume is not None:
-        trainer.restore(resume[1], resume[0])
-    distributed.prepare_model(model)
-    log.info("Start Finetune....")
-    log.info("The number of training images = %d", len(trainer.dataset))
-    trainer.train()
-    return None
-
-
-def _describe(config):
-    return ", ".join(f"{k} {config.get(k)}" for k in ("input_nc", "ndf", "n_layers", "norm"))

@@ -1,5 +1,6 @@
-"""Tests of models/distill.py: attention maps and losses, the frozen teacher, role hooks on pruned
-students, and fine-tuning end to end (teacher from train.py, a hand-made pruned model)."""
+"""Tests of models/distill.py (attention maps and losses, the frozen teacher, role hooks on pruned
+students) and of the fine-tune stage that uses it, util/finetune.py, end to end (teacher from
+train.py, a hand-made pruned model)."""
 import logging
 import os
 import subprocess
@@ -11,12 +12,12 @@ import torch
 import options
 import train
 from models import create_model, load_generator
-from models.distill import (Distiller, attention_loss, attention_map, discriminator_distill_loss, finetune,
-                            load_teacher, resize_map)
+from models.distill import Distiller, attention_loss, attention_map, discriminator_distill_loss, load_teacher, resize_map
 from models.families.resnet import ResnetGenerator
 from models.families.unet import UnetGenerator
 from util.checkpoint import FORMAT, VERSION, load_checkpoint, options_dict, save_checkpoint
 from util.errors import UserError
+from util.finetune import finetune
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOY = os.path.join(REPO, "datasets", "toy")

@@ -318,10 +318,8 @@ def test_prune_py_cyclegan_end_to_end(tmp_path):
 
 
 def test_prune_py_pix2pix_and_finetune_hook(tmp_path, monkeypatch):
-    import models.distill
-
     calls = []
-    monkeypatch.setattr(models.distill, "finetune",
+    monkeypatch.setattr(prune, "finetune",
                         lambda opt, state, device, prepared=None, evaluator=None: calls.append((opt, state, device)))
     ckpt = tmp_path / "search.pth"
     gens, _ = search_checkpoint(ckpt, model="pix2pix")

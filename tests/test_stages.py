@@ -1,6 +1,6 @@
-"""Tests of the stages' wiring: train.py (training and the mask search) and the fine-tune stage (prune.py
---finetune) attach the mask and distillation losses to the model themselves and seed through
-util/seed.py."""
+"""Tests of the stages' wiring: train.py (training and the mask search) and util/finetune.py (prune.py
+--finetune) attach the mask and distillation losses to the model themselves, seed through
+util/seed.py, and resume through the one util.training.resume_state."""
 import random
 
 import numpy as np
@@ -11,10 +11,13 @@ import options
 import util.training
 from conftest import run_main, tiny_args
 from models import create_model
-from models.distill import Distiller, Teacher, finetune
+from models.distill import Distiller, Teacher
 from models.mask_search import MaskSearch
 from util.checkpoint import FORMAT, VERSION, options_dict, save_checkpoint
+from util.errors import UserError
+from util.finetune import finetune
 from util.seed import rng_state, seed_everything, set_rng_state
+from util.training import Run, resume_state
 
 CPU = torch.device("cpu")
 
@@ -137,3 +140,45 @@ def test_rng_state_round_trip():
     set_rng_state(state)
     again = (torch.rand(2), np.random.rand(2), random.random())
     assert torch.equal(first[0], again[0]) and np.array_equal(first[1], again[1]) and first[2] == again[2]
+
+
+# ------------------------------------------------------------------------------------------ resume
+
+def _checkpoint(path, stage, epoch, model="cyclegan", **extra):
+    state = {"format": FORMAT, "version": VERSION, "model": model, "stage": stage, "epoch": epoch,
+             "iteration": 1, "nets": {}, "configs": {}, "optimizers": {}, "rng": rng_state(), **extra}
+    save_checkpoint(state, str(path))
+
+
+def test_one_resume_path_for_both_stages(tmp_path):
+    opt = options.parse("prune", tiny_args(tmp_path, "run", mask=True, finetune=True))
+    run = Run(opt)
+    ckpt = tmp_path / "run" / "checkpoints"
+    _checkpoint(ckpt / "model_0.pth", "pruned", 0)
+
+    def finetune_resume():
+        return resume_state(opt, run, run.resume_candidates(), stages=("finetune",), kind="fine-tune checkpoint",
+                            fix="run prune.py --finetune without --continue_train first")
+
+    with pytest.raises(UserError, match="found no fine-tune checkpoint in .*: run prune.py --finetune"):
+        finetune_resume()  # the pruned model_0.pth does not count
+    _checkpoint(ckpt / "model_2.pth", "finetune", 2)
+    _checkpoint(ckpt / "model_1.pth", "finetune", 1)
+    assert finetune_resume()[0] == str(ckpt / "model_2.pth")  # newest epoch first
+    _checkpoint(ckpt / "latest.pth", "finetune", 2, model="pix2pix")
+    with pytest.raises(UserError, match="holds a pix2pix model but --model cyclegan"):
+        finetune_resume()  # latest.pth first, and checked like train.py's
+    _checkpoint(ckpt / "latest.pth", "finetune", 2, rng={})
+    with pytest.raises(UserError, match="random-generator state lacks"):
+        finetune_resume()
+
+    # train.py: the first candidate counts, and must be a training checkpoint of the right kind
+    _checkpoint(tmp_path / "other.pth", "train", 1, format="other")
+    with pytest.raises(UserError, match="not a training checkpoint of this project"):
+        resume_state(opt, run, [str(tmp_path / "other.pth")], stages=None, kind="checkpoint", fix="x")
+    with pytest.raises(UserError, match=r"plain \(no --mask\) checkpoint: resume it without --mask"):
+        resume_state(opt, run, [str(ckpt / "model_1.pth")], stages=None, kind="checkpoint", fix="x", search=True)
+    assert resume_state(opt, run, [str(ckpt / "model_1.pth")], stages=None, kind="checkpoint", fix="x",
+                        search=False)[0] == str(ckpt / "model_1.pth")
+    with pytest.raises(UserError, match="found no checkpoint in .*: give --load_path"):
+        resume_state(opt, run, [], stages=None, kind="checkpoint", fix="give --load_path")

@@ -1,4 +1,5 @@
-"""The training loop shared by train.py (teacher and mask search) and prune.py --finetune.
+"""The training loop shared by the stages: train.py (teacher and mask search) and util/finetune.py
+(prune.py --finetune), and the one resume path they take (:func:`resume_state`).
 
 ``Run`` owns the run folder (``<checkpoints_dir>/<name>/``): options file, log, checkpoints, best
 models. ``train(run, model, ...)`` is the loop: epochs ``epoch_count .. n_epochs + n_epochs_decay``,
@@ -128,12 +129,16 @@ class Run:
                 numbered.append((int(match.group(1)), path))
         return [path for _, path in sorted(numbered, reverse=True)]
 
+    def resume_candidates(self):
+        """The checkpoints of this run a resume may take, preferred first: ``latest.pth``, then
+        ``model_<epoch>.pth`` newest epoch first."""
+        latest = [self.latest_path] if os.path.isfile(self.latest_path) else []
+        return latest + self.numbered_checkpoints()
+
     def find_latest(self):
         """The checkpoint with the highest epoch in this run, or None."""
-        if os.path.isfile(self.latest_path):
-            return self.latest_path
-        numbered = self.numbered_checkpoints()
-        return numbered[0] if numbered else None
+        found = self.resume_candidates()
+        return found[0] if found else None
 
 
 def check_first_batch(opt, dataset, epoch):
@@ -151,13 +156,35 @@ def check_first_batch(opt, dataset, epoch):
 RESUME_KEYS = ("nets", "configs", "optimizers", "epoch", "iteration", "rng")
 
 
-def resume_state(opt, run):
-    """The checkpoint --continue_train resumes from (UserError when there is none)."""
-    path = opt.load_path or run.find_latest()
-    if path is None:
-        raise UserError(f"--continue_train found no checkpoint in {run.ckpt_dir}: give --load_path or start "
-                        "without --continue_train")
-    state = load_checkpoint(path)
+def resume_state(opt, run, candidates, stages, kind, fix, search=None):
+    """The checkpoint ``--continue_train`` resumes, checked before anything is written: ``(path, state)``.
+
+    Both stages resume through here and differ only in the arguments. train.py passes ``--load_path``
+    or :meth:`Run.resume_candidates` with ``stages=None``: the first candidate is taken and must be a
+    training checkpoint. prune.py --finetune passes :meth:`Run.resume_candidates` (its ``--load_path``
+    names the search checkpoint) with ``stages=("finetune",)``: checkpoints of other stages, such as
+    the pruned ``model_0.pth``, are passed over.
+
+    ``candidates``: checkpoint paths, preferred first. ``stages``: None, or the stages whose
+    checkpoints count. ``kind``, ``fix``: the error when none counts, "--continue_train found no
+    <kind> in <checkpoints folder>: <fix>". ``search``: whether the resumed stage holds mask-search
+    state (train.py: ``--mask``); None leaves it unchecked.
+
+    Raises UserError for no candidate, a file that is not a training checkpoint of this project, one
+    of another ``--model``, one lacking an entry of :data:`RESUME_KEYS` or with a damaged one, and one
+    whose mask-search state disagrees with ``search``.
+    """
+    for path in candidates:
+        state = load_checkpoint(path)
+        if stages is None or (is_native(state) and state.get("stage") in stages and "epoch" in state):
+            _check_resumable(opt, path, state, search)
+            return path, state
+    raise UserError(f"--continue_train found no {kind} in {run.ckpt_dir}: {fix}")
+
+
+def _check_resumable(opt, path, state, search=None):
+    """UserError unless ``state`` (loaded from ``path``) is a complete training checkpoint of ``--model``
+    (see :func:`resume_state`)."""
     if not is_native(state) or "epoch" not in state:
         raise UserError(f"{path} is not a training checkpoint of this project (no epoch/optimiser state): "
                         "resume from checkpoints/model_<epoch>.pth or latest.pth")
@@ -174,10 +201,9 @@ def resume_state(opt, run):
     lost = [k for k in ("torch", "numpy", "python") if k not in state["rng"]]
     if lost:
         raise UserError(f"{path}: its random-generator state lacks {', '.join(lost)}: resume from another checkpoint")
-    if opt.mask != ("search" in state):
+    if search is not None and search != ("search" in state):
         kind = "a mask-search" if "search" in state else "a plain (no --mask)"
         raise UserError(f"{path} is {kind} checkpoint: resume it {'with' if 'search' in state else 'without'} --mask")
-    return path, state
 
 
 def resume_command(opt):

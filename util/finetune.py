@@ -1,0 +1,114 @@
+"""The fine-tune stage of prune.py --finetune: the pruned model trained with distillation (method.md §7).
+
+``prepare_finetune(opt, device)`` checks the options and loads what they name before prune.py writes
+anything; ``finetune(opt, pruned_state, device, prepared)`` then builds the student from the pruned
+model, attaches the distillation losses (models/distill.py) and runs the training loop of
+util/training.py with stage ``"finetune"`` in the run folder, as train.py does for training and the
+mask search.
+"""
+import logging
+
+from data import create_dataset
+from metrics.evaluate import build_evaluator
+from models import MODELS, create_model
+from models.distill import Distiller, load_teacher
+from models.networks import init_weights
+from util import distributed
+from util.errors import UserError
+from util.seed import seed_everything
+from util.training import Run, Trainer, resume_state
+from util.visualizer import Visualizer
+
+log = logging.getLogger("dmad")
+
+
+def prepare_finetune(opt, device):
+    """Check the fine-tuning options and load what they name, before anything is written: the
+    teacher (when distillation or ``--use_pretrain_d`` needs it), with ``--continue_train`` the
+    fine-tune checkpoint to resume, and the training set.
+
+    Returns ``{"teacher": Teacher | None, "resume": (path, state) | None, "dataset": Dataset}``;
+    every problem is a UserError."""
+    distill = opt.lambda_attention_distill > 0 or opt.lambda_discriminator_distill > 0
+    if distill and not opt.pretrain_path:
+        raise UserError("distillation (--lambda_attention_distill / --lambda_discriminator_distill > 0) needs a "
+                        "teacher: give --pretrain_path <teacher model_best.pth> or set both weights to 0")
+    if opt.use_pretrain_d and not opt.pretrain_path:
+        raise UserError("--use_pretrain_d takes the discriminators of the teacher: give --pretrain_path")
+    if opt.pretrain_path and not distill and not opt.use_pretrain_d:
+        log.info("--pretrain_path is given but both distillation weights are 0: the teacher is not used")
+    resume = None
+    if opt.continue_train:
+        # prune.py's --load_path names the search checkpoint: the run folder's newest fine-tune
+        # checkpoint is resumed, passing over the pruned model_0.pth
+        run = Run(opt)
+        resume = resume_state(opt, run, run.resume_candidates(), stages=("finetune",), kind="fine-tune checkpoint",
+                              fix="run prune.py --finetune without --continue_train first")
+    teacher = load_teacher(opt, device) if distill or opt.use_pretrain_d else None
+    dataset = create_dataset(opt)  # a bad --dataroot fails before prune.py writes model_0.pth
+    return {"teacher": teacher, "resume": resume, "dataset": dataset}
+
+
+def finetune(opt, pruned_state, device, prepared=None, evaluator=None):
+    """Fine-tune the pruned model ``pruned_state`` (the native dict prune.py saved as model_0.pth).
+
+    The student is built with the pruned widths (``pruned_state["configs"]``), takes the pruned
+    generators and the search discriminators (or the teacher's with ``--use_pretrain_d``), is
+    re-initialised with ``--scratch``, and is trained by ``util.training.Trainer`` with stage
+    ``"finetune"`` in ``<checkpoints_dir>/<name>/``; the distillation losses are attached when a
+    distillation weight is positive. ``--continue_train`` resumes this run's newest fine-tune
+    checkpoint. ``prepared`` is the result of :func:`prepare_finetune` and ``evaluator`` the caller's
+    metrics.Evaluator (both built here when not given). Raises UserError when ``pruned_state`` lacks a
+    network of ``--model`` or the options do not fit it."""
+    model_cls = MODELS[opt.model]
+    nets_needed = model_cls.generator_names + model_cls.discriminator_names
+    nets, configs = pruned_state.get("nets", {}), pruned_state.get("configs", {})
+    missing = [n for n in nets_needed if n not in nets or n not in configs]
+    if missing:
+        raise UserError(f"the pruned model has no {', '.join(missing)}: it is not a {opt.model} model; "
+                        "check --model")
+    prepared = prepare_finetune(opt, device) if prepared is None else prepared
+    teacher, resume = prepared["teacher"], prepared["resume"]
+    distill = opt.lambda_attention_distill > 0 or opt.lambda_discriminator_distill > 0
+    run = Run(opt)
+    seed_everything(opt.seed)
+
+    gen_configs = {n: dict(pruned_state["configs"][n]) for n in model_cls.generator_names}
+    model = create_model(opt, device, gen_configs=gen_configs)
+    nets, configs = dict(nets), dict(configs)
+    if opt.use_pretrain_d and not opt.scratch:
+        for name in model_cls.discriminator_names:
+            if teacher.configs[name] != model.configs[name]:
+                raise UserError(f"--use_pretrain_d: the teacher's {name} ({_describe(teacher.configs[name])}) does "
+                                f"not fit the student's ({_describe(model.configs[name])}): give --ndf "
+                                f"{teacher.configs[name].get('ndf')} or drop --use_pretrain_d")
+            nets[name] = teacher.nets[name].state_dict()
+            configs[name] = teacher.configs[name]
+        log.info("student discriminators initialised from the teacher %s", opt.pretrain_path)
+    model.load_state_dict({"nets": nets, "configs": configs}, "the pruned model", optimizers=False)
+    if opt.scratch:
+        if opt.use_pretrain_d:
+            log.warning("--scratch re-initialises the discriminators too: --use_pretrain_d has no effect")
+        for net in model.nets.values():
+            init_weights(net)
+        log.info("From Scratch")
+    if distill:
+        distiller = Distiller(opt, model, device, teacher=teacher)
+        model.add_loss_term(distiller.loss)
+
+    main_rank = distributed.is_main()
+    if evaluator is None and main_rank:
+        evaluator = build_evaluator(opt, device)
+    trainer = Trainer(opt, model, run, "finetune", visualizer=Visualizer(opt) if main_rank else None,
+                      evaluator=evaluator, dataset=prepared.get("dataset"))
+    if resume is not None:
+        trainer.restore(resume[1], resume[0])
+    distributed.prepare_model(model)
+    log.info("Start Finetune....")
+    log.info("The number of training images = %d", len(trainer.dataset))
+    trainer.train()
+
+
+def _describe(config):
+    """A discriminator config in a few words, for errors."""
+    return ", ".join(f"{k} {config.get(k)}" for k in ("input_nc", "ndf", "n_layers", "norm"))
