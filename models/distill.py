@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models import MODELS, families
+from models.legacy import load_model_state
 from models.networks import build_discriminator, build_generator
 from util.checkpoint import is_native, load_checkpoint
 from util.errors import UserError
@@ -109,9 +110,7 @@ class Teacher(nn.Module):
 
 def _teacher_state(path):
     state = load_checkpoint(path)
-    if not is_native(state):
-        from models.legacy import load_model_state  # the original code's layouts
-
+    if not is_native(state):  # the original code's layouts
         state = load_model_state(state, path)
     if not isinstance(state, dict) or "nets" not in state or "configs" not in state:
         raise UserError(f"--pretrain_path {path} holds no networks: give a model_best.pth or "

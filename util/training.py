@@ -22,7 +22,7 @@ import time
 import torch
 from tqdm import tqdm
 
-from data import create_dataloader, create_dataset
+from data import EpochSampler, create_dataloader, create_dataset
 from models import objective
 from options import options_text
 from util import distributed
@@ -144,8 +144,6 @@ class Run:
 def check_first_batch(opt, dataset, epoch):
     """Decode the images of the first batch of ``epoch`` (in this process), so that a broken file there
     is a UserError before the run folder is written. Later files are checked as they are read."""
-    from data import EpochSampler
-
     sampler = EpochSampler(len(dataset), opt.seed, not opt.serial_batches, epoch)
     dataset.set_epoch(epoch)
     for _, index in zip(range(opt.batch_size), iter(sampler)):
