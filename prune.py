@@ -21,7 +21,7 @@ from metrics.evaluate import build_evaluator
 from models.pruning import format_prune_table, prune_generator
 from options import parse, warn_ignored_options
 from util import distributed
-from util.checkpoint import FORMAT, VERSION, check_checkpoint_file, is_native, load_checkpoint, options_dict, save_checkpoint
+from util.checkpoint import check_checkpoint_file, header, is_native, load_checkpoint, save_checkpoint
 from util.device import announce_device, select_device
 from util.errors import UserError, cli_entry
 from util.finetune import finetune, prepare_finetune
@@ -162,9 +162,9 @@ def prune(opt, device):
     log.info("Prune done!!!")
     log.info("\n%s", format_prune_table(reports))
     gens, discs = NETS[opt.model]
-    state = {"format": FORMAT, "version": VERSION, "model": opt.model, "stage": "pruned", "epoch": 0,
-             "nets": {}, "configs": {}, "cfg": {}, "prune_report": reports, "macs": {}, "params": {},
-             "source": os.path.abspath(path), "options": options_dict(opt)}
+    state = header("pruned", opt.model, "pruned", opt)
+    state.update({"epoch": 0, "nets": {}, "configs": {}, "cfg": {}, "prune_report": reports, "macs": {},
+                  "params": {}, "source": os.path.abspath(path)})
     for name in gens:
         state["nets"][name] = {k: v.detach().cpu() for k, v in nets[name].state_dict().items()}
         state["configs"][name] = nets[name].config()

@@ -21,9 +21,9 @@ from tqdm import tqdm
 from data import create_dataloader, create_dataset
 from metrics.evaluate import build_evaluator
 from metrics.paired import PairedMetrics, by_metric
-from models import load_generator, objective
+from models import objective
 from options import parse, warn_ignored_options
-from util.checkpoint import check_checkpoint_file, load_checkpoint
+from util.checkpoint import check_checkpoint_file, read_checkpoint
 from util.device import select_device
 from util import distributed
 from util.errors import UserError, cli_entry
@@ -38,7 +38,8 @@ log = logging.getLogger("dmad")
 
 
 def checkpoint_to_test(opt):
-    """(path, label) of the checkpoint to test: --load_path, else model_best.pth, else the latest."""
+    """The checkpoint to test (a util.checkpoint.Checkpoint, read once): --load_path, else
+    model_best.pth, else the run's latest."""
     if opt.load_path:
         path = os.path.expanduser(opt.load_path)
         if os.path.isdir(path):
@@ -54,23 +55,15 @@ def checkpoint_to_test(opt):
             raise UserError(f"no checkpoint in {run.dir}: train first or give --load_path")
         if path != run.best_path:
             log.info("no model_best.pth in %s (it is written when evaluation runs): testing %s", run.dir, path)
-    state = load_checkpoint(path)
-    opt.checkpoint_options = (state.get("options") or {}) if isinstance(state, dict) else {}
-    stored = state.get("model") if isinstance(state, dict) else None
-    if stored is not None and stored != opt.model:
-        raise UserError(f"{path} holds a {stored} model but --model {opt.model} was given: pass --model {stored}")
-    if isinstance(state, dict) and state.get("best") is True or os.path.basename(path).startswith("model_best"):
-        label = "best"
-    elif isinstance(state, dict) and "epoch" in state:
-        label = str(state["epoch"])
-    else:
-        label = os.path.splitext(os.path.basename(path))[0]
-    return path, label
+    record = read_checkpoint(path)
+    record.check_model(opt.model)
+    return record
 
 
-def fit_direction(opt, path):
+def fit_direction(opt, record):
     """pix2pix: its one generator maps the side it was trained on; the other ``--direction`` is refused."""
-    trained = opt.checkpoint_options.get("direction")
+    path = record.path
+    trained = record.options.get("direction")
     if opt.model != "pix2pix" or trained not in ("AtoB", "BtoA") or trained == opt.direction:
         return
     if "direction" in opt.user_set:
@@ -131,10 +124,11 @@ def main(argv=None):
     if "phase" not in opt.user_set:
         opt.phase = "test"
     check_writable_folder(os.path.join(opt.results_dir, opt.name), f"--results_dir {opt.results_dir}")
-    path, label = checkpoint_to_test(opt)
+    record = checkpoint_to_test(opt)
+    path, label = record.path, record.label
     # the architecture comes from the checkpoint; data options are fitted to it before any data is read
-    fit_direction(opt, path)
-    generators = {direction: load_generator(path, direction) for direction, _, _ in directions(opt)}
+    fit_direction(opt, record)
+    generators = {direction: record.generator(direction) for direction, _, _ in directions(opt)}
     fit_generators(opt, generators, path)
     if opt.phase == "test" and opt.dataset_mode == "aligned" and not os.path.isdir(os.path.join(opt.dataroot, "test")) \
             and os.path.isdir(os.path.join(opt.dataroot, "val")):

@@ -21,7 +21,7 @@ import options  # noqa: E402
 from models import create_model  # noqa: E402
 from models.distill import Distiller  # noqa: E402
 from models.families.resnet import ResnetGenerator  # noqa: E402
-from util.checkpoint import FORMAT, VERSION, options_dict, save_checkpoint  # noqa: E402
+from util.checkpoint import header, save_checkpoint  # noqa: E402
 
 SIZE = 64
 
@@ -35,8 +35,7 @@ def parse_opt(tmp, *extra):
 def make_teacher(tmp):
     opt = parse_opt(tmp, "--ngf", "64")
     model = create_model(opt, torch.device("cpu"))
-    state = {"format": FORMAT, "version": VERSION, "model": "cyclegan", "stage": "train", "epoch": 1,
-             "options": options_dict(opt), **model.state_dict()}
+    state = {**header("training", "cyclegan", "train", opt), "epoch": 1, **model.state_dict()}
     path = os.path.join(tmp, "teacher.pth")
     save_checkpoint(state, path)
     return path

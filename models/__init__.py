@@ -39,9 +39,14 @@ def load_generator(path, direction="AtoB"):
 
     CycleGAN checkpoints hold ``G_A`` (AtoB) and ``G_B`` (BtoA); pix2pix ones a single ``G``.
     """
+    return generator_of_checkpoint(load_checkpoint(path), direction, path)
+
+
+def generator_of_checkpoint(state, direction, path):
+    """The generator for ``direction`` of an already loaded checkpoint ``state`` (read from ``path``),
+    in eval mode; see :func:`load_generator`."""
     if direction not in _DIRECTION_NETS:
         raise UserError(f"direction must be AtoB or BtoA, got {direction!r}")
-    state = load_checkpoint(path)
     if not is_native(state):
         from models import legacy  # the original code's layouts
 

@@ -1,13 +1,28 @@
-"""Checkpoint files: plain dicts of tensors and JSON-able values, written atomically.
+"""The checkpoint schema: plain dicts of tensors and JSON-able values, written atomically.
 
-Every file this project writes carries ``format == "dmad"`` and a ``version``; it loads with
-``torch.load(path, weights_only=True)``. Writing goes to a temporary file in the same folder that is
-renamed over the target, so an interrupted save never leaves a truncated checkpoint behind.
+Every file this project writes carries ``format == "dmad"``, ``version``, ``kind``, ``model``,
+``stage`` and ``options`` (:func:`header`); it loads with ``torch.load(path, weights_only=True)``.
+Writing goes to a temporary file in the same folder that is renamed over the target, so an
+interrupted save never leaves a truncated checkpoint behind. The kinds:
+
+* ``training``: a resumable state, ``checkpoints/model_<epoch>.pth`` and ``checkpoints/latest.pth``
+  (stage ``train``, ``search`` or ``finetune``): ``nets``, ``configs``, ``epoch``, ``iteration``,
+  ``images_seen``, ``best`` ({direction: {"score", "epoch"}}), ``rng``, the optimisers and the
+  model's extra state, and ``search`` for a mask search.
+* ``best``: ``model_best.pth``, per direction the networks of its best epoch, with ``scores`` and
+  ``epochs`` per direction.
+* ``pruned``: prune.py's ``checkpoints/model_0.pth``: the slim generators and ``cfg``,
+  ``prune_report``, ``macs``, ``params``, ``source`` and, when evaluated, ``metric`` and ``scores``.
+
+:func:`read_checkpoint` turns any file this project wrote (version 1 included) or the original DMAD
+code wrote into one :class:`Checkpoint` record. Version history: 1 had no ``kind`` and marked the
+best model with ``"best": True``; 2 added ``kind``.
 """
 import os
 import pickletools
 import warnings
 import zipfile
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,7 +31,15 @@ from util.errors import UserError
 from util.files import publish, temporary
 
 FORMAT = "dmad"
-VERSION = 1
+VERSION = 2
+KINDS = ("training", "best", "pruned")
+
+
+def header(kind, model, stage, opt):
+    """The keys every checkpoint of ``kind`` (one of :data:`KINDS`) starts with."""
+    assert kind in KINDS, kind
+    return {"format": FORMAT, "version": VERSION, "kind": kind, "model": model, "stage": stage,
+            "options": options_dict(opt)}
 
 
 def save_checkpoint(state, path):
@@ -149,3 +172,84 @@ def is_native(state):
 def options_dict(opt):
     """The options as JSON-able values (what checkpoints and opt.txt record)."""
     return {k: v for k, v in vars(opt).items() if isinstance(v, (int, float, str, bool, list, type(None)))}
+
+
+# ------------------------------------------------------------------------------------------ reader
+
+@dataclass
+class Checkpoint:
+    """One checkpoint file, read once and normalised (see the module docstring for the kinds).
+
+    ``kind``: "training", "best", "pruned" or "original" (the original DMAD code's files);
+    ``model``: "cyclegan"/"pix2pix" (None when the file does not say); ``stage``; ``epoch`` (None when
+    unknown); ``options``: the options it was written with; ``state``: the loaded dict itself.
+    """
+
+    path: str
+    kind: str
+    model: str
+    stage: str
+    version: int
+    epoch: int
+    options: dict
+    state: dict
+
+    @property
+    def label(self):
+        """"best", the epoch, or the file's name: how test.py names its results folder."""
+        if self.kind == "best" or os.path.basename(self.path).startswith("model_best"):
+            return "best"
+        if self.epoch is not None:
+            return str(self.epoch)
+        return os.path.splitext(os.path.basename(self.path))[0]
+
+    def check_model(self, name):
+        """UserError unless the file holds a ``name`` model (or does not say which)."""
+        if self.model is not None and self.model != name:
+            raise UserError(f"{self.path} holds a {self.model} model but --model {name} was given: "
+                            f"pass --model {self.model}")
+
+    def generator(self, direction="AtoB"):
+        """The generator of this file that translates ``direction`` ("AtoB"/"BtoA"), in eval mode."""
+        from models import generator_of_checkpoint  # models import this module
+
+        return generator_of_checkpoint(self.state, direction, self.path)
+
+
+def read_checkpoint(path):
+    """The :class:`Checkpoint` of ``path``: a file of this project (any version up to
+    :data:`VERSION`) or of the original DMAD code. UserError (one line) for a missing, unreadable,
+    damaged, newer or unknown file."""
+    path = os.path.expanduser(path)
+    state = load_checkpoint(path)
+    if not is_native(state):
+        if not isinstance(state, dict):
+            raise UserError(f"{path} is not a model checkpoint: it holds a {type(state).__name__}, not a dict")
+        return Checkpoint(path=path, kind="original", model=None, stage=None, version=0,
+                          epoch=state.get("epoch"),
+                          options={}, state=state)
+    version = state.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise UserError(f"{path} was written by a newer version of this project (checkpoint version {version}, "
+                        f"this one reads up to {VERSION}): update the code")
+    from models import MODELS  # models import this module
+
+    if state.get("model") is not None and state["model"] not in MODELS:
+        raise UserError(f"{path} holds an unknown model {state['model']!r}: this code knows {', '.join(MODELS)}")
+    kind = state.get("kind") if version >= 2 else _kind_v1(state)
+    if kind not in KINDS:
+        raise UserError(f"{path}: unknown checkpoint kind {kind!r}; expected one of {', '.join(KINDS)}")
+    epoch = state.get("epoch")
+    return Checkpoint(path=path, kind=kind, model=state.get("model"), stage=state.get("stage"), version=version,
+                      epoch=epoch if isinstance(epoch, int) else None,
+                      options=state.get("options") if isinstance(state.get("options"), dict) else {}, state=state)
+
+
+def _kind_v1(state):
+    """Version 1 had no ``kind``: the best model said ``"best": True``, the pruned one its stage, and
+    everything else was a training state."""
+    if state.get("best") is True:
+        return "best"
+    if state.get("stage") == "pruned":
+        return "pruned"
+    return "training"

@@ -26,7 +26,7 @@ from data import EpochSampler, create_dataloader, create_dataset
 from models import objective
 from options import options_text
 from util import distributed
-from util.checkpoint import FORMAT, VERSION, is_native, load_checkpoint, network_state_dicts, options_dict, save_checkpoint
+from util.checkpoint import header, is_native, load_checkpoint, network_state_dicts, save_checkpoint
 from util.errors import UserError
 from util.files import FolderLock, check_writable_folder, remove_temporaries
 from util.logger import setup_logging
@@ -260,10 +260,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def state(self, epoch):
-        state = {"format": FORMAT, "version": VERSION, "model": self.opt.model, "stage": self.stage,
-                 "epoch": epoch, "iteration": self.iteration, "images_seen": self.images_seen,
-                 "best": {k: dict(v) for k, v in self.best.items()}, "rng": rng_state(),
-                 "options": options_dict(self.opt)}
+        state = header("training", self.opt.model, self.stage, self.opt)
+        state.update({"epoch": epoch, "iteration": self.iteration, "images_seen": self.images_seen,
+                 "best": {k: dict(v) for k, v in self.best.items()}, "rng": rng_state()})
         state.update(self.model.state_dict())
         if self.search is not None:
             state["search"] = self.search.state_dict()
@@ -342,8 +341,8 @@ class Trainer:
             {self.opt.direction: ("G", "D")}
         previous = load_checkpoint(path) if os.path.isfile(path) else None
         state = self.model.state_dict()
-        best = {"format": FORMAT, "version": VERSION, "model": self.opt.model, "stage": self.stage, "best": True,
-                "nets": {}, "configs": {}, "scores": {}, "epochs": {}, "options": options_dict(self.opt)}
+        best = header("best", self.opt.model, self.stage, self.opt)
+        best.update({"nets": {}, "configs": {}, "scores": {}, "epochs": {}})
         for direction, names in nets_of.items():
             keep_previous = (direction not in directions and previous is not None
                              and direction in previous.get("scores", {}))

@@ -1,0 +1,87 @@
+"""Tests of the checkpoint schema in util/checkpoint.py: every writer states its kind, the one reader
+reads version 1 and 2 files, refuses newer or unknown ones, and test.py reads its checkpoint once."""
+import pytest
+import torch
+
+import options
+import util.checkpoint
+from conftest import run_main, tiny_args
+from models import create_model
+from util.checkpoint import VERSION, header, load_checkpoint, options_dict, read_checkpoint, save_checkpoint
+from util.errors import UserError
+
+CPU = torch.device("cpu")
+
+
+def tiny_model(tmp_path):
+    opt = options.parse("train", tiny_args(tmp_path, "ck", "cyclegan"))
+    torch.manual_seed(0)
+    return opt, create_model(opt, CPU)
+
+
+def same_weights(a, b):
+    return set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_version_1_files_read_by_kind(tmp_path):
+    opt, model = tiny_model(tmp_path)
+    own = model.state_dict()
+    v1_best = {"format": "dmad", "version": 1, "model": "cyclegan", "stage": "train", "best": True,
+               "nets": own["nets"], "configs": own["configs"], "scores": {"AtoB": 41.0}, "epochs": {"AtoB": 2},
+               "options": options_dict(opt)}
+    save_checkpoint(v1_best, str(tmp_path / "best_v1.pth"))
+    record = read_checkpoint(str(tmp_path / "best_v1.pth"))
+    assert (record.kind, record.version, record.label) == ("best", 1, "best")
+    net = record.generator("BtoA")
+    assert same_weights(net.state_dict(), own["nets"]["G_B"]) and not net.training
+
+    v1_pruned = {"format": "dmad", "version": 1, "model": "cyclegan", "stage": "pruned", "epoch": 0,
+                 "nets": own["nets"], "configs": own["configs"], "options": options_dict(opt)}
+    save_checkpoint(v1_pruned, str(tmp_path / "model_0.pth"))
+    record = read_checkpoint(str(tmp_path / "model_0.pth"))
+    assert (record.kind, record.label) == ("pruned", "0")
+
+    v1_latest = {"format": "dmad", "version": 1, "model": "cyclegan", "stage": "train", "epoch": 3,
+                 "best": {"AtoB": {"score": 4.0, "epoch": 2}}, "options": options_dict(opt), **own}
+    save_checkpoint(v1_latest, str(tmp_path / "latest.pth"))
+    record = read_checkpoint(str(tmp_path / "latest.pth"))
+    assert (record.kind, record.epoch, record.label, record.stage) == ("training", 3, "3", "train")
+    assert record.options["model"] == "cyclegan"
+
+
+def test_header_states_kind_and_version(tmp_path):
+    opt, _ = tiny_model(tmp_path)
+    for kind in ("training", "best", "pruned"):
+        state = header(kind, "cyclegan", "train", opt)
+        assert state["kind"] == kind and state["version"] == VERSION == 2 and state["format"] == "dmad"
+    with pytest.raises(AssertionError):
+        header("odd", "cyclegan", "train", opt)
+
+
+def test_newer_and_foreign_files_are_user_errors(tmp_path):
+    path = str(tmp_path / "future.pth")
+    save_checkpoint({"format": "dmad", "version": VERSION + 1, "kind": "training", "model": "cyclegan",
+                     "nets": {}, "configs": {}}, path)
+    with pytest.raises(UserError, match="newer version"):
+        read_checkpoint(path)
+    save_checkpoint({"format": "dmad", "version": VERSION, "kind": "training", "model": "stylegan",
+                     "nets": {}, "configs": {}}, path)
+    with pytest.raises(UserError, match="unknown model 'stylegan'"):
+        read_checkpoint(path)
+    save_checkpoint({"format": "dmad", "version": VERSION, "kind": "odd", "model": "cyclegan",
+                     "nets": {}, "configs": {}}, path)
+    with pytest.raises(UserError, match="unknown checkpoint kind"):
+        read_checkpoint(path)
+
+
+def test_runs_write_version_2_and_test_py_reads_once(tmp_path, monkeypatch):
+    assert run_main("train", tiny_args(tmp_path / "ckpt", "once", "cyclegan")) == 0
+    latest = load_checkpoint(str(tmp_path / "ckpt" / "once" / "checkpoints" / "latest.pth"))
+    assert latest["kind"] == "training" and latest["version"] == VERSION
+    reads = []
+    original = util.checkpoint.load_checkpoint
+    monkeypatch.setattr(util.checkpoint, "load_checkpoint", lambda path, *a: reads.append(path) or original(path, *a))
+    argv = tiny_args(tmp_path / "ckpt", "once", "cyclegan") + ["--results_dir", str(tmp_path / "res")]
+    assert run_main("test", argv) == 0
+    assert len(reads) == 1 and reads[0].endswith("latest.pth")
+    assert (tmp_path / "res" / "once" / "test_1" / "metrics.json").is_file()
