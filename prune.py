@@ -15,7 +15,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import logging
 
-from models import MODELS, families, generator_from_state, objective
+from models import MODELS, families, generator_from_state
 from models.layers import masks
 from metrics.evaluate import build_evaluator
 from models.pruning import format_prune_table, prune_generator
@@ -30,9 +30,6 @@ from util.training import Run
 
 log = logging.getLogger("dmad")
 
-NETS = {name: (cls.generator_names, cls.discriminator_names) for name, cls in MODELS.items()}
-
-
 def read_search_checkpoint(opt, path):
     """The search checkpoint as ``{"model", "nets", "configs", "scores"}``; UserError when it is not a
     mask search of ``--model``."""
@@ -45,17 +42,19 @@ def read_search_checkpoint(opt, path):
         from models import legacy  # the original code's layouts
 
         converted = legacy.load_model_state(state, path)
-        fid = converted.get("fid")
-        if isinstance(fid, list) and len(fid) == 2:
-            scores = {"AtoB": fid[0], "BtoA": fid[1]}
+        fid = converted.get("fid")  # one score per generator, in generator order
+        names = [d.name for d in MODELS[opt.model].directions(opt.direction)]
+        if isinstance(fid, list) and len(fid) == len(names):
+            scores = dict(zip(names, fid))
         else:
-            scores = {opt.direction: fid} if isinstance(fid, (int, float)) else {}
+            scores = {names[0]: fid} if isinstance(fid, (int, float)) and len(names) == 1 else {}
         source = dict(converted, scores=scores)
     if source["model"] != opt.model:
         raise UserError(f"{path} holds a {source['model']} model but --model {opt.model} was given: "
                         f"use --model {source['model']}")
-    gens, discs = NETS[opt.model]
-    for name in gens + discs:
+    model = MODELS[opt.model]
+    gens = model.generator_names
+    for name in gens + model.discriminator_names:
         if name not in source["nets"] or name not in source["configs"]:
             raise UserError(f"{path} has no {name}: it is not a {opt.model} checkpoint")
     family = families.for_netG(opt.netG).family
@@ -86,7 +85,7 @@ def check_size(opt, config):
 
 def prune_nets(opt, source, path, device):
     """The pruned generators and their reports: ({name: slim net}, {name: report})."""
-    gens = NETS[opt.model][0]
+    gens = MODELS[opt.model].generator_names
     nets, reports = {}, {}
     for name in gens:
         config = source["configs"][name]
@@ -105,7 +104,7 @@ def evaluate(opt, evaluator, nets):
     enabled evaluator."""
     if evaluator is None or not evaluator.enabled:
         return {}
-    generators = {"AtoB": nets["G_A"], "BtoA": nets["G_B"]} if objective(opt.model) == "cyclegan" else {opt.direction: nets["G"]}
+    generators = {d.name: nets[d.generator] for d in MODELS[opt.model].directions(opt.direction)}
     scores = evaluator.evaluate(generators)
     for direction, score in scores.items():
         log.info("%s %s: %.2f", direction, evaluator.metric_name, score)
@@ -161,7 +160,7 @@ def prune(opt, device):
     nets, reports = prune_nets(opt, source, path, device)
     log.info("Prune done!!!")
     log.info("\n%s", format_prune_table(reports))
-    gens, discs = NETS[opt.model]
+    gens, discs = MODELS[opt.model].generator_names, MODELS[opt.model].discriminator_names
     state = header("pruned", opt.model, "pruned", opt)
     state.update({"epoch": 0, "nets": {}, "configs": {}, "cfg": {}, "prune_report": reports, "macs": {},
                   "params": {}, "source": os.path.abspath(path)})

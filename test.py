@@ -21,7 +21,7 @@ from tqdm import tqdm
 from data import create_dataloader, create_dataset
 from metrics.evaluate import build_evaluator
 from metrics.paired import PairedMetrics, by_metric
-from models import objective
+from models import MODELS, families
 from options import parse, warn_ignored_options
 from util.checkpoint import check_checkpoint_file, read_checkpoint
 from util.device import select_device
@@ -61,10 +61,11 @@ def checkpoint_to_test(opt):
 
 
 def fit_direction(opt, record):
-    """pix2pix: its one generator maps the side it was trained on; the other ``--direction`` is refused."""
+    """A model with one generator (pix2pix) maps the side it was trained on: the other ``--direction``
+    is refused when given, and taken from the checkpoint when not."""
     path = record.path
     trained = record.options.get("direction")
-    if opt.model != "pix2pix" or trained not in ("AtoB", "BtoA") or trained == opt.direction:
+    if len(MODELS[opt.model].generator_names) > 1 or trained not in ("AtoB", "BtoA") or trained == opt.direction:
         return
     if "direction" in opt.user_set:
         raise UserError(f"{path} was trained with --direction {trained} (its generator maps "
@@ -75,10 +76,11 @@ def fit_direction(opt, record):
 def fit_generators(opt, generators, path):
     """Take the image channels and the size multiple from the checkpoint's generators; data options
     given on the command line that contradict them are refused with one line."""
-    first = next(iter(generators.values()))
-    config = first.config()
-    # pix2pix's one generator maps the model's input whatever the direction; CycleGAN's G_B maps back
-    forward = opt.model == "pix2pix" or next(iter(generators)) == "AtoB"
+    table = MODELS[opt.model].directions(opt.direction)
+    entry = next(d for d in table if d.name in generators)
+    config = generators[entry.name].config()
+    # the model's first generator maps input_nc -> output_nc channels; a second one (CycleGAN's G_B) maps back
+    forward = entry.generator == table[0].generator
     channels = {"input_nc": config["input_nc"] if forward else config["output_nc"],
                 "output_nc": config["output_nc"] if forward else config["input_nc"]}
     for name, value in channels.items():
@@ -87,11 +89,9 @@ def fit_generators(opt, generators, path):
                 raise UserError(f"--{name} {getattr(opt, name)} does not fit {path}, whose generator has "
                                 f"{name.split('_')[0]} {value} channel(s): use --{name} {value} or omit it")
             setattr(opt, name, value)
-    multiple, smallest = 4, 8  # a ResNet: sides in multiples of 4, at least 8 px (its reflection paddings)
-    for net in generators.values():
-        levels = net.config().get("num_downs")
-        if levels:
-            multiple = smallest = max(multiple, 2 ** levels)
+    configs = [net.config() for net in generators.values()]
+    multiple = max(families.of_config(c).size_multiple(c) for c in configs)
+    smallest = max(families.of_config(c).min_size(c) for c in configs)
     opt.size_multiple = multiple
     opt.min_size = opt.min_size_G = smallest
     if opt.crop_size % multiple or opt.crop_size < multiple:
@@ -105,13 +105,11 @@ def fit_generators(opt, generators, path):
 
 
 def directions(opt):
-    """Which generators to run, and on which side of the data: [(direction, source key, out label)]."""
+    """Which generators to run, and on which side of the data: [(direction, source key, out label)],
+    from the model's per-direction table."""
     if opt.dataset_mode == "single":
         return [(opt.direction, "A", "fake")]
-    if objective(opt.model) == "cyclegan":
-        forward = [("AtoB", "A", "fake_B"), ("BtoA", "B", "fake_A")]
-        return forward if opt.direction == "AtoB" else [("AtoB", "B", "fake_B"), ("BtoA", "A", "fake_A")]
-    return [(opt.direction, "A" if opt.direction == "AtoB" else "B", "fake_B")]
+    return [(d.name, d.data_side(opt.direction), d.fake) for d in MODELS[opt.model].directions(opt.direction)]
 
 
 @cli_entry
@@ -143,8 +141,7 @@ def main(argv=None):
     report = {"checkpoint": os.path.abspath(path), "macs": {}, "params": {}}
     for direction, net in generators.items():
         net = generators[direction] = net.to(device)
-        macs, params = count_macs_params(net, (1, opt.input_nc if direction == "AtoB" else opt.output_nc,
-                                               opt.crop_size, opt.crop_size))
+        macs, params = count_macs_params(net, (1, net.config()["input_nc"], opt.crop_size, opt.crop_size))
         report["macs"][direction], report["params"][direction] = macs, params
         log.info("%s generator | Params: %.2fM | MACs: %.2fG", direction, params / 1e6, macs / 1e9)
     # aligned data has the ground truth of every output: the other half of the pair

@@ -17,13 +17,12 @@ from metrics.drn import load_drn
 from metrics.fid import (INCEPTION_URL, default_inception_path, fake_to_unit, feature_statistics,
                          fid_from_features, inception_features, load_inception, load_statistics,
                          save_statistics, statistics_meta, to_uint8)
-from models import objective
+from models import MODELS
 from metrics.miou import NUM_CLASSES, fast_hist, find_label, mean_iou, read_label, read_table, segment_batch
 from util.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-OTHER = {"A": "B", "B": "A"}
 
 
 def image_stem(path):
@@ -56,12 +55,9 @@ class Evaluator:
         # direction -> (side of the data it reads, domain it produces)
         if self.single:
             self.sides = {opt.direction: ("A", "B" if opt.direction == "AtoB" else "A")}
-        elif objective(opt.model) == "cyclegan":
-            first = "A" if opt.direction == "AtoB" else "B"
-            self.sides = {"AtoB": (first, OTHER[first]), "BtoA": (OTHER[first], first)}
-        else:
-            first = "A" if opt.direction == "AtoB" else "B"
-            self.sides = {opt.direction: (first, OTHER[first])}
+        else:  # the model's per-direction table
+            self.sides = {d.name: (d.data_side(opt.direction), d.target_side(opt.direction))
+                          for d in MODELS[opt.model].directions(opt.direction)}
         self.directions = tuple(self.sides)
         self.net = None
         self._real = {}
@@ -74,7 +70,7 @@ class Evaluator:
                 logger.warning("FID is skipped: no Inception weights at %s; download %s there or pass "
                                "--inception_path", default_inception_path(), INCEPTION_URL)
         elif metric == "miou":
-            if objective(opt.model) != "pix2pix" or self.single:
+            if MODELS[opt.model].dataset_mode != "aligned" or self.single:
                 raise UserError("--metric miou needs paired Cityscapes data (pix2pix, aligned val/ and table.txt): "
                                 "use --metric fid or --metric none")
             if opt.direction != "BtoA":
@@ -119,10 +115,9 @@ class Evaluator:
         if self._dataset is None:
             if self.single:
                 phase, mode = "test", "single"
-            elif objective(self.opt.model) == "cyclegan":
-                phase, mode = "test", "unaligned"
             else:
-                phase, mode = "val", "aligned"
+                model = MODELS[self.opt.model]
+                phase, mode = model.eval_phase, model.dataset_mode
             self._dataset = data.create_dataset(self._eval_opt(), phase=phase, dataset_mode=mode, train=False)
         return self._dataset
 

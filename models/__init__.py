@@ -8,14 +8,17 @@ from util.checkpoint import is_native, load_checkpoint
 from util.errors import UserError
 
 MODELS = {cls.name: cls for cls in (CycleGANModel, Pix2PixModel, MobileCycleGANModel, MobilePix2PixModel)}
+DIRECTIONS = ("AtoB", "BtoA")
 
 
-def objective(model):
-    """``"cyclegan"`` (unpaired, G_A/G_B) or ``"pix2pix"`` (paired, G) for the name of a model."""
-    return MODELS[model].objective
-
-# which network of a checkpoint translates in which direction
-_DIRECTION_NETS = {"AtoB": ("G_A", "G"), "BtoA": ("G_B", "G")}
+def generator_name(model, direction, source="checkpoint"):
+    """The net name of ``model``'s generator that translates ``direction`` ("AtoB"/"BtoA"), from the
+    model's per-direction table; UserError for an unknown model or direction."""
+    if direction not in DIRECTIONS:
+        raise UserError(f"direction must be AtoB or BtoA, got {direction!r}")
+    if model not in MODELS:
+        raise UserError(f"{source} holds an unknown model {model!r}: this code knows {', '.join(MODELS)}")
+    return next(d.generator for d in MODELS[model].directions(direction) if d.name == direction)
 
 
 def create_model(opt, device, gen_configs=None):
@@ -35,24 +38,22 @@ def generator_from_state(config, state_dict, source):
 
 
 def load_generator(path, direction="AtoB"):
-    """The generator of a checkpoint this project wrote, in eval mode, for ``direction``.
-
-    CycleGAN checkpoints hold ``G_A`` (AtoB) and ``G_B`` (BtoA); pix2pix ones a single ``G``.
-    """
+    """The generator of a checkpoint this project or the original code wrote, in eval mode, for
+    ``direction``: the net the model's per-direction table names (CycleGAN: ``G_A`` for AtoB and
+    ``G_B`` for BtoA; pix2pix: its single ``G``)."""
     return generator_of_checkpoint(load_checkpoint(path), direction, path)
 
 
 def generator_of_checkpoint(state, direction, path):
     """The generator for ``direction`` of an already loaded checkpoint ``state`` (read from ``path``),
     in eval mode; see :func:`load_generator`."""
-    if direction not in _DIRECTION_NETS:
+    if direction not in DIRECTIONS:
         raise UserError(f"direction must be AtoB or BtoA, got {direction!r}")
     if not is_native(state):
         from models import legacy  # the original code's layouts
 
-        return legacy.load_generator(state, direction, path)
-    for name in _DIRECTION_NETS[direction]:
-        if name in state["nets"]:
-            net = generator_from_state(state["configs"][name], state["nets"][name], path)
-            return net.eval()
-    raise UserError(f"{path} holds no generator for {direction} (it has {sorted(state['nets'])})")
+        state = legacy.load_model_state(state, path)
+    name = generator_name(state.get("model"), direction, path)
+    if name not in state["nets"] or name not in state["configs"]:
+        raise UserError(f"{path} holds no generator for {direction} (it has {sorted(state['nets'])})")
+    return generator_from_state(state["configs"][name], state["nets"][name], path).eval()

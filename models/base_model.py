@@ -11,8 +11,14 @@ Precision and parallelism live here too: with ``--amp`` the forward passes and l
 mask weights and mask losses stay fp32; ``--channels_last`` stores the networks and inputs in NHWC.
 Under torchrun every gradient is averaged over the processes before each optimiser step
 (:func:`util.distributed.average_gradients`).
+
+A model class also states its facts, which every other module reads instead of branching on the
+model's name: its generator family, its data layout, whether its discriminator is conditional, its
+discriminators, and its per-direction table (:class:`Direction`: which generator, which
+discriminator, which input and output, which early-stop option).
 """
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -73,14 +79,80 @@ class LRSchedule:
         self.plateau = dict(state)
 
 
+OTHER_SIDE = {"A": "B", "B": "A"}
+
+
+@dataclass(frozen=True)
+class Direction:
+    """One translation direction of a model: what train.py, prune.py, test.py, the search, the
+    distillation, the evaluation and the legacy loader need to know about it.
+
+    ``name``: "AtoB" or "BtoA", the key of ``generators()``, of scores and of best models;
+    ``generator`` / ``discriminator``: the net names of its generator and of the discriminator that
+    judges that generator's output; ``real`` / ``fake``: the model attributes holding the generator's
+    input and output in a training step (also the names of the visuals); ``side``: the side ("A"/"B")
+    of a data batch the generator reads under ``--direction AtoB``; ``macs_option``: the option
+    holding its early-stop MACs threshold (method.md §4.3); ``stop_message``: the log line of that
+    early stop (the original's wording).
+    """
+
+    name: str
+    generator: str
+    discriminator: str
+    real: str
+    fake: str
+    side: str
+    macs_option: str
+    stop_message: str
+
+    def data_side(self, direction_option):
+        """The side ("A"/"B") of a data batch the generator reads under ``--direction``."""
+        return self.side if direction_option == "AtoB" else OTHER_SIDE[self.side]
+
+    def target_side(self, direction_option):
+        """The side ("A"/"B") of a data batch that holds the generator's target domain."""
+        return OTHER_SIDE[self.data_side(direction_option)]
+
+
 class BaseModel:
-    """Networks + losses + optimisers of one model family (CycleGAN or pix2pix)."""
+    """Networks + losses + optimisers of one model, and the model's facts (class attributes and
+    class methods, readable without building the model)."""
 
     name = ""
+    objective = ""  # the loss set, for display ("cyclegan": unpaired, "pix2pix": paired)
+    generator_family = None  # the family class --netG chooses among (models/families)
+    dataset_mode = ""  # the data layout of training: "unaligned" or "aligned"
+    eval_phase = ""  # the split evaluation scores: "test" or "val"
+    conditional_d = False  # the discriminator judges (input ++ output) channel stacks
+    discriminator_norm = "instance"
     generator_names = ()  # net names of the generators, in checkpoint order
     discriminator_names = ()
     loss_names = ()
     visual_names = ()
+
+    # ----------------------------------------------------------------- facts
+    @classmethod
+    def directions(cls, direction="AtoB"):
+        """The per-direction table under ``--direction``: a tuple of :class:`Direction`, in
+        ``generator_names`` order."""
+        raise NotImplementedError
+
+    @classmethod
+    def direction_of(cls, generator, direction="AtoB"):
+        """The :class:`Direction` whose generator is the net ``generator`` (KeyError if none)."""
+        for entry in cls.directions(direction):
+            if entry.generator == generator:
+                return entry
+        raise KeyError(f"{cls.name} has no generator {generator!r}")
+
+    @classmethod
+    def discriminator_configs(cls, opt):
+        """``{net name: NLayerDiscriminator arguments}`` of the model's discriminators."""
+        raise NotImplementedError
+
+    @classmethod
+    def check_options(cls, opt):
+        """UserError (one line) for options this model cannot train with; called by the parser."""
 
     def __init__(self, opt, device, gen_configs, disc_configs):
         self.opt = opt
@@ -200,8 +272,8 @@ class BaseModel:
         return {k: getattr(self, k).detach() for k in self.visual_names if hasattr(self, k)}
 
     def generators(self):
-        """{direction: generator} for evaluation ('AtoB'/'BtoA')."""
-        raise NotImplementedError
+        """{direction: generator} for evaluation ('AtoB'/'BtoA'), from the per-direction table."""
+        return {d.name: self.nets[d.generator] for d in self.directions(self.opt.direction)}
 
     def train(self):
         self.nets.train()

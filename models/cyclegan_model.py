@@ -2,11 +2,17 @@
 import torch
 import torch.nn.functional as F
 
-from models.base_model import BaseModel
+from models.base_model import BaseModel, Direction
 from models.families.resnet import ResnetGenerator
 from models.image_pool import ImagePool
 from models.losses import GANLoss, gradient_penalty
-from models.networks import discriminator_config, generator_config
+from models.networks import generator_config
+from util.errors import UserError
+
+# G_A translates A -> B and is judged by D_A; G_B translates B -> A and is judged by D_B. Both always
+# run; --direction BtoA only swaps the data sides.
+_DIRECTIONS = (Direction("AtoB", "G_A", "D_A", "real_A", "fake_B", "A", "AtoB_macs_threshold", "AtoB early stop!"),
+               Direction("BtoA", "G_B", "D_B", "real_B", "fake_A", "B", "BtoA_macs_threshold", "BtoA early stop!"))
 
 
 class CycleGANModel(BaseModel):
@@ -16,17 +22,35 @@ class CycleGANModel(BaseModel):
     attention_weights = (0.5, 0.5)  # co-attention target: teacher G map, teacher D map (method.md §7.3)
     generator_names = ("G_A", "G_B")
     generator_family = ResnetGenerator  # --netG chooses among its variants
+    dataset_mode = "unaligned"
+    eval_phase = "test"  # the split evaluation scores
+    conditional_d = False
     discriminator_names = ("D_A", "D_B")
     loss_names = ("D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B")
     visual_names = ("real_A", "fake_B", "rec_A", "idt_B", "real_B", "fake_A", "rec_B", "idt_A")
+
+    @classmethod
+    def directions(cls, direction="AtoB"):
+        return _DIRECTIONS
+
+    @classmethod
+    def discriminator_configs(cls, opt):
+        """PatchGANs: D_A judges B images (output_nc channels), D_B judges A images."""
+        d = {"input_nc": opt.output_nc, "ndf": opt.ndf, "n_layers": 3, "norm": cls.discriminator_norm}
+        return {"D_A": d, "D_B": dict(d, input_nc=opt.input_nc)}
+
+    @classmethod
+    def check_options(cls, opt):
+        if opt.input_nc != opt.output_nc and opt.lambda_identity > 0:
+            raise UserError(f"the identity loss feeds B images to G_A, which needs --input_nc == --output_nc "
+                            f"(got {opt.input_nc} and {opt.output_nc}): add --lambda_identity 0")
 
     def __init__(self, opt, device, gen_configs=None):
         if gen_configs is None:
             config = generator_config(opt)
             # G_B maps B (output_nc channels) back to A (input_nc channels)
             gen_configs = {"G_A": config, "G_B": dict(config, input_nc=opt.output_nc, output_nc=opt.input_nc)}
-        d = discriminator_config(opt)  # D_A judges B images; D_B judges A images
-        super().__init__(opt, device, gen_configs, {"D_A": d, "D_B": dict(d, input_nc=opt.input_nc)})
+        super().__init__(opt, device, gen_configs, self.discriminator_configs(opt))
         self.criterionGAN = GANLoss(opt.gan_mode)
         self.pools = {"A": ImagePool(opt.pool_size, opt.seed * 2 + 1), "B": ImagePool(opt.pool_size, opt.seed * 2 + 2)}
 
@@ -84,9 +108,6 @@ class CycleGANModel(BaseModel):
         self.loss_D_B = self.backward_D(D_B, self.real_A, self.pools["A"].query(self.fake_A))
         self.step("D")
         self.end_step()
-
-    def generators(self):
-        return {"AtoB": self.nets["G_A"], "BtoA": self.nets["G_B"]}
 
     def state_dict(self):
         state = super().state_dict()

@@ -35,9 +35,6 @@ from util.errors import UserError
 
 log = logging.getLogger("dmad")
 
-# (student generator, teacher discriminator, real input, student fake) per direction
-PAIRS = {"cyclegan": (("G_A", "D_A", "real_A", "fake_B"), ("G_B", "D_B", "real_B", "fake_A")),
-         "pix2pix": (("G", "D", "real_A", "fake_B"),)}  # by objective
 ATTENTION_D_LAYER = "act2"  # the original's D model.4
 DISTILL_D_LAYER = "act4"  # the original's D model.10
 
@@ -189,10 +186,11 @@ class Distiller:
             raise UserError("distillation needs a teacher: give --pretrain_path <teacher model_best.pth> or set "
                             "--lambda_attention_distill and --lambda_discriminator_distill to 0")
         self.teacher = teacher if teacher is not None else load_teacher(opt, device)
-        self.pairs = PAIRS[MODELS[opt.model].objective]
+        # per direction: student generator, teacher discriminator, real input, student fake
+        self.pairs = [(d.generator, d.discriminator, d.real, d.fake) for d in model.directions(opt.direction)]
         # target = alpha * teacher-G map + beta * teacher-D map (0.5 / 0.5; the mobile pix2pix 0.5 / 0.25)
-        self.alpha, self.beta = MODELS[opt.model].attention_weights
-        self.conditional = MODELS[opt.model].objective == "pix2pix"  # the pix2pix D judges (input, output) pairs
+        self.alpha, self.beta = model.attention_weights
+        self.conditional = model.conditional_d  # a conditional D judges (input, output) pairs
         self.roles = {}
         for g, _, _, _ in self.pairs:
             student, teacher_g = model.nets[g], self.teacher.nets[g]

@@ -144,29 +144,33 @@ def load_model_state(state, path):
     "nets": {name: state_dict}, "configs": {name: config}, "epoch", "fid", "cfg": {name: cfg}}``."""
     if not isinstance(state, dict):
         raise UserError(f"{path} is neither a checkpoint of this project nor one of the original DMAD code")
-    if "G_A" in state and "G_B" in state:
-        model, gens, discs = "cyclegan", ("G_A", "G_B"), ("D_A", "D_B")
-        pair = state.get("cfg")
-        cfgs = dict(zip(gens, pair)) if isinstance(pair, (list, tuple)) and len(pair) == 2 else {}
-        cfgs = {k: v for k, v in cfgs.items() if given(v)}
-    elif "G" in state:
-        model, gens, discs = "pix2pix", ("G",), ("D",)
-        cfgs = {"G": state["cfg"]} if given(state.get("cfg")) else {}
-    else:
+    from models import MODELS  # models import this module
+
+    # the models whose generator nets the file holds, those with more generators first (G_A, G_B before G)
+    fitting = sorted((cls for cls in MODELS.values() if all(name in state for name in cls.generator_names)),
+                     key=lambda cls: -len(cls.generator_names))
+    if not fitting:
+        layouts = " / ".join("{" + ", ".join(cls.generator_names + cls.discriminator_names) + ", ...}"
+                             for cls in {cls.generator_names: cls for cls in MODELS.values()}.values())
         raise UserError(f"{path}: unknown checkpoint layout (keys {sorted(map(str, state))[:6]}); expected a "
-                        "checkpoint of this project or the original's {G_A, G_B, D_A, D_B, ...} / {G, D, ...}")
+                        f"checkpoint of this project or the original's {layouts}")
+    gens, discs = fitting[0].generator_names, fitting[0].discriminator_names
+    fitting = [cls for cls in fitting if cls.generator_names == gens]
+    cfg = state.get("cfg")
+    if len(gens) == 1:  # one generator: cfg is its channel list
+        cfgs = {gens[0]: cfg} if given(cfg) else {}
+    else:  # one channel list per generator, in generator order
+        cfgs = dict(zip(gens, cfg)) if isinstance(cfg, (list, tuple)) and len(cfg) == len(gens) else {}
+        cfgs = {k: v for k, v in cfgs.items() if given(v)}
     nets, configs = {}, {}
     for name in gens:
         configs[name], nets[name] = convert_generator_state(state[name], cfgs.get(name), f"{path} [{name}]")
     for name in discs:
         if name in state:
             configs[name], nets[name] = convert_discriminator_state(state[name], f"{path} [{name}]")
-    # the model of that objective whose generators are of the file's family (e.g. mobilecyclegan)
-    from models import MODELS
-
+    # among the models with these nets, the one whose generators are of the file's family (e.g. mobilecyclegan)
     family = configs[gens[0]]["family"]
-    model = next((name for name, cls in MODELS.items()
-                  if cls.objective == model and cls.generator_family.family == family), model)
+    model = next((cls.name for cls in fitting if cls.generator_family.family == family), fitting[0].name)
     if any(configs[g]["mask"] for g in gens):
         stage = "search"
     elif any(given(c) for c in cfgs.values()):
@@ -177,14 +181,3 @@ def load_model_state(state, path):
     return {"model": model, "stage": stage, "legacy": True, "nets": nets, "configs": configs,
             "epoch": int(epoch) if epoch is not None else None, "fid": plain(state.get("fid")),
             "cfg": {k: plain(v) for k, v in cfgs.items()}}
-
-
-def load_generator(state, direction, path):
-    """The generator translating ``direction`` ('AtoB'/'BtoA') of an original checkpoint, in eval mode."""
-    from models import generator_from_state
-
-    converted = load_model_state(state, path)
-    for name in {"AtoB": ("G_A", "G"), "BtoA": ("G_B", "G")}[direction]:
-        if name in converted["nets"]:
-            return generator_from_state(converted["configs"][name], converted["nets"][name], path).eval()
-    raise UserError(f"{path} holds no generator for {direction}")

@@ -48,8 +48,6 @@ N_UPDATES = 150  # update points while the bound shrinks
 GIGA = 1e9
 BOUND_RULES = ("cube", "double", "linear")
 # early-stop options and log lines per generator name
-THRESHOLD_OPTION = {"G_A": "AtoB_macs_threshold", "G_B": "BtoA_macs_threshold", "G": "AtoB_macs_threshold"}
-STOP_MESSAGE = {"G_A": "AtoB early stop!", "G_B": "BtoA early stop!", "G": "Early stop!!!"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -183,7 +181,10 @@ class GeneratorSearch:
     per-layer multipliers for the masks of role "balanced" (``layer_coeff``, one per mask, §3.5);
     both start at 1 and are recomputed at every update point."""
 
-    def __init__(self, name, net, direction, opt):
+    def __init__(self, entry, net, opt):
+        """``entry``: the generator's row of the model's per-direction table
+        (:class:`models.base_model.Direction`); ``net``: the masked generator."""
+        name, direction = entry.generator, entry.name
         structure = net.structure()
         specs = structure.masked_convs()
         if not specs:
@@ -209,8 +210,8 @@ class GeneratorSearch:
                             for name, idx in self.groups.items()}
         self.balanced = [index[s.mask] for s in specs if s.role == "balanced"]
         self.layer_coeff = torch.ones(len(self.paths), device=device)
-        self.macs_threshold = float(getattr(opt, THRESHOLD_OPTION.get(name, "AtoB_macs_threshold")))
-        self.stop_message = STOP_MESSAGE.get(name, f"{name} early stop!")
+        self.macs_threshold = float(getattr(opt, entry.macs_option))
+        self.stop_message = entry.stop_message
         self.stopped = False
         self.bound = self.read_bound()
 
@@ -367,9 +368,7 @@ class MaskSearch:
         self.batch_size = opt.batch_size * distributed.world_size()
         self.total = total_images(self.n_batches, self.batch_size, opt.n_epochs + opt.n_epochs_decay)
         self.freq = update_frequency(self.total, self.batch_size)
-        direction_of = {id(net): d for d, net in model.generators().items()}
-        self.gens = [GeneratorSearch(n, model.nets[n], direction_of.get(id(model.nets[n])), opt)
-                     for n in model.generator_names]
+        self.gens = [GeneratorSearch(d, model.nets[d.generator], opt) for d in model.directions(opt.direction)]
         self.by_direction = {g.direction: g for g in self.gens}
         if opt.lambda_group_lasso > 0 and not any(g.groups for g in self.gens):
             raise UserError("--lambda_group_lasso acts on a channel group (a residual stream) and these "

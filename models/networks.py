@@ -30,16 +30,5 @@ def build_generator(config):
     return init_weights(families.build(config))
 
 
-def discriminator_config(opt):
-    """CycleGAN: 3-channel input, InstanceNorm; pix2pix: (input ++ output) channels, BatchNorm (the
-    mobile pix2pix: InstanceNorm)."""
-    from models import MODELS
-
-    model = MODELS[opt.model]
-    if model.objective == "pix2pix":
-        return {"input_nc": opt.input_nc + opt.output_nc, "ndf": opt.ndf, "n_layers": 3, "norm": model.discriminator_norm}
-    return {"input_nc": opt.output_nc, "ndf": opt.ndf, "n_layers": 3, "norm": model.discriminator_norm}
-
-
 def build_discriminator(config):
     return init_weights(NLayerDiscriminator(**config))

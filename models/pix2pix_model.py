@@ -2,10 +2,10 @@
 import torch
 import torch.nn.functional as F
 
-from models.base_model import BaseModel
+from models.base_model import BaseModel, Direction
 from models.families.unet import UnetGenerator
 from models.losses import GANLoss, gradient_penalty
-from models.networks import discriminator_config, generator_config
+from models.networks import generator_config
 
 
 class Pix2PixModel(BaseModel):
@@ -15,14 +15,28 @@ class Pix2PixModel(BaseModel):
     attention_weights = (0.5, 0.5)  # co-attention target: teacher G map, teacher D map (method.md §7.3)
     generator_names = ("G",)
     generator_family = UnetGenerator  # --netG chooses among its variants
+    dataset_mode = "aligned"
+    eval_phase = "val"  # the split evaluation scores
+    conditional_d = True  # D judges (input ++ output) channel stacks
     discriminator_names = ("D",)
     loss_names = ("G_GAN", "G_L1", "D_real", "D_fake")
     visual_names = ("real_A", "fake_B", "real_B")
 
+    @classmethod
+    def directions(cls, direction="AtoB"):
+        # one generator, translating the way --direction says; its early stop is --AtoB_macs_threshold
+        return (Direction(direction, "G", "D", "real_A", "fake_B", "A", "AtoB_macs_threshold", "Early stop!!!"),)
+
+    @classmethod
+    def discriminator_configs(cls, opt):
+        """A conditional PatchGAN: it judges (input ++ output) channel stacks."""
+        return {"D": {"input_nc": opt.input_nc + opt.output_nc, "ndf": opt.ndf, "n_layers": 3,
+                      "norm": cls.discriminator_norm}}
+
     def __init__(self, opt, device, gen_configs=None):
         if gen_configs is None:
             gen_configs = {"G": generator_config(opt)}
-        super().__init__(opt, device, gen_configs, {"D": discriminator_config(opt)})
+        super().__init__(opt, device, gen_configs, self.discriminator_configs(opt))
         self.criterionGAN = GANLoss(opt.gan_mode)
 
     def forward(self):
@@ -61,6 +75,3 @@ class Pix2PixModel(BaseModel):
         self.backward_G()
         self.step("G")
         self.end_step()
-
-    def generators(self):
-        return {self.opt.direction: self.nets["G"]}

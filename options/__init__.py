@@ -261,7 +261,7 @@ def validate(opt):
     opt.dataroot = os.path.expanduser(opt.dataroot)
     _check_name(opt.name)
     if opt.dataset_mode is None:
-        opt.dataset_mode = "aligned" if _MODEL_CLASSES[opt.model].objective == "pix2pix" else "unaligned"
+        opt.dataset_mode = _MODEL_CLASSES[opt.model].dataset_mode
     family = _MODEL_CLASSES[opt.model].generator_family
     if opt.netG is None:
         opt.netG = family.default_netG(opt.crop_size)
@@ -301,9 +301,7 @@ def validate(opt):
             raise UserError(f"--{name} must not be negative, got {getattr(opt, name)}")
     if opt.input_nc not in (1, 3) or opt.output_nc not in (1, 3):
         raise UserError("--input_nc and --output_nc must be 1 (grayscale) or 3 (RGB)")
-    if _MODEL_CLASSES[opt.model].objective == "cyclegan" and opt.input_nc != opt.output_nc and opt.lambda_identity > 0:
-        raise UserError(f"the identity loss feeds B images to G_A, which needs --input_nc == --output_nc "
-                        f"(got {opt.input_nc} and {opt.output_nc}): add --lambda_identity 0")
+    _MODEL_CLASSES[opt.model].check_options(opt)
     if opt.n_epochs + opt.n_epochs_decay < 1:
         raise UserError("--n_epochs + --n_epochs_decay must be at least 1")
     if opt.epoch_count is not None and opt.epoch_count < 1:

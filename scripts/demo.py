@@ -24,7 +24,7 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from data import create_dataloader, create_dataset  # noqa: E402
-from models import load_generator  # noqa: E402
+from models import MODELS, load_generator  # noqa: E402
 from options import parse  # noqa: E402
 from util.checkpoint import load_checkpoint  # noqa: E402
 from util.errors import cli_entry  # noqa: E402
@@ -100,10 +100,12 @@ def build_report(p, common, out, teacher, search, pruned, student):
     """The HTML report from the stages' checkpoints."""
     os.makedirs(os.path.join(out, "images"), exist_ok=True)
     state = load_checkpoint(pruned)
+    table = MODELS[state["model"]].directions("AtoB")  # the model's per-direction table
     sections = []
     rows = []
-    for name, direction in (("G_A", "A->B"), ("G_B", "B->A")):
-        rep = state["prune_report"][name]
+    for d in table:
+        rep = state["prune_report"][d.generator]
+        direction = f"{d.name[0]}->{d.name[-1]}"
         rows.append([direction, f"{rep['macs_before'] / 1e9:.3f}", f"{rep['macs_after'] / 1e9:.3f}",
                      f"{rep['macs_ratio']:.2f}x", f"{rep['params_before'] / 1e6:.3f}",
                      f"{rep['params_after'] / 1e6:.3f}", f"{rep['params_ratio']:.2f}x",
@@ -116,12 +118,13 @@ def build_report(p, common, out, teacher, search, pruned, student):
 
     size = p["latency_size"]
     lat_rows = []
-    for name, direction in (("AtoB", "A->B"), ("BtoA", "B->A")):
-        full = load_generator(teacher, name)
-        slim = load_generator(student, name)
+    for d in table:
+        direction = f"{d.name[0]}->{d.name[-1]}"
+        full = load_generator(teacher, d.name)
+        slim = load_generator(student, d.name)
         t_full = cpu_latency_ms(full, (1, 3, size, size))
         t_slim = cpu_latency_ms(slim, (1, 3, size, size))
-        rep = state["prune_report"]["G_A" if name == "AtoB" else "G_B"]
+        rep = state["prune_report"][d.generator]
         lat_rows.append([direction, f"{t_full:.1f}", f"{t_slim:.1f}", f"{t_full / t_slim:.2f}x",
                          f"{rep['macs_ratio']:.2f}x"])
     sections.append({"title": "CPU latency", "text": f"Median of 5 runs at {size}x{size} px, batch 1, "
@@ -130,7 +133,8 @@ def build_report(p, common, out, teacher, search, pruned, student):
                                "rows": lat_rows}})
 
     images = []
-    for name, direction in (("G_A", "AtoB"), ("G_B", "BtoA")):
+    for d in table:
+        name, direction = d.generator, d.name
         rep = state["prune_report"][name]
         layers = {layer["set"]: layer["width"] for layer in rep["layers"]}
         widths = {layer["set"]: layer["full"] for layer in rep["layers"]}

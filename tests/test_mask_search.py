@@ -11,7 +11,7 @@ from torch import nn
 
 import options
 from conftest import ALIGNED, UNALIGNED, run_main
-from models import mask_losses
+from models import MODELS, mask_losses
 from models.mask_search import MaskSearch, bound_at, candidate_macs, total_images, update_frequency
 from models.networks import init_weights
 from models.families.resnet import ResnetGenerator
@@ -33,17 +33,17 @@ def make_opt(*flags, model="cyclegan"):
 
 
 class FakeModel:
-    """What MaskSearch reads of a model: nets, generator names and generators() (and loss_terms, which
-    it must leave alone: the stage attaches its loss term)."""
+    """What MaskSearch reads of a model: nets, generator names, the per-direction table and generators()
+    (and loss_terms, which it must leave alone: the stage attaches its loss term)."""
 
-    def __init__(self, nets, directions):
+    def __init__(self, nets, model="cyclegan"):
         self.nets = nn.ModuleDict(nets)
         self.generator_names = tuple(nets)
-        self.directions = directions
+        self.directions = MODELS[model].directions
         self.loss_terms = []
 
     def generators(self):
-        return {d: self.nets[n] for n, d in self.directions.items()}
+        return {d.name: self.nets[d.generator] for d in self.directions()}
 
 
 def resnet(seed=0, n_blocks=2, ngf=8, dtype=torch.float32):
@@ -67,13 +67,13 @@ def unet(seed=0, ngf=8, num_downs=5, dtype=torch.float32):
 def cyclegan_search(*flags, n_batches=100, nets=None):
     opt = make_opt(*flags)
     nets = nets or {"G_A": resnet(0), "G_B": resnet(1)}
-    model = FakeModel(nets, {"G_A": "AtoB", "G_B": "BtoA"})
+    model = FakeModel(nets, "cyclegan")
     return MaskSearch(opt, model, n_batches=n_batches), model, opt
 
 
 def pix2pix_search(*flags, n_batches=100, net=None):
     opt = make_opt(*flags, model="pix2pix")
-    model = FakeModel({"G": net if net is not None else unet(0)}, {"G": "AtoB"})
+    model = FakeModel({"G": net if net is not None else unet(0)}, "pix2pix")
     return MaskSearch(opt, model, n_batches=n_batches), model, opt
 
 

@@ -8,17 +8,22 @@ import torch
 from torch import nn
 
 import options
-from models import create_model
+from models import MODELS, create_model
 from models.discriminator import NLayerDiscriminator
 from models.image_pool import ImagePool
 from models.losses import GANLoss, gradient_penalty
 from models.mask import Mask
-from models.networks import build_discriminator, build_generator, discriminator_config, generator_config, init_weights
+from models.networks import build_discriminator, build_generator, generator_config, init_weights
 from models.families.resnet import ResnetGenerator
 
 
 def opts(*argv):
     return options.parse("train", ["--dataroot", "x", "--gpu_ids", "-1", *argv])
+
+
+def discriminator_config(opt):
+    """The model's first discriminator (CycleGAN's D_A, pix2pix's D)."""
+    return next(iter(MODELS[opt.model].discriminator_configs(opt).values()))
 
 
 @pytest.mark.parametrize("ndf", [8, 16, 64])

@@ -23,7 +23,6 @@ import torch
 from tqdm import tqdm
 
 from data import EpochSampler, create_dataloader, create_dataset
-from models import objective
 from options import options_text
 from util import distributed
 from util.checkpoint import header, is_native, load_checkpoint, network_state_dicts, save_checkpoint
@@ -337,8 +336,7 @@ class Trainer:
         """Write ``model_best.pth``: per direction the networks of its best epoch (CycleGAN may take
         G_A/D_A and G_B/D_B from different epochs, as the original's assembly did)."""
         path = self.run.best_path
-        nets_of = {"AtoB": ("G_A", "D_A"), "BtoA": ("G_B", "D_B")} if objective(self.opt.model) == "cyclegan" else \
-            {self.opt.direction: ("G", "D")}
+        nets_of = {d.name: (d.generator, d.discriminator) for d in self.model.directions(self.opt.direction)}
         previous = load_checkpoint(path) if os.path.isfile(path) else None
         state = self.model.state_dict()
         best = header("best", self.opt.model, self.stage, self.opt)
