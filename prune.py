@@ -21,7 +21,7 @@ from metrics.evaluate import build_evaluator
 from models.pruning import format_prune_table, prune_generator
 from options import parse, warn_ignored_options
 from util import distributed
-from util.checkpoint import check_checkpoint_file, header, is_native, load_checkpoint, save_checkpoint
+from util.checkpoint import check_checkpoint_file, header, read_checkpoint, save_checkpoint
 from util.device import announce_device, select_device
 from util.errors import UserError, cli_entry
 from util.finetune import finetune, prepare_finetune
@@ -30,36 +30,22 @@ from util.training import Run
 
 log = logging.getLogger("dmad")
 
-def read_search_checkpoint(opt, path):
-    """The search checkpoint as ``{"model", "nets", "configs", "scores"}``; UserError when it is not a
-    mask search of ``--model``."""
-    state = load_checkpoint(path)
-    if is_native(state):
-        source = {"model": state.get("model"), "nets": state.get("nets") or {},
-                  "configs": state.get("configs") or {}, "scores": _native_scores(state),
-                  "metric": (state.get("options") or {}).get("metric")}
-    else:
-        from models import legacy  # the original code's layouts
 
-        converted = legacy.load_model_state(state, path)
-        fid = converted.get("fid")  # one score per generator, in generator order
-        names = [d.name for d in MODELS[opt.model].directions(opt.direction)]
-        if isinstance(fid, list) and len(fid) == len(names):
-            scores = dict(zip(names, fid))
-        else:
-            scores = {names[0]: fid} if isinstance(fid, (int, float)) and len(names) == 1 else {}
-        source = dict(converted, scores=scores)
-    if source["model"] != opt.model:
-        raise UserError(f"{path} holds a {source['model']} model but --model {opt.model} was given: "
-                        f"use --model {source['model']}")
+def read_search_checkpoint(opt, path):
+    """The search checkpoint (a :class:`util.checkpoint.Checkpoint`); UserError when it is not a mask
+    search of ``--model``."""
+    source = read_checkpoint(path)
+    if source.model != opt.model:
+        raise UserError(f"{path} holds a {source.model} model but --model {opt.model} was given: "
+                        f"use --model {source.model}")
     model = MODELS[opt.model]
     gens = model.generator_names
     for name in gens + model.discriminator_names:
-        if name not in source["nets"] or name not in source["configs"]:
+        if name not in source.nets or name not in source.configs:
             raise UserError(f"{path} has no {name}: it is not a {opt.model} checkpoint")
     family = families.for_netG(opt.netG).family
     for name in gens:
-        config = source["configs"][name]
+        config = source.configs[name]
         if config.get("family") != family:
             raise UserError(f"{path}: {name} is a {config.get('family')} generator but --model {opt.model} "
                             f"--netG {opt.netG} prunes a {family} one: check --model and --netG")
@@ -67,12 +53,6 @@ def read_search_checkpoint(opt, path):
             raise UserError(f"{path} holds a plain (non-mask) {name}: prune.py prunes the checkpoint of a mask "
                             "search (train.py --mask)")
     return source
-
-
-def _native_scores(state):
-    if isinstance(state.get("scores"), dict):  # model_best.pth
-        return dict(state["scores"])
-    return {d: b["score"] for d, b in (state.get("best") or {}).items() if isinstance(b, dict) and "score" in b}
 
 
 def check_size(opt, config):
@@ -88,9 +68,9 @@ def prune_nets(opt, source, path, device):
     gens = MODELS[opt.model].generator_names
     nets, reports = {}, {}
     for name in gens:
-        config = source["configs"][name]
+        config = source.configs[name]
         check_size(opt, config)
-        net = generator_from_state(config, source["nets"][name], path).to(device).eval()
+        net = generator_from_state(config, source.nets[name], path).to(device).eval()
         bounds = sorted({float(m.bound) for m in masks(net).values()})
         if bounds and bounds[-1] > 0:
             log.warning("%s: mask bound %.4g > 0 (the search had not finished): pruning keeps the channels with "
@@ -152,9 +132,9 @@ def prune(opt, device):
         release_console()  # the other ranks keep warnings and errors only, on the console
     distributed.barrier()
     announce_device(device)
-    scores = {d: s for d, s in source["scores"].items() if isinstance(s, (int, float))}
+    scores = source.scores(opt.direction)
     if scores:
-        metric = {"fid": "FID", "miou": "mIoU"}.get(source.get("metric") or opt.metric, "score")
+        metric = {"fid": "FID", "miou": "mIoU"}.get(source.metric or opt.metric, "score")
         log.info("After Training. %s", "\t".join(f"{d} {metric}: {s:.2f}" for d, s in sorted(scores.items())))
 
     nets, reports = prune_nets(opt, source, path, device)
@@ -171,8 +151,8 @@ def prune(opt, device):
         state["macs"][name] = reports[name]["macs_after"]
         state["params"][name] = reports[name]["params_after"]
     for name in discs:
-        state["nets"][name] = source["nets"][name]
-        state["configs"][name] = dict(source["configs"][name])
+        state["nets"][name] = source.nets[name]
+        state["configs"][name] = dict(source.configs[name])
     state.update(evaluate(opt, evaluator, nets))  # "metric" and the pruned model's "scores"
     out = run.checkpoint_path(0)
     if main_rank:

@@ -4,7 +4,7 @@ from models.cyclegan_model import CycleGANModel
 from models.mobile_cyclegan_model import MobileCycleGANModel
 from models.mobile_pix2pix_model import MobilePix2PixModel
 from models.pix2pix_model import Pix2PixModel
-from util.checkpoint import is_native, load_checkpoint
+from util.checkpoint import read_checkpoint
 from util.errors import UserError
 
 MODELS = {cls.name: cls for cls in (CycleGANModel, Pix2PixModel, MobileCycleGANModel, MobilePix2PixModel)}
@@ -40,20 +40,5 @@ def generator_from_state(config, state_dict, source):
 def load_generator(path, direction="AtoB"):
     """The generator of a checkpoint this project or the original code wrote, in eval mode, for
     ``direction``: the net the model's per-direction table names (CycleGAN: ``G_A`` for AtoB and
-    ``G_B`` for BtoA; pix2pix: its single ``G``)."""
-    return generator_of_checkpoint(load_checkpoint(path), direction, path)
-
-
-def generator_of_checkpoint(state, direction, path):
-    """The generator for ``direction`` of an already loaded checkpoint ``state`` (read from ``path``),
-    in eval mode; see :func:`load_generator`."""
-    if direction not in DIRECTIONS:
-        raise UserError(f"direction must be AtoB or BtoA, got {direction!r}")
-    if not is_native(state):
-        from models import legacy  # the original code's layouts
-
-        state = legacy.load_model_state(state, path)
-    name = generator_name(state.get("model"), direction, path)
-    if name not in state["nets"] or name not in state["configs"]:
-        raise UserError(f"{path} holds no generator for {direction} (it has {sorted(state['nets'])})")
-    return generator_from_state(state["configs"][name], state["nets"][name], path).eval()
+    ``G_B`` for BtoA; pix2pix: its single ``G``). UserError (one line) for a bad file."""
+    return read_checkpoint(path).generator(direction)

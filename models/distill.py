@@ -28,9 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from models import MODELS, families
-from models.legacy import load_model_state
 from models.networks import build_discriminator, build_generator
-from util.checkpoint import is_native, load_checkpoint
+from util.checkpoint import read_checkpoint
 from util.errors import UserError
 
 log = logging.getLogger("dmad")
@@ -105,23 +104,14 @@ class Teacher(nn.Module):
         return super().train(False)
 
 
-def _teacher_state(path):
-    state = load_checkpoint(path)
-    if not is_native(state):  # the original code's layouts
-        state = load_model_state(state, path)
-    if not isinstance(state, dict) or "nets" not in state or "configs" not in state:
-        raise UserError(f"--pretrain_path {path} holds no networks: give a model_best.pth or "
-                        "checkpoints/model_<epoch>.pth of a plain training run")
-    return state
-
-
 def load_teacher(opt, device):
     """The teacher of ``--pretrain_path`` for ``--model``, checked against the options and frozen."""
     path = opt.pretrain_path
-    state = _teacher_state(path)
+    record = read_checkpoint(path)
+    state = {"nets": record.nets, "configs": record.configs}
     model = opt.model
-    if state.get("model") not in (None, model):
-        raise UserError(f"--pretrain_path {path} is a {state['model']} model but --model is {model}: "
+    if record.model not in (None, model):
+        raise UserError(f"--pretrain_path {path} is a {record.model} model but --model is {model}: "
                         f"give a {model} teacher")
     names = MODELS[model].generator_names + MODELS[model].discriminator_names
     missing = [n for n in names if n not in state["nets"] or n not in state["configs"]]
@@ -142,7 +132,7 @@ def load_teacher(opt, device):
         if opt.pretrain_ngf is not None and config.get("ngf") != opt.pretrain_ngf:
             raise UserError(f"--pretrain_ngf {opt.pretrain_ngf} disagrees with the teacher {path}, whose {name} "
                             f"has ngf {config.get('ngf')}: drop --pretrain_ngf or give the matching teacher")
-    teacher_direction = (state.get("options") or {}).get("direction")
+    teacher_direction = record.options.get("direction")
     if teacher_direction not in (None, opt.direction):
         raise UserError(f"--pretrain_path {path} was trained with --direction {teacher_direction} but "
                         f"--direction is {opt.direction}: use the teacher's direction")

@@ -26,7 +26,7 @@ from tqdm import tqdm  # noqa: E402
 from data import create_dataloader, create_dataset  # noqa: E402
 from models import MODELS, load_generator  # noqa: E402
 from options import parse  # noqa: E402
-from util.checkpoint import load_checkpoint  # noqa: E402
+from util.checkpoint import read_checkpoint  # noqa: E402
 from util.errors import cli_entry  # noqa: E402
 from util.image import save_image, tensor2im  # noqa: E402
 from util.report import cpu_latency_ms, write_report  # noqa: E402
@@ -99,7 +99,7 @@ def run_pipeline(preset="demo", work="experiments/demo", out="results/demo"):
 def build_report(p, common, out, teacher, search, pruned, student):
     """The HTML report from the stages' checkpoints."""
     os.makedirs(os.path.join(out, "images"), exist_ok=True)
-    state = load_checkpoint(pruned)
+    state = read_checkpoint(pruned).state
     table = MODELS[state["model"]].directions("AtoB")  # the model's per-direction table
     sections = []
     rows = []
@@ -141,7 +141,7 @@ def build_report(p, common, out, teacher, search, pruned, student):
         rel = f"images/kept_{direction}.png"
         plot_kept_channels(layers, widths, os.path.join(out, rel), f"{name} ({direction}): kept channels per layer")
         images.append((rel, f"{name}: kept / full channels per layer"))
-    search_state = load_checkpoint(search)
+    search_state = read_checkpoint(search).state
     records = search_state.get("search", {}).get("records") or []
     if records:
         rel = "images/mask_search.png"

@@ -56,7 +56,7 @@ def teacher_file(tmp, model, ngf=16, ndf=8, mask=False):
     opt = options.parse("train", _common(model, tmp, "teacher", extra))
     torch.manual_seed(1)
     m = create_model(opt, CPU)
-    state = {"format": FORMAT, "version": VERSION, "model": model, "stage": "search" if mask else "train",
+    state = {"format": FORMAT, "version": VERSION, "kind": "training", "model": model, "stage": "search" if mask else "train",
              "epoch": 1, "options": options_dict(opt), **m.state_dict()}
     path = os.path.join(str(tmp), f"teacher_{model}_{ngf}{'_mask' if mask else ''}.pth")
     save_checkpoint(state, path)
@@ -80,7 +80,7 @@ def pruned_state(opt):
     for d in ("D_A", "D_B") if opt.model == "cyclegan" else ("D",):
         nets[d] = full.nets[d].state_dict()
         configs[d] = dict(full.configs[d])
-    return {"format": FORMAT, "version": VERSION, "model": opt.model, "stage": "pruned", "nets": nets,
+    return {"format": FORMAT, "version": VERSION, "kind": "pruned", "model": opt.model, "stage": "pruned", "nets": nets,
             "configs": configs, "cfg": None, "epoch": 0}
 
 

@@ -50,7 +50,7 @@ def pruned_generator(family, seed=0):
 
 
 def write_checkpoint(path, nets, model="cyclegan"):
-    state = {"format": FORMAT, "version": VERSION, "model": model, "stage": "pruned", "epoch": 0,
+    state = {"format": FORMAT, "version": VERSION, "kind": "pruned", "model": model, "stage": "pruned", "epoch": 0,
              "nets": {k: n.state_dict() for k, n in nets.items()}, "configs": {k: n.config() for k, n in nets.items()}}
     save_checkpoint(state, str(path))
     return str(path)

@@ -16,7 +16,7 @@ from models.mask import Mask
 from models.networks import build_generator, generator_config
 from models.structure import full_widths
 from tests.conftest import REPO
-from util.checkpoint import FORMAT, VERSION, load_checkpoint, save_checkpoint
+from util.checkpoint import FORMAT, load_checkpoint, save_checkpoint
 from util.errors import UserError
 
 
@@ -157,14 +157,14 @@ def test_block_coeff_of_earlier_checkpoints_moves_into_the_search_state(tmp_path
     nets = {"G_A": dict(net.state_dict(), block_coeff=coeff), "G_B": dict(net.state_dict(), block_coeff=coeff * 2)}
     configs = {"G_A": net.config(), "G_B": net.config()}
     path = tmp_path / "latest.pth"
-    save_checkpoint({"format": FORMAT, "version": VERSION, "nets": nets, "configs": configs,
+    save_checkpoint({"format": FORMAT, "version": 1, "nets": nets, "configs": configs,
                      "search": {"bound": 0.5, "stopped": {}, "records": []}}, str(path))
     state = load_checkpoint(str(path))
     assert "block_coeff" not in state["nets"]["G_A"]
     net.load_state_dict(state["nets"]["G_A"])  # strict: the current layout
     assert torch.equal(state["search"]["group_coeff"]["G_B"]["stream"], coeff * 2)
     # a best model has no search state: the coefficients are dropped
-    save_checkpoint({"format": FORMAT, "version": VERSION, "nets": nets, "configs": configs}, str(path))
+    save_checkpoint({"format": FORMAT, "version": 1, "nets": nets, "configs": configs}, str(path))
     assert set(load_checkpoint(str(path))) == {"format", "version", "nets", "configs"}
 
 

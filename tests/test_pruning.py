@@ -254,7 +254,7 @@ def search_checkpoint(path, model="cyclegan", mask=True, seed=0):
                   "mask": mask, "use_dropout": True}
         d_config = {"input_nc": 6, "ndf": 8, "n_layers": 3, "norm": "batch"}
         names = ("G",), ("D",)
-    state = {"format": FORMAT, "version": VERSION, "model": model, "stage": "search" if mask else "train",
+    state = {"format": FORMAT, "version": VERSION, "kind": "training", "model": model, "stage": "search" if mask else "train",
              "epoch": 1, "nets": {}, "configs": {}, "best": {"AtoB": {"score": 50.0, "epoch": 1}},
              "options": {"metric": "fid"}}
     gens = {}

@@ -180,9 +180,13 @@ def options_dict(opt):
 class Checkpoint:
     """One checkpoint file, read once and normalised (see the module docstring for the kinds).
 
-    ``kind``: "training", "best", "pruned" or "original" (the original DMAD code's files);
-    ``model``: "cyclegan"/"pix2pix" (None when the file does not say); ``stage``; ``epoch`` (None when
-    unknown); ``options``: the options it was written with; ``state``: the loaded dict itself.
+    ``kind``: "training", "best", "pruned" or "original" (the original DMAD code's files, converted
+    to this project's layouts); ``model``: a name of ``models.MODELS`` (for an original file, the one
+    its layout and generator family fit; None when a file of this project does not say); ``stage``;
+    ``version`` (0 for original files); ``epoch`` (None when unknown); ``options``: the options it was
+    written with ({} for original files); ``nets`` / ``configs``: ``{net name: state dict}`` /
+    ``{net name: architecture}``; ``metric``: "fid"/"miou" of the scores, or None; ``state``: the
+    loaded dict itself (original files: as stored).
     """
 
     path: str
@@ -192,7 +196,11 @@ class Checkpoint:
     version: int
     epoch: int
     options: dict
+    nets: dict
+    configs: dict
+    metric: str
     state: dict
+    _scores: object = None  # as stored: {direction: score}, or the original's fid (a number or one per generator)
 
     @property
     def label(self):
@@ -204,16 +212,38 @@ class Checkpoint:
         return os.path.splitext(os.path.basename(self.path))[0]
 
     def check_model(self, name):
-        """UserError unless the file holds a ``name`` model (or does not say which)."""
-        if self.model is not None and self.model != name:
+        """UserError unless the file holds a ``name`` model (or does not say which: files of the
+        original code and early files of this project)."""
+        if self.kind != "original" and self.model is not None and self.model != name:
             raise UserError(f"{self.path} holds a {self.model} model but --model {name} was given: "
                             f"pass --model {self.model}")
 
-    def generator(self, direction="AtoB"):
-        """The generator of this file that translates ``direction`` ("AtoB"/"BtoA"), in eval mode."""
-        from models import generator_of_checkpoint  # models import this module
+    def scores(self, direction="AtoB"):
+        """``{direction: score}`` the file records: the best epochs' scores of a training state or a
+        best model, a pruned model's scores, or the original's ``fid`` (one per generator, in the
+        model's table order under ``--direction direction``)."""
+        stored = self._scores
+        if isinstance(stored, dict):
+            return {d: float(v) for d, v in stored.items() if isinstance(v, (int, float))}
+        if self.model is None or stored is None:
+            return {}
+        from models import MODELS  # models import this module
 
-        return generator_of_checkpoint(self.state, direction, self.path)
+        names = [d.name for d in MODELS[self.model].directions(direction)]
+        values = list(stored) if isinstance(stored, (list, tuple)) else [stored]
+        if len(values) != len(names) or not all(isinstance(v, (int, float)) for v in values):
+            return {}
+        return {name: float(v) for name, v in zip(names, values)}
+
+    def generator(self, direction="AtoB"):
+        """The generator of this file that translates ``direction`` ("AtoB"/"BtoA"), in eval mode:
+        the net the model's per-direction table names. UserError when the file has none."""
+        from models import generator_from_state, generator_name  # models import this module
+
+        name = generator_name(self.model, direction, self.path)
+        if name not in self.nets or name not in self.configs:
+            raise UserError(f"{self.path} holds no generator for {direction} (it has {sorted(self.nets)})")
+        return generator_from_state(self.configs[name], self.nets[name], self.path).eval()
 
 
 def read_checkpoint(path):
@@ -225,9 +255,12 @@ def read_checkpoint(path):
     if not is_native(state):
         if not isinstance(state, dict):
             raise UserError(f"{path} is not a model checkpoint: it holds a {type(state).__name__}, not a dict")
-        return Checkpoint(path=path, kind="original", model=None, stage=None, version=0,
-                          epoch=state.get("epoch"),
-                          options={}, state=state)
+        from models.legacy import load_model_state  # the original code's layouts
+
+        converted = load_model_state(state, path)
+        return Checkpoint(path=path, kind="original", model=converted["model"], stage=converted["stage"], version=0,
+                          epoch=converted["epoch"], options={}, nets=converted["nets"], configs=converted["configs"],
+                          metric=None, state=state, _scores=converted.get("fid"))
     version = state.get("version")
     if not isinstance(version, int) or version > VERSION:
         raise UserError(f"{path} was written by a newer version of this project (checkpoint version {version}, "
@@ -240,9 +273,15 @@ def read_checkpoint(path):
     if kind not in KINDS:
         raise UserError(f"{path}: unknown checkpoint kind {kind!r}; expected one of {', '.join(KINDS)}")
     epoch = state.get("epoch")
+    options = state.get("options") if isinstance(state.get("options"), dict) else {}
+    if isinstance(state.get("scores"), dict):  # a best or pruned model: its scores
+        scores = dict(state["scores"])
+    else:  # a training state: the scores of each direction's best epoch so far
+        scores = {d: b["score"] for d, b in (state.get("best") or {}).items() if isinstance(b, dict) and "score" in b}
     return Checkpoint(path=path, kind=kind, model=state.get("model"), stage=state.get("stage"), version=version,
-                      epoch=epoch if isinstance(epoch, int) else None,
-                      options=state.get("options") if isinstance(state.get("options"), dict) else {}, state=state)
+                      epoch=epoch if isinstance(epoch, int) else None, options=options,
+                      nets=state.get("nets") or {}, configs=state.get("configs") or {},
+                      metric=state.get("metric") or options.get("metric"), state=state, _scores=scores)
 
 
 def _kind_v1(state):

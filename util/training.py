@@ -25,7 +25,7 @@ from tqdm import tqdm
 from data import EpochSampler, create_dataloader, create_dataset
 from options import options_text
 from util import distributed
-from util.checkpoint import header, is_native, load_checkpoint, network_state_dicts, save_checkpoint
+from util.checkpoint import header, is_native, load_checkpoint, network_state_dicts, read_checkpoint, save_checkpoint
 from util.errors import UserError
 from util.files import FolderLock, check_writable_folder, remove_temporaries
 from util.logger import setup_logging
@@ -337,17 +337,17 @@ class Trainer:
         G_A/D_A and G_B/D_B from different epochs, as the original's assembly did)."""
         path = self.run.best_path
         nets_of = {d.name: (d.generator, d.discriminator) for d in self.model.directions(self.opt.direction)}
-        previous = load_checkpoint(path) if os.path.isfile(path) else None
+        previous = read_checkpoint(path) if os.path.isfile(path) else None
         state = self.model.state_dict()
         best = header("best", self.opt.model, self.stage, self.opt)
         best.update({"nets": {}, "configs": {}, "scores": {}, "epochs": {}})
         for direction, names in nets_of.items():
             keep_previous = (direction not in directions and previous is not None
-                             and direction in previous.get("scores", {}))
-            source = previous if keep_previous else state
+                             and direction in previous.scores(self.opt.direction))
+            nets, configs = (previous.nets, previous.configs) if keep_previous else (state["nets"], state["configs"])
             for name in names:
-                best["nets"][name] = source["nets"][name]
-                best["configs"][name] = source["configs"][name]
+                best["nets"][name] = nets[name]
+                best["configs"][name] = configs[name]
             if direction in self.best:
                 best["scores"][direction] = self.best[direction]["score"]
                 best["epochs"][direction] = self.best[direction]["epoch"]
