@@ -20,13 +20,14 @@ The photographs are bundled with scikit-image (``skimage.data``, no download). T
 Output: ``<root>/{train,val,test}/<split>_NNNN_<photo>.png``, 2*size x size A|B pairs (pix2pix layout).
 """
 import argparse
-import io
 import os
-import re
 import sys
 
 import numpy as np
 from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling toy-data script
+from make_toy_dataset import png_bytes, sync_folder  # noqa: E402
 
 SEED = 20240612
 SPLIT_CODES = {"train": 1, "val": 2, "test": 3}
@@ -68,37 +69,17 @@ def make_pair(photo, rng, size):
     return pair
 
 
-def _png_bytes(img):
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def write_split(root, split, count, photos, size):
     """Write ``count`` pairs of ``split``, remove stale files of the split's pattern; return #files changed."""
-    folder = os.path.join(root, split)
-    os.makedirs(folder, exist_ok=True)
     names = PHOTOS[split]
-    changed, wanted = 0, set()
-    for i in range(count):
-        photo = names[i % len(names)]
-        name = f"{split}_{i:04d}_{photo}.png"
-        wanted.add(name)
-        data = _png_bytes(make_pair(photos[photo], np.random.default_rng([SEED, SPLIT_CODES[split], i]), size))
-        path = os.path.join(folder, name)
-        if os.path.isfile(path):
-            with open(path, "rb") as handle:
-                if handle.read() == data:
-                    continue
-        with open(path, "wb") as handle:
-            handle.write(data)
-        changed += 1
-    pattern = re.compile(rf"{split}_\d{{4}}_[a-z_]+\.png")
-    for name in os.listdir(folder):
-        if pattern.fullmatch(name) and name not in wanted:
-            os.remove(os.path.join(folder, name))
-            changed += 1
-    return changed
+
+    def files():
+        for i in range(count):
+            photo = names[i % len(names)]
+            rng = np.random.default_rng([SEED, SPLIT_CODES[split], i])
+            yield f"{split}_{i:04d}_{photo}.png", png_bytes(make_pair(photos[photo], rng, size))
+
+    return sync_folder(os.path.join(root, split), files(), rf"{split}_\d{{4}}_[a-z_]+\.png")
 
 
 def main(argv=None):

@@ -96,22 +96,23 @@ def pair(rng):
     return img
 
 
-def _png_bytes(img):
+def png_bytes(img):
+    """The PNG encoding of the PIL image ``img``."""
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
 
 
-def write_split(folder, split, count, draw):
-    """Write ``count`` images ``<split>_NNNN.png``, drop stale ones of that pattern; return #files changed."""
+def sync_folder(folder, files, pattern):
+    """Make ``folder`` hold ``files`` (``(name, bytes)`` pairs): write a file only when its bytes differ,
+    remove files whose names match the regex ``pattern`` but are not among ``files``; return the number
+    of files written or removed. Unchanged files keep their times, so reruns are cheap."""
     os.makedirs(folder, exist_ok=True)
     changed = 0
     wanted = set()
-    for i in range(count):
-        name = f"{split}_{i:04d}.png"
+    for name, data in files:
         wanted.add(name)
         path = os.path.join(folder, name)
-        data = _png_bytes(draw(_rng(split, i)))
         if os.path.isfile(path):
             with open(path, "rb") as f:
                 if f.read() == data:
@@ -119,12 +120,17 @@ def write_split(folder, split, count, draw):
         with open(path, "wb") as f:
             f.write(data)
         changed += 1
-    pattern = re.compile(rf"{re.escape(split)}_\d{{4}}\.png")
     for name in os.listdir(folder):
-        if pattern.fullmatch(name) and name not in wanted:
+        if re.fullmatch(pattern, name) and name not in wanted:
             os.remove(os.path.join(folder, name))
             changed += 1
     return changed
+
+
+def write_split(folder, split, count, draw):
+    """Write ``count`` images ``<split>_NNNN.png``, drop stale ones of that pattern; return #files changed."""
+    files = ((f"{split}_{i:04d}.png", png_bytes(draw(_rng(split, i)))) for i in range(count))
+    return sync_folder(folder, files, rf"{re.escape(split)}_\d{{4}}\.png")
 
 
 def main(argv=None):

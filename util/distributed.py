@@ -145,17 +145,7 @@ def average_gradients(params):
     every rank runs the same graph."""
     if not active():
         return
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
-    offset = 0
-    for g in grads:
-        n = g.numel()
-        g.copy_(flat[offset:offset + n].view_as(g))
-        offset += n
+    _average_in_place([p.grad for p in params if p.grad is not None])
 
 
 def average_buffers(nets):
@@ -166,16 +156,19 @@ def average_buffers(nets):
         return
     buffers = [b for net in nets for name, b in net.named_buffers()
                if b.is_floating_point() and name.rsplit(".", 1)[-1] in ("running_mean", "running_var")]
-    if not buffers:
+    _average_in_place(buffers)
+
+
+def _average_in_place(tensors):
+    """Replace each of ``tensors`` (of one dtype and device) by its mean over the processes, with one
+    flat all-reduce."""
+    if not tensors:
         return
-    flat = torch.cat([b.reshape(-1) for b in buffers])
+    flat = torch.cat([t.reshape(-1) for t in tensors])
     dist.all_reduce(flat)
     flat /= dist.get_world_size()
-    offset = 0
-    for b in buffers:
-        n = b.numel()
-        b.copy_(flat[offset:offset + n].view_as(b))
-        offset += n
+    for t, part in zip(tensors, flat.split([t.numel() for t in tensors])):
+        t.copy_(part.view_as(t))
 
 
 @torch.no_grad()
