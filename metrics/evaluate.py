@@ -30,6 +30,9 @@ def image_stem(path):
     return os.path.basename(path).split(".", 1)[0]
 
 
+METRICS = ("auto", "fid", "miou", "none")  # --metric; auto: mIoU for Cityscapes, else FID
+
+
 class Evaluator:
     """Scores generators on the evaluation split: FID (lower is better) or Cityscapes mIoU (higher).
 
@@ -83,7 +86,7 @@ class Evaluator:
             else:
                 self._table = read_table(opt.dataroot)
         elif metric != "none":
-            raise UserError(f"--metric {metric!r} is unknown: use fid, miou, none or auto")
+            raise UserError(f"--metric {metric!r} is unknown: use one of {', '.join(METRICS)}")
         if self.enabled:
             self._get_dataset()  # a missing split is reported now, not after the first epoch
 

@@ -41,6 +41,9 @@ def amp_dtype(opt, device):
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[choice]
 
 
+LR_POLICIES = ("linear", "step", "plateau", "cosine")  # --lr_policy
+
+
 class LRSchedule:
     """The learning rate of each epoch, recomputed from the options (never read back from an
     optimiser), so a run resumed with a longer schedule gets the right rate. ``plateau`` keeps its own

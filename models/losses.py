@@ -4,6 +4,9 @@ import torch.nn.functional as F
 from torch import nn
 
 
+GAN_MODES = ("vanilla", "lsgan", "hinge", "wgangp")  # --gan_mode
+
+
 class GANLoss(nn.Module):
     """``loss(prediction, target_is_real, for_discriminator=True)``.
 
@@ -14,7 +17,7 @@ class GANLoss(nn.Module):
 
     def __init__(self, gan_mode):
         super().__init__()
-        if gan_mode not in ("lsgan", "vanilla", "hinge", "wgangp"):
+        if gan_mode not in GAN_MODES:
             raise ValueError(f"unknown gan mode {gan_mode!r}")
         self.gan_mode = gan_mode
 

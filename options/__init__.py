@@ -14,21 +14,23 @@ import math
 import os
 import sys
 
-from models import MODELS as _MODEL_CLASSES
+from data import DATASETS
+from data.transforms import MODES as PREPROCESS
+from metrics.evaluate import METRICS
+from models import DIRECTIONS, MODELS as _MODEL_CLASSES
 from models import families
+from models.base_model import LR_POLICIES
+from models.losses import GAN_MODES
+from models.mask_losses import LOSS_TYPES as MASK_LOSS_TYPES
+from models.mask_search import BOUND_RULES
 from util.errors import ArgumentParser, UserError
 
 log = logging.getLogger("dmad")
 
+# the enumerations of the options come from the modules that own them
 MODELS = tuple(_MODEL_CLASSES)
-GAN_MODES = ("vanilla", "lsgan", "hinge", "wgangp")
-LR_POLICIES = ("linear", "step", "plateau", "cosine")
-PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
-DATASET_MODES = ("unaligned", "aligned", "single")
+DATASET_MODES = tuple(DATASETS)
 NETG = families.NETG_CHOICES
-MASK_LOSS_TYPES = ("relu", "bound", "uprelu", "exp")
-BOUND_RULES = ("cube", "double", "linear")
-METRICS = ("auto", "fid", "miou", "none")
 
 _TRUE = {"1", "true", "t", "yes", "y", "on"}
 _FALSE = {"0", "false", "f", "no", "n", "off"}
@@ -130,7 +132,7 @@ def _base_group(parser):
     g.add_argument("--dataset_mode", type=str, default=None, choices=DATASET_MODES,
                    help="chooses how datasets are loaded. [unaligned | aligned | single]. "
                         "default: unaligned for cyclegan, aligned for pix2pix")
-    g.add_argument("--direction", type=str, default="AtoB", choices=("AtoB", "BtoA"), help="AtoB or BtoA")
+    g.add_argument("--direction", type=str, default="AtoB", choices=DIRECTIONS, help="AtoB or BtoA")
     _flag(g, "--serial_batches", "if true, takes images in order to make batches, otherwise takes them randomly")
     g.add_argument("--num_threads", type=int, default=8, help="# threads for loading data. default: 8")
     g.add_argument("--batch_size", type=int, default=1, help="input batch size. default: 1")
