@@ -4,6 +4,7 @@ from models.cyclegan_model import CycleGANModel
 from models.mobile_cyclegan_model import MobileCycleGANModel
 from models.mobile_pix2pix_model import MobilePix2PixModel
 from models.pix2pix_model import Pix2PixModel
+from models.networks import load_strict
 from util.checkpoint import read_checkpoint
 from util.errors import UserError
 
@@ -29,12 +30,7 @@ def create_model(opt, device, gen_configs=None):
 
 def generator_from_state(config, state_dict, source):
     """Build a generator from its config and load ``state_dict`` strictly (UserError on mismatch)."""
-    net = families.build(config, source)
-    try:
-        net.load_state_dict(state_dict)
-    except RuntimeError as err:
-        raise UserError(f"{source}: the generator weights do not fit its recorded architecture ({err})") from None
-    return net
+    return load_strict(families.build(config, source), state_dict, f"{source}: the generator")
 
 
 def load_generator(path, direction="AtoB"):

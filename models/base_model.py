@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models.networks import build_discriminator, build_generator
+from models.networks import build_discriminator, build_generator, load_strict
 from util import distributed
-from util.errors import UserError
+from util.errors import UserError, first_line
 
 
 def amp_dtype(opt, device):
@@ -308,10 +308,7 @@ class BaseModel:
                 raise UserError(f"{source} has no {name}: it is not a {self.name} checkpoint")
             _check_fits(net, state["nets"][name], f"{source}: {name}")
         for name, net in self.nets.items():
-            try:
-                net.load_state_dict(state["nets"][name])
-            except RuntimeError as err:
-                raise UserError(f"{source}: {name} does not fit this model ({_first_line(err)})") from None
+            load_strict(net, state["nets"][name], f"{source}: {name}", "this model")
         if optimizers and self.optimizers and state.get("optimizers"):
             stored = state["optimizers"]
             missing = [key for key in self.optimizers if not isinstance(stored, dict) or key not in stored]
@@ -323,7 +320,7 @@ class BaseModel:
                     optimizer.load_state_dict(stored[key])
                 except (ValueError, KeyError, TypeError, RuntimeError) as err:
                     raise UserError(f"{source}: the optimiser state {key} does not fit this model "
-                                    f"({_first_line(err)}): resume with the options it was trained with") from None
+                                    f"({first_line(err)}): resume with the options it was trained with") from None
         if state.get("lr_state"):
             self.schedule.load_state_dict(state["lr_state"])
         if optimizers and self.scaler.is_enabled() and state.get("grad_scaler"):
@@ -357,7 +354,3 @@ def _check_fits(net, stored, what):
             raise UserError(f"{what} does not fit this model ({key} has shape {have}, "
                             f"expected {tuple(value.shape)})")
 
-
-def _first_line(err):
-    text = str(err).strip().splitlines()
-    return " ".join(text[:2])[:200] if text else type(err).__name__

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models import MODELS, families
-from models.networks import build_discriminator, build_generator
+from models.networks import build_discriminator, build_generator, load_strict
 from util.checkpoint import read_checkpoint
 from util.errors import UserError
 
@@ -139,14 +139,7 @@ def load_teacher(opt, device):
     nets = {}
     for name in names:
         build = build_generator if name in MODELS[model].generator_names else build_discriminator
-        net = build(configs[name])
-        try:
-            net.load_state_dict(state["nets"][name])
-        except RuntimeError as err:
-            first = " ".join(str(err).strip().splitlines()[:2])[:200]
-            raise UserError(f"--pretrain_path {path}: {name} does not fit its recorded architecture ({first})") \
-                from None
-        nets[name] = net
+        nets[name] = load_strict(build(configs[name]), state["nets"][name], f"--pretrain_path {path}: {name}")
     for name in MODELS[model].discriminator_names:
         missing = {ATTENTION_D_LAYER, DISTILL_D_LAYER} - set(nets[name].layers)
         if missing:

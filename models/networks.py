@@ -3,6 +3,7 @@ from torch import nn
 
 from models import families
 from models.discriminator import NLayerDiscriminator
+from util.errors import UserError, first_line
 
 
 def init_weights(net, gain=0.02):
@@ -32,3 +33,13 @@ def build_generator(config):
 
 def build_discriminator(config):
     return init_weights(NLayerDiscriminator(**config))
+
+
+def load_strict(net, state_dict, what, fits="its recorded architecture"):
+    """``net.load_state_dict(state_dict)`` with every key and shape checked; returns ``net``. A
+    mismatch is a UserError: "``what`` does not fit ``fits`` (torch's first lines)"."""
+    try:
+        net.load_state_dict(state_dict)
+    except RuntimeError as err:
+        raise UserError(f"{what} does not fit {fits} ({first_line(err)})") from None
+    return net

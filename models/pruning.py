@@ -49,12 +49,8 @@ def _kept_indices(structure, kept, widths, weights):
 def _input_index(structure, conv, index):
     """Kept input channels of ``conv``: the kept indices of each input set, offset by the full widths
     of the sets concatenated before it."""
-    parts, offset = [], 0
-    for s in conv.ins:
-        full = structure.width(s)
-        parts.append(torch.arange(full) + offset if s is None else index[s] + offset)
-        offset += full
-    return torch.cat(parts)
+    return torch.cat([torch.arange(structure.width(s)) + offset if s is None else index[s] + offset
+                      for s, offset in structure.input_offsets(conv)])
 
 
 @torch.no_grad()

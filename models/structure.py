@@ -129,16 +129,18 @@ class ChannelStructure:
         conv writes (their outputs are added: a residual stream). Empty lists in a plain generator."""
         return {name: self.masks_of(name) for name in self.sets if len(self.writers(name)) > 1}
 
+    def input_offsets(self, conv):
+        """[(set name, channel offset)] of the sets ``conv`` reads, concatenated in order: each set
+        starts after the full widths of those before it (None: the image)."""
+        found, offset = [], 0
+        for s in conv.ins:
+            found.append((s, offset))
+            offset += self.width(s)
+        return found
+
     def consumers(self, set_name):
         """(conv, channel offset of the set in that conv's input) for every conv reading the set."""
-        found = []
-        for conv in self.convs:
-            offset = 0
-            for s in conv.ins:
-                if s == set_name:
-                    found.append((conv, offset))
-                offset += self.width(s)
-        return found
+        return [(conv, offset) for conv in self.convs for s, offset in self.input_offsets(conv) if s == set_name]
 
     def readers_of(self, spec):
         """(conv, channel offset) for the convs that read the output of ``spec`` itself: those reading
@@ -146,11 +148,7 @@ class ChannelStructure:
         the set and writes its own output, which later readers see instead)."""
         found = []
         for conv in self.convs[self.convs.index(spec) + 1:]:
-            offset = 0
-            for s in conv.ins:
-                if s == spec.out:
-                    found.append((conv, offset))
-                offset += self.width(s)
+            found += [(conv, offset) for s, offset in self.input_offsets(conv) if s == spec.out]
             if conv.out == spec.out:
                 break
         return found

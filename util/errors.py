@@ -13,6 +13,13 @@ class UserError(Exception):
     """Bad input: missing folders, unreadable images, wrong checkpoints, contradictory options."""
 
 
+def first_line(err, limit=200):
+    """The start of an exception's message (its first two lines, at most ``limit`` characters), for
+    one-line errors that quote a library's message."""
+    text = str(err).strip().splitlines()
+    return " ".join(text[:2])[:limit] if text else type(err).__name__
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """An argparse parser whose errors are UserErrors (one line, exit 2 through :func:`cli_entry`)."""
 
