@@ -28,6 +28,14 @@ class Params(NamedTuple):
     flip: bool
 
 
+def check_crop(mode, load_size, crop_size):
+    """UserError when ``--preprocess mode`` resizes to ``load_size`` and then crops a larger
+    ``crop_size`` (px) from it; the parser and the training transform both ask here."""
+    if mode in ("resize_and_crop", "scale_width_and_crop") and load_size < crop_size:
+        raise UserError(f"--crop_size {crop_size} is larger than --load_size {load_size}: "
+                        f"crop at most the loaded size (e.g. --load_size {crop_size})")
+
+
 class Preprocess:
     """Resize, crop and flip for one ``--preprocess`` mode, then a [-1, 1] tensor.
 
@@ -61,9 +69,8 @@ class Preprocess:
         self.min_size = min_size  # the smallest side the networks accept
         self.crop_size = crop_size
         self.flip = bool(train and flip)
-        if self.crop and self.resize in ("square", "width") and load_size < crop_size:
-            raise UserError(f"--crop_size {crop_size} is larger than --load_size {load_size}: "
-                            f"crop at most the loaded size (e.g. --load_size {crop_size})")
+        if train:
+            check_crop(mode, load_size, crop_size)
 
     def resized_size(self, size):
         """(width, height) of an image of ``size`` after the resize step, before cropping."""

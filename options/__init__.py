@@ -15,7 +15,7 @@ import os
 import sys
 
 from data import DATASETS
-from data.transforms import MODES as PREPROCESS
+from data.transforms import MODES as PREPROCESS, check_crop
 from metrics.evaluate import METRICS
 from models import DIRECTIONS, MODELS as _MODEL_CLASSES
 from models import families
@@ -320,9 +320,7 @@ def validate(opt):
         raise UserError("--aspect_ratio must be positive")
     if opt.eval_freq is not None and opt.eval_freq <= 0:
         raise UserError("--eval_freq must be positive; use --no_eval to switch evaluation off")
-    if opt.preprocess in ("resize_and_crop", "scale_width_and_crop") and opt.crop_size > opt.load_size:
-        raise UserError(f"--crop_size {opt.crop_size} is larger than --load_size {opt.load_size}: "
-                        f"crop at most the loaded size (e.g. --load_size {opt.crop_size})")
+    check_crop(opt.preprocess, opt.load_size, opt.crop_size)
     if opt.upconv_bound and opt.upconv_relu:
         raise UserError("--upconv_bound and --upconv_relu choose different losses for the same masks: give one")
     if opt.scratch and not opt.finetune:
