@@ -32,6 +32,7 @@ def test_version_1_files_read_by_kind(tmp_path):
     save_checkpoint(v1_best, str(tmp_path / "best_v1.pth"))
     record = read_checkpoint(str(tmp_path / "best_v1.pth"))
     assert (record.kind, record.version, record.label) == ("best", 1, "best")
+    assert record.scores() == {"AtoB": 41.0} and set(record.nets) == {"G_A", "G_B", "D_A", "D_B"}
     net = record.generator("BtoA")
     assert same_weights(net.state_dict(), own["nets"]["G_B"]) and not net.training
 
@@ -46,6 +47,7 @@ def test_version_1_files_read_by_kind(tmp_path):
     save_checkpoint(v1_latest, str(tmp_path / "latest.pth"))
     record = read_checkpoint(str(tmp_path / "latest.pth"))
     assert (record.kind, record.epoch, record.label, record.stage) == ("training", 3, "3", "train")
+    assert record.scores() == {"AtoB": 4.0}  # the best epoch's score of a training state
     assert record.options["model"] == "cyclegan"
 
 

@@ -15,7 +15,7 @@ from models import legacy
 from models.discriminator import NLayerDiscriminator
 from models.families.resnet import ResnetGenerator
 from models.families.unet import UnetGenerator
-from util.checkpoint import load_checkpoint
+from util.checkpoint import load_checkpoint, read_checkpoint
 from tests.conftest import randomise
 from util.errors import UserError
 from util.flops import count_macs_params
@@ -300,3 +300,25 @@ def test_numpy_scores_of_original_checkpoints_load(tmp_path):
     torch.save({"array": np.zeros(3)}, tmp_path / "array.pth")
     with pytest.raises(UserError, match="not a readable checkpoint"):
         load_checkpoint(str(tmp_path / "array.pth"))
+
+
+def test_read_checkpoint_normalises_original_files(tmp_path):
+    """An original file becomes the same record as this project's: converted networks, the model its
+    layout fits, and its fid list as scores per direction (a pix2pix number under --direction)."""
+    g_a = randomise(ResnetGenerator(ngf=8, mask=True), 1, bound=0.0)
+    g_b = randomise(ResnetGenerator(ngf=8, mask=True), 2, bound=0.0)
+    path = tmp_path / "model_1200.pth"
+    original_cyclegan(path, g_a, g_b, to_original_mask_resnet, epoch=1200)
+    record = read_checkpoint(str(path))
+    assert (record.kind, record.model, record.stage, record.epoch, record.label) == \
+        ("original", "cyclegan", "search", 1200, "1200")
+    assert set(record.nets) == set(record.configs) == {"G_A", "G_B", "D_A", "D_B"}
+    assert record.scores() == {"AtoB": 61.5, "BtoA": 139.3}
+    same_function(g_b, record.generator("BtoA"), 32)
+    record.check_model("mobilecyclegan")  # an original file does not say its model: nothing is refused
+
+    g = randomise(UnetGenerator(ngf=8, num_downs=5, mask=True), 5, bound=0.0)
+    original_pix2pix(tmp_path / "p.pth", g, to_original_unet)
+    record = read_checkpoint(str(tmp_path / "p.pth"))
+    assert record.model == "pix2pix" and record.scores("BtoA") == {"BtoA": 24.2}
+    same_function(g, record.generator("BtoA"), 32)
