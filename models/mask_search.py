@@ -46,8 +46,7 @@ log = logging.getLogger("dmad")
 SEARCH_FRACTION = 0.75  # the bound reaches 0 after this share of the training images
 N_UPDATES = 150  # update points while the bound shrinks
 GIGA = 1e9
-BOUND_RULES = ("cube", "double", "linear")
-# early-stop options and log lines per generator name
+BOUND_RULES = ("cube", "double", "linear")  # --update_bound_rule
 
 
 # --------------------------------------------------------------------------------------------------

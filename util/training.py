@@ -261,7 +261,7 @@ class Trainer:
     def state(self, epoch):
         state = header("training", self.opt.model, self.stage, self.opt)
         state.update({"epoch": epoch, "iteration": self.iteration, "images_seen": self.images_seen,
-                 "best": {k: dict(v) for k, v in self.best.items()}, "rng": rng_state()})
+                      "best": {k: dict(v) for k, v in self.best.items()}, "rng": rng_state()})
         state.update(self.model.state_dict())
         if self.search is not None:
             state["search"] = self.search.state_dict()
