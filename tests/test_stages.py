@@ -69,7 +69,7 @@ def _pruned_state(opt):
     """A stand-in for prune.py's model_0.pth: full-width plain networks of the options."""
     torch.manual_seed(2)
     model = create_model(opt, CPU)
-    return {"format": FORMAT, "version": VERSION, "model": opt.model, "stage": "pruned", "epoch": 0,
+    return {"format": FORMAT, "version": VERSION, "kind": "pruned", "model": opt.model, "stage": "pruned", "epoch": 0,
             **{k: v for k, v in model.state_dict().items() if k in ("nets", "configs")}}
 
 
@@ -78,7 +78,8 @@ def _teacher_file(tmp_path, model_name):
     torch.manual_seed(1)
     teacher = create_model(opt, CPU)
     path = str(tmp_path / f"teacher_{model_name}.pth")
-    save_checkpoint({"format": FORMAT, "version": VERSION, "model": model_name, "stage": "train", "epoch": 1,
+    save_checkpoint({"format": FORMAT, "version": VERSION, "kind": "training", "model": model_name, "stage": "train",
+                     "epoch": 1,
                      "options": options_dict(opt), **teacher.state_dict()}, path)
     return path
 
