@@ -14,7 +14,8 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import logging
 
-from models import load_generator
+from models import DIRECTIONS
+from util.checkpoint import read_checkpoint
 from util.errors import ArgumentParser, UserError, cli_entry
 from util.export import (FORMATS, OPSET, check_size, deployable, export_onnx, export_torchscript, max_difference,
                          min_size)
@@ -29,8 +30,9 @@ TOLERANCE = 1e-4
 def build_parser():
     parser = ArgumentParser(prog="export.py", description=__doc__.splitlines()[0])
     parser.add_argument("--load_path", required=True, help="checkpoint holding the generator")
-    parser.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"),
-                        help="which generator of a CycleGAN checkpoint (pix2pix has one). default: AtoB")
+    parser.add_argument("--direction", default=None, choices=DIRECTIONS,
+                        help="which generator of a CycleGAN checkpoint; pix2pix has one, which maps the "
+                             "direction it was trained with. default: AtoB, or pix2pix's trained one")
     parser.add_argument("--format", default="onnx", choices=tuple(FORMATS), help="default: onnx")
     parser.add_argument("--output", default=None,
                         help="file to write. default: next to the checkpoint, <name>_<direction>.onnx / .torchscript.pt")
@@ -52,7 +54,9 @@ def default_output(load_path, direction, fmt):
 def main(argv=None):
     opt = build_parser().parse_args(argv)
     setup_logging()
-    net = deployable(load_generator(opt.load_path, opt.direction).cpu())
+    record = read_checkpoint(opt.load_path)
+    opt.direction = record.fit_direction(opt.direction or "AtoB", opt.direction is not None)
+    net = deployable(record.generator(opt.direction).cpu())
     multiple = check_size(net, opt.size)
     output = opt.output or default_output(opt.load_path, opt.direction, opt.format)
     if os.path.isdir(output):

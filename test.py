@@ -63,14 +63,7 @@ def checkpoint_to_test(opt):
 def fit_direction(opt, record):
     """A model with one generator (pix2pix) maps the side it was trained on: the other ``--direction``
     is refused when given, and taken from the checkpoint when not."""
-    path = record.path
-    trained = record.options.get("direction")
-    if len(MODELS[opt.model].generator_names) > 1 or trained not in ("AtoB", "BtoA") or trained == opt.direction:
-        return
-    if "direction" in opt.user_set:
-        raise UserError(f"{path} was trained with --direction {trained} (its generator maps "
-                        f"{trained[0]} to {trained[-1]}): test it with --direction {trained}")
-    opt.direction = trained
+    opt.direction = record.fit_direction(opt.direction, "direction" in opt.user_set)
 
 
 def fit_generators(opt, generators, path):

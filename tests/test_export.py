@@ -12,7 +12,7 @@ from models.pruning import prune_generator
 from models.families.mobile_resnet import MobileResnetGenerator
 from models.families.resnet import ResnetGenerator
 from models.families.unet import UnetGenerator
-from util.checkpoint import FORMAT, VERSION, save_checkpoint
+from util.checkpoint import FORMAT, VERSION, load_checkpoint, save_checkpoint
 from util.export import onnx_session, size_multiple
 
 onnx = pytest.importorskip("onnx")
@@ -163,3 +163,19 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
     assert "--format" in error_line(["--load_path", ckpt, "--format", "tflite"])
     assert not os.path.exists(out)
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp-")]
+
+
+def test_pix2pix_exports_the_direction_it_was_trained_with(tmp_path, capsys):
+    """A pix2pix generator maps only its trained side: the other --direction is one line, exit 2; no
+    --direction takes the trained one (the output is named after it)."""
+    net = pruned_generator("unet", seed=6)
+    ckpt = write_checkpoint(tmp_path / "pruned.pth", {"G": net}, "pix2pix")
+    state = load_checkpoint(ckpt)
+    state["options"] = {"direction": "BtoA"}
+    save_checkpoint(state, ckpt)
+    argv = ["--load_path", ckpt, "--size", str(SIZE), "--no_check"]
+    assert run_main("export", argv + ["--direction", "AtoB"]) == 2
+    assert "was trained with --direction BtoA" in capsys.readouterr().err
+    assert not (tmp_path / "pruned_AtoB.onnx").exists()
+    assert run_main("export", argv) == 0
+    assert (tmp_path / "pruned_BtoA.onnx").is_file()

@@ -9,6 +9,7 @@ import torch
 
 import options
 from models import MODELS, create_model, generator_name
+from util.checkpoint import Checkpoint
 from util.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -73,19 +74,22 @@ def test_unknown_models_and_directions_are_user_errors():
 
 
 @pytest.mark.parametrize("model", ["pix2pix", "mobilepix2pix"])
-def test_test_py_takes_a_one_generator_models_direction_from_its_checkpoint(model):
+def test_test_py_and_export_take_a_one_generator_models_direction_from_its_checkpoint(model):
     """Both paired models map only the side they were trained on (not only the one named pix2pix)."""
     import test as test_script
 
-    record = SimpleNamespace(path="x.pth", options={"direction": "BtoA"})
+    def record(name):
+        return Checkpoint(path="x.pth", kind="training", model=name, stage="train", version=2, epoch=1,
+                          options={"direction": "BtoA"}, nets={}, configs={}, metric=None, state={})
+
     opt = SimpleNamespace(model=model, direction="AtoB", user_set=set())
-    test_script.fit_direction(opt, record)
+    test_script.fit_direction(opt, record(model))
     assert opt.direction == "BtoA"
     opt = SimpleNamespace(model=model, direction="AtoB", user_set={"direction"})
-    with pytest.raises(UserError, match="test it with --direction BtoA"):
-        test_script.fit_direction(opt, record)
+    with pytest.raises(UserError, match="use --direction BtoA"):
+        test_script.fit_direction(opt, record(model))
     cyclegan = SimpleNamespace(model="cyclegan", direction="AtoB", user_set=set())
-    test_script.fit_direction(cyclegan, record)
+    test_script.fit_direction(cyclegan, record("cyclegan"))
     assert cyclegan.direction == "AtoB"  # both generators: either direction is tested
 
 
@@ -104,3 +108,11 @@ def test_no_module_outside_the_models_branches_on_a_model_name():
                 with open(path) as handle:
                     hits += [f"{os.path.relpath(path, REPO)}: {line.strip()}" for line in handle if compare.search(line)]
     assert hits == []
+
+
+def test_the_identity_rule_applies_to_training_only(tmp_path):
+    """test.py computes no identity loss: --input_nc 1 on a CycleGAN is left for the checkpoint to judge."""
+    with pytest.raises(UserError, match="identity loss"):
+        opts("cyclegan", "--input_nc", "1")
+    opt = options.parse("test", ["--dataroot", ROOT["unaligned"], "--model", "cyclegan", "--input_nc", "1"])
+    assert opt.input_nc == 1

@@ -235,6 +235,22 @@ class Checkpoint:
             return {}
         return {name: float(v) for name, v in zip(names, values)}
 
+    def fit_direction(self, direction, given):
+        """The direction to run: a model with one generator (pix2pix) maps only the side it was trained
+        on. ``direction`` is the requested one, ``given`` whether the user named it. Returns the trained
+        direction when it differs and was not named; UserError when it differs and was named."""
+        trained = self.options.get("direction")
+        if self.model is None or trained not in ("AtoB", "BtoA") or trained == direction:
+            return direction
+        from models import MODELS  # models import this module
+
+        if len(MODELS[self.model].generator_names) > 1:  # one generator per direction
+            return direction
+        if given:
+            raise UserError(f"{self.path} was trained with --direction {trained} (its generator maps "
+                            f"{trained[0]} to {trained[-1]}): use --direction {trained}")
+        return trained
+
     def generator(self, direction="AtoB"):
         """The generator of this file that translates ``direction`` ("AtoB"/"BtoA"), in eval mode:
         the net the model's per-direction table names. UserError when the file has none."""
