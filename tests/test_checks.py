@@ -89,6 +89,17 @@ def test_checkpoint_messages_name_the_problem_and_nothing_is_printed_before(p2p,
     assert not (tmp_path / "r").exists()
 
 
+def test_lines_logged_before_an_input_error_stay_held(tmp_path):
+    """The dataset is created (and logged) before a resumed checkpoint is found not to fit: the
+    error is still the only line, on either stream."""
+    assert run_main("train", tiny_args(tmp_path, "held")) == 0
+    argv = tiny_args(tmp_path, "held") + ["--continue_train"]
+    argv[argv.index("--ngf") + 1] = "16"
+    proc = run_script("train", argv)
+    assert "has ngf=8 but the options give 16" in assert_user_error(proc)
+    assert proc.stdout.strip() == "", proc.stdout
+
+
 # ---------------------------------------------------------------- checks before anything is written
 
 def test_crop_too_small_for_the_patchgan_is_refused_at_parse_time():

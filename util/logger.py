@@ -29,7 +29,10 @@ class _TqdmHandler(logging.StreamHandler):
         except Exception:  # noqa: BLE001 - logging must never raise
             self.handleError(record)
 
-    def release(self, drop=False):
+    # not named ``release``: logging.Handler.release() unlocks the handler after every record, and
+    # overriding it would both show held lines at the first record and never unlock
+    def show_held(self, drop=False):
+        """Stop holding; write the held lines (or drop them)."""
         held, self.held, self.holding = self.held, [], False
         if not drop:
             for record in held:
@@ -44,14 +47,14 @@ def release_console():
     """Show the console lines held back so far, and show new ones at once."""
     handler = _console()
     if handler is not None:
-        handler.release()
+        handler.show_held()
 
 
 def drop_console():
     """Discard the console lines held back so far (the command failed on its input)."""
     handler = _console()
     if handler is not None:
-        handler.release(drop=True)
+        handler.show_held(drop=True)
 
 
 def setup_logging(run_dir=None, level=logging.INFO, hold=False):
@@ -75,7 +78,7 @@ def setup_logging(run_dir=None, level=logging.INFO, hold=False):
     console.held = held
     root.addHandler(console)
     if not console.holding:
-        console.release()
+        console.show_held()
     if run_dir is not None:
         os.makedirs(run_dir, exist_ok=True)
         filehandler = logging.FileHandler(os.path.join(run_dir, "logger.log"))
