@@ -19,13 +19,13 @@ from models import MODELS, families, generator_from_state
 from models.layers import masks
 from metrics.evaluate import build_evaluator
 from models.pruning import format_prune_table, prune_generator
-from options import parse, warn_ignored_options
+from options import parse
 from util import distributed
 from util.checkpoint import check_checkpoint_file, header, read_checkpoint, save_checkpoint
-from util.device import announce_device, select_device
+from util.device import select_device
 from util.errors import UserError, cli_entry
 from util.finetune import finetune, prepare_finetune
-from util.logger import release_console, setup_logging
+from util.logger import setup_logging
 from util.training import Run
 
 log = logging.getLogger("dmad")
@@ -124,14 +124,7 @@ def prune(opt, device):
     device = device or select_device(opt.gpu_ids, announce=False)
     evaluator = build_evaluator(opt, device) if main_rank else None  # only rank 0 evaluates
     prepared = prepare_finetune(opt, device) if opt.finetune else None
-    if main_rank:
-        run_text = run.prepare()  # locks the folder for this process and logs to it
-        log.info("\n%s", run_text)
-        warn_ignored_options(opt)
-    else:
-        release_console()  # the other ranks keep warnings and errors only, on the console
-    distributed.barrier()
-    announce_device(device)
+    run.open(device)  # rank 0 locks the folder and logs to it
     scores = source.scores(opt.direction)
     if scores:
         metric = {"fid": "FID", "miou": "mIoU"}.get(source.metric or opt.metric, "score")

@@ -13,11 +13,11 @@ from data import create_dataset
 from metrics.evaluate import build_evaluator
 from models import create_model
 from models.mask_search import MaskSearch
-from options import parse, warn_ignored_options
+from options import parse
 from util import distributed
-from util.device import announce_device, select_device
+from util.device import select_device
 from util.errors import cli_entry
-from util.logger import release_console, setup_logging
+from util.logger import setup_logging
 from util.seed import seed_everything
 from util.training import Run, Trainer, check_first_batch, resume_state
 from util.visualizer import Visualizer
@@ -55,14 +55,7 @@ def train(opt, device):
     evaluator = build_evaluator(opt, device) if main_rank else None
     first_epoch = opt.epoch_count if resume is None or opt.epoch_count_given else int(resume[1]["epoch"]) + 1
     check_first_batch(opt, dataset, first_epoch)  # a truncated image in it fails here
-    if main_rank:
-        run_text = run.prepare()  # locks the folder for this process and logs to it
-        log.info("\n%s", run_text)
-        warn_ignored_options(opt)
-    else:
-        release_console()  # the other ranks keep warnings and errors only, on the console
-    distributed.barrier()
-    announce_device(device)
+    run.open(device)  # rank 0 locks the folder and logs to it
     search = None
     if opt.mask:
         search = MaskSearch(opt, model, n_batches=distributed.batches_per_epoch(len(dataset), opt.batch_size))

@@ -23,12 +23,13 @@ import torch
 from tqdm import tqdm
 
 from data import EpochSampler, create_dataloader, create_dataset
-from options import options_text
+from options import options_text, warn_ignored_options
 from util import distributed
 from util.checkpoint import header, is_native, load_checkpoint, network_state_dicts, read_checkpoint, save_checkpoint
 from util.errors import UserError
 from util.files import FolderLock, check_writable_folder, remove_temporaries
-from util.logger import setup_logging
+from util.device import announce_device
+from util.logger import release_console, setup_logging
 from util.seed import rng_state, set_rng_state
 
 log = logging.getLogger("dmad")
@@ -107,6 +108,18 @@ class Run:
             raise UserError(f"cannot write the run folder {self.dir} ({err.strerror or err}): check "
                             "--checkpoints_dir") from None
         return text
+
+    def open(self, device):
+        """Once every input check has passed: rank 0 locks and writes the run folder (:meth:`prepare`),
+        logs the options and names those without effect; the other ranks keep warnings and errors only,
+        on the console. Every rank then waits for rank 0 and announces its ``device``."""
+        if distributed.is_main():
+            log.info("\n%s", self.prepare())
+            warn_ignored_options(self.opt)
+        else:
+            release_console()
+        distributed.barrier()
+        announce_device(device)
 
     def checkpoint_path(self, epoch):
         return os.path.join(self.ckpt_dir, f"model_{epoch}.pth")
