@@ -26,8 +26,9 @@ from util.flops import count_macs_params  # noqa: E402
 REMOVED_BLOCKS = (2, 5, 7)
 
 
-def search_like(ngf, seed=0, keep=0.35, stream_keep=0.3):
-    """A mask ResNet-9 at bound 0 whose masks look like the end of a search."""
+def search_like(ngf, seed=0, keep=0.35, stream_keep=0.3, removed=REMOVED_BLOCKS):
+    """A mask ResNet-9 at bound 0 whose masks look like the end of a search: about ``keep`` of each
+    layer's channels on, ``stream_keep`` of the residual stream, the blocks ``removed`` switched off."""
     g = torch.Generator().manual_seed(seed)
     net = ResnetGenerator(ngf=ngf, mask=True)
     stream = net.down2.mask.num_channels
@@ -39,7 +40,7 @@ def search_like(ngf, seed=0, keep=0.35, stream_keep=0.3):
                 on &= stream_on
             m.mask_weight.copy_(torch.where(on, 0.5, -0.5) + 0.1 * torch.randn(m.num_channels, generator=g))
             m.update(0)
-        for i in REMOVED_BLOCKS:
+        for i in removed:
             net.blocks[str(i)].conv1.mask.mask_weight.fill_(-1.0)
     return net.eval()
 

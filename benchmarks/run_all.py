@@ -12,9 +12,11 @@ Prints a markdown table and writes it to ``--output`` (default ``benchmarks/resu
   the CPU);
 * the mask update (ms per update point of a 200-epoch CycleGAN schedule) and the pruning of one ngf-64
   ResNet-9 mask generator;
-* inference latency (batch 1, 256 px, eval, median of ``--runs``) of the full and the pruned
-  generator in eager PyTorch and in onnxruntime (CPU execution provider, full graph optimisation),
-  next to the MACs ratio, and the speed-up per MAC saved (target >= 0.8 in the faster runtime);
+* inference latency (batch 1, 256 px, eval) of the full and the pruned generator in eager PyTorch
+  and in onnxruntime (CPU execution provider, full graph optimisation), timed in ``--runs``
+  alternating rounds (full, pruned, full, ...): the medians, the speed-up as the median of the
+  per-round ratios, the MACs ratio, and the speed-up per MAC saved (target >= 0.8 in the faster
+  runtime); at two compression levels per family (about a third and about half of the channels kept);
 * peak memory of each row: resident set size of its process on the CPU,
   ``torch.cuda.max_memory_allocated`` on a GPU.
 
@@ -22,6 +24,7 @@ Every row runs in its own subprocess so that its peak memory is its own. Timings
 are noisy: the header records the load average. Benchmarks never run inside the test suite.
 """
 import argparse
+import copy
 import json
 import os
 import platform
@@ -163,39 +166,62 @@ def _prune_row(device, args):
             "peak": _peak_memory(device)}
 
 
-def _latency(net, x, runs, device):
+def _eager_runner(net, x, device):
     import torch
 
-    with torch.no_grad():
-        net(x)
-        _sync(device)
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
+    net, x = net.to(device), x.to(device)
+
+    def run():
+        with torch.no_grad():
             net(x)
-            _sync(device)
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        _sync(device)
+    return run
 
 
-def _onnx_latency(net, x, runs, threads, tmp, name):
+def _onnx_runner(net, x, threads, tmp, name):
+    """A callable that runs ``net`` exported to ONNX in onnxruntime, or None without its CPU provider."""
     import onnxruntime
 
     from util.export import export_onnx, onnx_session
 
     path = os.path.join(tmp, f"{name}.onnx")
-    export_onnx(net.cpu(), path, size=x.shape[-1])
+    export_onnx(copy.deepcopy(net).cpu(), path, size=x.shape[-1])  # a copy: the eager runner keeps its device
     if "CPUExecutionProvider" not in onnxruntime.get_available_providers():
         return None
     session = onnx_session(path, threads=threads)
     feed = {"input": x.cpu().numpy()}
-    session.run(None, feed)
-    times = []
+    return lambda: session.run(None, feed)
+
+
+def interleaved_latency(full, pruned, runs, warmup=2):
+    """Median seconds of ``full()`` and ``pruned()`` and the median of their per-round ratio.
+
+    The two are timed in alternating rounds (full, pruned, full, pruned, ...), so a change of the
+    machine's speed during the measurement (other load, clock changes) affects both alike; the
+    speed-up is the median over rounds of full / pruned, not a ratio of two medians taken minutes
+    apart. Returns ``(full_s, pruned_s, speed_up)``."""
+    for _ in range(warmup):
+        full(), pruned()
+    times = {"full": [], "pruned": []}
     for _ in range(runs):
-        start = time.perf_counter()
-        session.run(None, feed)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, run in (("full", full), ("pruned", pruned)):
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    ratios = [f / p for f, p in zip(times["full"], times["pruned"])]
+    return statistics.median(times["full"]), statistics.median(times["pruned"]), statistics.median(ratios)
+
+
+# latency rows: (label, the full generator, a mask generator at bound 0 whose masks look searched).
+# Two compression levels per family: about a third of each layer kept (the MACs ratio of the paper's
+# compressed generators, 8-14x) and about half kept (near 4x).
+LATENCY_ROWS = {
+    "resnet9": ("ResNet-9 ngf 64, 35% kept, 3 blocks removed", "resnet", dict(keep=0.35, stream_keep=0.3)),
+    "resnet9_half": ("ResNet-9 ngf 64, 55% kept, 1 block removed", "resnet",
+                     dict(keep=0.55, stream_keep=0.5, removed=(2,))),
+    "unet256": ("U-Net 256 ngf 64, 35% kept", "unet", dict(keep=0.35)),
+    "unet256_half": ("U-Net 256 ngf 64, 50% kept", "unet", dict(keep=0.5)),
+}
 
 
 def _latency_row(row, device, args):
@@ -207,11 +233,11 @@ def _latency_row(row, device, args):
     from models.families.unet import UnetGenerator
     from util.flops import count_macs_params
 
-    # row name: (label, the full generator, a mask generator at bound 0)
-    rows = {"resnet9": ("ResNet-9 ngf 64", lambda: ResnetGenerator(ngf=64), lambda: search_like(64)),
-            "unet256": ("U-Net 256 ngf 64", lambda: UnetGenerator(ngf=64, num_downs=8), lambda: unet_search_like(64))}
-    label, build_full, build_masked = rows[row]
-    full, masked = build_full().eval(), build_masked()
+    label, family, masks_like = LATENCY_ROWS[row]
+    if family == "resnet":
+        full, masked = ResnetGenerator(ngf=64).eval(), search_like(64, **masks_like)
+    else:
+        full, masked = UnetGenerator(ngf=64, num_downs=8).eval(), unet_search_like(64, **masks_like)
     slim = prune_generator(masked)[0].eval()
     shape = (1, 3, args.size, args.size)
     macs_full, _ = count_macs_params(full, shape)
@@ -219,9 +245,15 @@ def _latency_row(row, device, args):
     x = torch.rand(*shape) * 2 - 1
     out = {"kind": "latency", "label": label, "macs_full": macs_full, "macs_pruned": macs_slim}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, net in (("full", full), ("pruned", slim)):
-            out[f"eager_{name}"] = _latency(net.to(device), x.to(device), args.runs, device)
-            out[f"onnx_{name}"] = _onnx_latency(net, x, args.runs, args.threads, tmp, name)
+        runners = {"eager": (_eager_runner(full, x, device), _eager_runner(slim, x, device)),
+                   "onnx": (_onnx_runner(full, x, args.threads, tmp, "full"),
+                            _onnx_runner(slim, x, args.threads, tmp, "pruned"))}
+        for runtime, (run_full, run_slim) in runners.items():
+            if run_full is None or run_slim is None:
+                out[f"{runtime}_full"] = out[f"{runtime}_pruned"] = out[f"{runtime}_speedup"] = None
+                continue
+            timed = interleaved_latency(run_full, run_slim, args.runs)
+            out[f"{runtime}_full"], out[f"{runtime}_pruned"], out[f"{runtime}_speedup"] = timed
     out["peak"] = _peak_memory(device)
     return out
 
@@ -265,7 +297,7 @@ def run_row(spec, args):
 def row_specs(args):
     variants = ["fp32"] if args.device == "cpu" and args.variants == "fp32" else list(VARIANTS)
     specs = [f"train:{key}/{v}" for key, _, _ in TRAIN_ROWS for v in variants]
-    return specs + ["mask_update:", "prune:", "latency:resnet9", "latency:unet256"]
+    return specs + ["mask_update:", "prune:"] + [f"latency:{row}" for row in LATENCY_ROWS]
 
 
 def _child(spec, args):
@@ -300,7 +332,8 @@ def format_table(rows, args, header):
         if r["kind"] == "op":
             lines.append(f"| {r['label']} | {r['ms']:.1f} | {_mib(r['peak'])} |")
     lines += ["", f"Inference at {args.size} px, batch 1 ({args.device}; onnxruntime on the CPU with {args.threads} "
-              "threads); speed-up per MAC saved = latency speed-up / MACs ratio (target >= 0.8 in the faster runtime):",
+              f"threads); {args.runs} alternating rounds of full and pruned, medians; speed-up = median of the per-round "
+              "ratios; speed-up per MAC saved = speed-up / MACs ratio (target >= 0.8 in the faster runtime):",
               "", "| generator | MACs full (G) | MACs pruned (G) | MACs ratio | runtime | full (ms) | pruned (ms) | "
               "speed-up | speed-up per MAC saved |", "|---|---:|---:|---:|---|---:|---:|---:|---:|"]
     for r in rows:
@@ -308,8 +341,7 @@ def format_table(rows, args, header):
             continue
         ratio = r["macs_full"] / r["macs_pruned"]
         for runtime in ("eager", "onnx"):
-            full, slim = r[f"{runtime}_full"], r[f"{runtime}_pruned"]
-            speed = None if full is None or slim is None else full / slim
+            full, slim, speed = r[f"{runtime}_full"], r[f"{runtime}_pruned"], r[f"{runtime}_speedup"]
             name = "eager PyTorch" if runtime == "eager" else "onnxruntime"
             lines.append(f"| {r['label']} | {r['macs_full'] / 1e9:.2f} | {r['macs_pruned'] / 1e9:.2f} | {ratio:.2f} | "
                          f"{name} | {_ms(full)} | {_ms(slim)} | "
@@ -326,7 +358,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="intra-op CPU threads (torch and onnxruntime)")
     parser.add_argument("--iters", type=int, default=3, help="timed training iterations per row")
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--runs", type=int, default=5, help="timed forward passes per latency median")
+    parser.add_argument("--runs", type=int, default=7,
+                        help="alternating rounds (full, pruned) per latency row and runtime")
     parser.add_argument("--size", type=int, default=256, help="image side of the latency rows")
     parser.add_argument("--variants", default="fp32", choices=("fp32", "all"),
                         help="CPU: fp32 only, or also --amp and --amp --channels_last (always all on cuda)")
