@@ -11,7 +11,6 @@ import os
 # Idle OpenMP threads sleep instead of spinning: on a shared or busy CPU, spinning threads make
 # training many times slower. Must be set before torch loads OpenMP; an explicit setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-import argparse
 import importlib.util
 import logging
 import sys
@@ -27,7 +26,7 @@ from data import create_dataloader, create_dataset  # noqa: E402
 from models import MODELS, load_generator  # noqa: E402
 from options import parse  # noqa: E402
 from util.checkpoint import read_checkpoint  # noqa: E402
-from util.errors import cli_entry  # noqa: E402
+from util.errors import ArgumentParser, cli_entry  # noqa: E402
 from util.image import save_image, tensor2im  # noqa: E402
 from util.report import cpu_latency_ms, write_report  # noqa: E402
 from util.visualizer import mask_search_figure, plot_kept_channels  # noqa: E402
@@ -181,7 +180,7 @@ def _samples(p, common, out, teacher, search, student):
 
 @cli_entry
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="demo.py", description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="demo")
     parser.add_argument("--work", default=os.path.join(ROOT, "experiments", "demo"))
     parser.add_argument("--out", default=os.path.join(ROOT, "results", "demo"))

@@ -100,6 +100,43 @@ def test_lines_logged_before_an_input_error_stay_held(tmp_path):
     assert proc.stdout.strip() == "", proc.stdout
 
 
+# ---------------------------------------------------------------- mistyped options
+
+@pytest.mark.parametrize("script", ["train", "prune", "test", "export"])
+@pytest.mark.parametrize("typo, meant", [("--lamda_A", "--lambda_A"), ("--netg", "--netG"),
+                                         ("--lamda_A=10", "--lambda_A")])
+def test_a_mistyped_option_is_named_with_the_real_one(script, typo, meant, tmp_path, capsys):
+    if script == "export":  # its own options; the same parser class
+        typo, meant = {"--lamda_A": ("--formt", "--format"), "--netg": ("--Size", "--size"),
+                       "--lamda_A=10": ("--load_pth=x", "--load_path")}[typo]
+        argv = ["--load_path", str(tmp_path / "none.pth")]
+    else:
+        argv = tiny_args(tmp_path / "exp", "typo") + ["--results_dir", str(tmp_path / "r")]
+    value = [] if "=" in typo else ["10"]
+    assert run_main(script, argv + [typo] + value) == 2
+    err = _one_line(capsys)
+    assert f"unknown option {typo.split('=')[0]}: did you mean {meant}?" in err, err
+    assert "10" not in err  # the value of the unknown option is not reported as a second problem
+    assert os.listdir(tmp_path) == []  # nothing written
+
+
+def test_unknown_option_without_a_close_match_and_stray_arguments():
+    with pytest.raises(UserError) as err:
+        options.parse("train", ["--dataroot", "d", "--zzzzzz", "3", "stray"])
+    message = str(err.value)
+    assert "unknown option --zzzzzz" in message and "did you mean" not in message
+    assert "unrecognized arguments: stray" in message and "\n" not in message
+    # a negative number is a value, not an option: --ntest -1 reaches the range check
+    with pytest.raises(UserError, match="--ntest must be at least 1"):
+        options.parse("test", ["--dataroot", "d", "--ntest", "-1"])
+
+
+def test_mistyped_option_from_the_shell_is_one_line_without_traceback(tmp_path):
+    proc = run_script("train", ["--dataroot", UNALIGNED, "--checkpoints_dir", tmp_path, "--lamda_A", "10"])
+    assert assert_user_error(proc) == "error: unknown option --lamda_A: did you mean --lambda_A? (see `train.py -h`)"
+    assert proc.stdout == "" and os.listdir(tmp_path) == []
+
+
 # ---------------------------------------------------------------- checks before anything is written
 
 def test_crop_too_small_for_the_patchgan_is_refused_at_parse_time():
