@@ -28,7 +28,7 @@ from util.device import select_device
 from util import distributed
 from util.errors import UserError, cli_entry
 from util.files import check_writable_folder
-from util.flops import count_macs_params
+from util.flops import count_macs_params, format_count
 from util.html import HTML
 from util.logger import release_console, setup_logging
 from util.training import Run
@@ -136,7 +136,7 @@ def main(argv=None):
         net = generators[direction] = net.to(device)
         macs, params = count_macs_params(net, (1, net.config()["input_nc"], opt.crop_size, opt.crop_size))
         report["macs"][direction], report["params"][direction] = macs, params
-        log.info("%s generator | Params: %.2fM | MACs: %.2fG", direction, params / 1e6, macs / 1e9)
+        log.info("%s generator | Params: %s | MACs: %s", direction, format_count(params), format_count(macs))
     # aligned data has the ground truth of every output: the other half of the pair
     paired = {d: PairedMetrics() for d, _, _ in directions(opt)} if opt.dataset_mode == "aligned" else {}
     # each direction translates every image of its own side once, named after that image

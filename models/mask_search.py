@@ -40,6 +40,7 @@ from models import mask_losses
 from models.mask import soft_step
 from util import distributed
 from util.errors import UserError
+from util.flops import format_count
 
 log = logging.getLogger("dmad")
 
@@ -428,7 +429,8 @@ class MaskSearch:
                     log.info("net%s frozen layers: %s", g.name, ", ".join(frozen))
                 macs = g.early_stop(size, opt.threshold)
                 if macs is not None:
-                    log.info("%s (candidate %.3f G MACs <= %.3f G)", g.stop_message, macs / GIGA, g.macs_threshold)
+                    log.info("%s (candidate %s MACs <= %s)", g.stop_message, format_count(macs, 3),
+                             format_count(g.macs_threshold * GIGA, 3))
                 else:
                     g.fold_crossing(b_new)
             g.set_bound(0.0 if g.stopped else b_new)

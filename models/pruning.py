@@ -11,7 +11,7 @@ generator computes exactly what the masked one does (§6.5); at a bound > 0 the 
 import torch
 
 from util.errors import UserError
-from util.flops import count_macs_params
+from util.flops import count_macs_params, format_count
 
 
 def original_cfg(structure, widths):
@@ -185,10 +185,10 @@ def format_prune_table(reports):
         if "macs_before" in rep:
             size = "x".join(str(s) for s in rep["input_shape"][2:])
             lines.append(f"  {'at ' + size:<10}{'before':>14}{'after':>14}{'ratio':>10}")
-            lines.append(f"  {'MACs':<10}{rep['macs_before'] / 1e9:>12.3f} G{rep['macs_after'] / 1e9:>12.3f} G"
-                         f"{rep['macs_ratio']:>9.2f}×")
-            lines.append(f"  {'Params':<10}{rep['params_before'] / 1e6:>12.3f} M{rep['params_after'] / 1e6:>12.3f} M"
-                         f"{rep['params_ratio']:>9.2f}×")
+            lines.append(f"  {'MACs':<10}{format_count(rep['macs_before'], 3):>14}"
+                         f"{format_count(rep['macs_after'], 3):>14}{rep['macs_ratio']:>9.2f}×")
+            lines.append(f"  {'Params':<10}{format_count(rep['params_before'], 3):>14}"
+                         f"{format_count(rep['params_after'], 3):>14}{rep['params_ratio']:>9.2f}×")
         width = max(len(layer["set"]) for layer in rep["layers"])
         lines.append(f"  {'layer':<{width}}  {'kept/full':>11}  masks")
         for layer in rep["layers"]:
@@ -204,7 +204,7 @@ def format_prune_table(reports):
         lines.append(f"  cfg: {rep['cfg']}")
         if "macs_before" in rep:
             m0, m1, p0, p1 = rep["macs_before"], rep["macs_after"], rep["params_before"], rep["params_after"]
-            lines.append(f"{label} | Params: {p1 / 1e6:.2f}M | MACs: {m1 / 1e9:.2f}G")
+            lines.append(f"{label} | Params: {format_count(p1)} | MACs: {format_count(m1)}")
             lines.append(f"--------------{label} Prune Ratio--------------")
             lines.append(f"MACs Prune Ratio: {m0 - m1}/{m0} ({100.0 * (m0 - m1) / max(m0, 1):.2f}%)")
             lines.append(f"Params Prune Ratio: {p0 - p1}/{p0} ({100.0 * (p0 - p1) / max(p0, 1):.2f}%)")

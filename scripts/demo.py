@@ -27,6 +27,7 @@ from models import MODELS, load_generator  # noqa: E402
 from options import parse  # noqa: E402
 from util.checkpoint import read_checkpoint  # noqa: E402
 from util.errors import ArgumentParser, cli_entry  # noqa: E402
+from util.flops import format_count  # noqa: E402
 from util.image import save_image, tensor2im  # noqa: E402
 from util.report import cpu_latency_ms, write_report  # noqa: E402
 from util.visualizer import mask_search_figure, plot_kept_channels  # noqa: E402
@@ -105,14 +106,14 @@ def build_report(p, common, out, teacher, search, pruned, student):
     for d in table:
         rep = state["prune_report"][d.generator]
         direction = f"{d.name[0]}->{d.name[-1]}"
-        rows.append([direction, f"{rep['macs_before'] / 1e9:.3f}", f"{rep['macs_after'] / 1e9:.3f}",
-                     f"{rep['macs_ratio']:.2f}x", f"{rep['params_before'] / 1e6:.3f}",
-                     f"{rep['params_after'] / 1e6:.3f}", f"{rep['params_ratio']:.2f}x",
+        rows.append([direction, format_count(rep["macs_before"], 3), format_count(rep["macs_after"], 3),
+                     f"{rep['macs_ratio']:.2f}x", format_count(rep["params_before"], 3),
+                     format_count(rep["params_after"], 3), f"{rep['params_ratio']:.2f}x",
                      ", ".join(rep["removed"]) or "none"])
     sections.append({"title": "Compression", "text": f"Generators at {p['crop']}x{p['crop']} px, ngf {p['ngf']}; "
-                     "MACs and params by the original's counting conventions.",
-                     "table": {"header": ["generator", "MACs before (G)", "MACs after (G)", "MACs ratio",
-                                          "params before (M)", "params after (M)", "params ratio",
+                     "MACs and params by the original's counting conventions (K = 1e3, M = 1e6, G = 1e9).",
+                     "table": {"header": ["generator", "MACs before", "MACs after", "MACs ratio",
+                                          "params before", "params after", "params ratio",
                                           "removed blocks"], "rows": rows}})
 
     size = p["latency_size"]

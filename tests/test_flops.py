@@ -7,7 +7,7 @@ from torch import nn
 from models.discriminator import NLayerDiscriminator
 from models.families.resnet import ResnetGenerator
 from models.families.unet import UnetGenerator
-from util.flops import count_macs_params
+from util.flops import count_macs_params, format_count
 
 
 def g_macs(macs):
@@ -79,3 +79,16 @@ def test_counter_restores_mode_and_weights():
     net.eval()
     count_macs_params(net, (1, 3, 32, 32))
     assert not net.training
+
+
+@pytest.mark.parametrize("value, digits, text", [
+    (56_864_276_480, 2, "56.86G"),  # the original's "%.2fG" at the paper's sizes
+    (11_378_179, 2, "11.38M"), (5_630_000, 2, "5.63M"), (28_310, 2, "28.31K"), (28_310, 3, "28.310K"),
+    (512, 2, "512"), (0, 2, "0"), (999_999, 2, "1.00M"), (994_000, 2, "994.00K"), (1_000, 2, "1.00K")])
+def test_format_count_picks_a_readable_unit(value, digits, text):
+    assert format_count(value, digits) == text
+
+
+def test_counts_at_tiny_sizes_are_not_written_as_zero():
+    macs, params = count_macs_params(ResnetGenerator(ngf=8, n_blocks=2), (1, 3, 32, 32))
+    assert macs < 1e7 and format_count(macs).endswith("M") and not format_count(macs).startswith("0.")

@@ -360,6 +360,7 @@ def test_records_report_and_plot(caplog):
     assert "\tone ratio: " in text and "\ttotal ratio: " in text
     assert "ResBlock sparsity ratio: " in text
     assert "Bound: 0.400" in text and "BtoA early stop!" in text and "AtoB early stop!" not in text
+    assert "MACs <= 1000.000G)" in text  # the threshold (given in G) in the shared count format
     assert len(vis.calls) == 1 and len(vis.calls[0]) == 1
     rec = vis.calls[0][0]
     assert rec["step"] == 0.25 and rec["bound"] == pytest.approx(0.4)

@@ -12,6 +12,7 @@ from models.discriminator import NLayerDiscriminator
 from models.layers import masks
 from models.networks import build_generator
 from models.pruning import format_prune_table, original_cfg, prune_generator
+from util.flops import format_count
 from models.families.resnet import ResnetGenerator
 from models.structure import full_widths
 from models.families.unet import UnetGenerator
@@ -231,7 +232,11 @@ def test_format_prune_table_has_the_original_log_lines():
     net = make_resnet(8, seed=8)
     _, report = prune_generator(net, image_size=32)
     text = format_prune_table({"G_A": report})
-    assert f"netG_A | Params: {report['params_after'] / 1e6:.2f}M | MACs: {report['macs_after'] / 1e9:.2f}G" in text
+    # the original's line, with a unit that keeps tiny counts readable (its "%.2fG" gave 0.00G here)
+    assert report["macs_after"] < 1e7 and "0.00G" not in text and "0.01G" not in text
+    assert f"netG_A | Params: {format_count(report['params_after'])} | MACs: {format_count(report['macs_after'])}" \
+        in text
+    assert f"{format_count(report['macs_before'], 3):>14}{format_count(report['macs_after'], 3):>14}" in text
     removed = report["macs_before"] - report["macs_after"]
     assert f"MACs Prune Ratio: {removed}/{report['macs_before']} (" in text
     assert "Params Prune Ratio: " in text and "--------------netG_A Prune Ratio--------------" in text

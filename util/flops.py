@@ -5,6 +5,7 @@ Counted with forward hooks on torch's own modules: a Conv2d or ConvTranspose2d c
 the output size, which is what makes the full ResNet-9 total 56.864e9); a norm costs 2 x its elements
 (4 x with affine parameters); a Linear ``in x out`` per sample; activations, padding, dropout and
 masks cost nothing. Parameters are those of convs, linears and norms (mask weights are not counted).
+:func:`format_count` writes such a count for people, in the unit that keeps it readable.
 """
 import torch
 from torch import nn
@@ -45,3 +46,21 @@ def count_macs_params(net, input_shape):
         net.train(was_training)
     params = sum(p.numel() for m in counted for p in m.parameters(recurse=False))
     return total[0], params
+
+
+# the units of a MAC or parameter count, largest first
+UNITS = ((1e9, "G"), (1e6, "M"), (1e3, "K"))
+
+
+def format_count(value, digits=2):
+    """A MAC or parameter count as text, in the largest unit it reaches: G (1e9), M (1e6) or K (1e3),
+    with ``digits`` decimals; under 1000 the number itself. ``56_864_276_480 -> '56.86G'``,
+    ``5_630_000 -> '5.63M'``, ``28_310 -> '28.31K'``, ``512 -> '512'``. At the sizes of the paper
+    this is the original's ``%.2fG`` / ``%.2fM``; at small sizes it is not ``0.00G``. A value that
+    rounds to 1 of the next unit is written in it (``999_999 -> '1.00M'``)."""
+    value = float(value)
+    for scale, unit in UNITS:
+        # the largest unit in which the written number is at least 1 (so 999_999 is '1.00M')
+        if round(abs(value) / scale, digits) >= 1:
+            return f"{value / scale:.{digits}f}{unit}"
+    return f"{value:.0f}" if value.is_integer() else f"{value:.{digits}f}"
