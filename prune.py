@@ -18,14 +18,14 @@ import logging
 from models import MODELS, families, generator_from_state
 from models.layers import masks
 from metrics.evaluate import build_evaluator
-from models.pruning import format_prune_table, prune_generator
+from models.pruning import format_prune_summary, format_prune_table, prune_generator
 from options import parse
 from util import distributed
 from util.checkpoint import check_checkpoint_file, header, read_checkpoint, save_checkpoint
 from util.device import select_device
 from util.errors import UserError, cli_entry
 from util.finetune import finetune, prepare_finetune
-from util.logger import setup_logging
+from util.logger import detail_logger, setup_logging
 from util.training import Run
 
 log = logging.getLogger("dmad")
@@ -132,7 +132,10 @@ def prune(opt, device):
 
     nets, reports = prune_nets(opt, source, path, device)
     log.info("Prune done!!!")
-    log.info("\n%s", format_prune_table(reports))
+    detail_logger().info("\n%s", format_prune_table(reports))  # per layer: logger.log only
+    for line in format_prune_summary(reports).splitlines():
+        log.info(line)
+    log.info("the per-layer table is in %s", os.path.join(run.dir, "logger.log"))
     gens, discs = MODELS[opt.model].generator_names, MODELS[opt.model].discriminator_names
     state = header("pruned", opt.model, "pruned", opt)
     state.update({"epoch": 0, "nets": {}, "configs": {}, "cfg": {}, "prune_report": reports, "macs": {},

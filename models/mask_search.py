@@ -41,8 +41,11 @@ from models.mask import soft_step
 from util import distributed
 from util.errors import UserError
 from util.flops import format_count
+from util.logger import detail_logger
 
 log = logging.getLogger("dmad")
+# the per-layer report of every update point: the run's logger.log only (the console gets summary())
+detail = detail_logger()
 
 SEARCH_FRACTION = 0.75  # the bound reaches 0 after this share of the training images
 N_UPDATES = 150  # update points while the bound shrinks
@@ -413,20 +416,20 @@ class MaskSearch:
         """The update point at ``t`` images (§4.1 steps 2-3): sparsity report at the old bound, then the
         update of every generator that still searches, a plot record and (``plot``) the plot."""
         opt = self.opt
-        if log.isEnabledFor(logging.INFO):
+        if detail.isEnabledFor(logging.INFO):
             for g in self.gens:
-                log.info("net%s\n%s", g.name, "\n".join(g.report_lines()))
+                detail.info("net%s\n%s", g.name, "\n".join(g.report_lines()))
         b_new = bound_at(t, self.total, opt.update_bound_rule)
-        log.info("Bound: %.3f", b_new)
+        detail.info("Bound: %.3f", b_new)
         size = (opt.crop_size, opt.crop_size)
         for g in self.gens:
             if g.stopped:
-                log.info(g.stop_message)
+                detail.info(g.stop_message)  # the console had it when the generator stopped
                 continue
             if g.bound > 0:
                 frozen = g.update_coefficients(opt)
                 if frozen:
-                    log.info("net%s frozen layers: %s", g.name, ", ".join(frozen))
+                    detail.info("net%s frozen layers: %s", g.name, ", ".join(frozen))
                 macs = g.early_stop(size, opt.threshold)
                 if macs is not None:
                     log.info("%s (candidate %s MACs <= %s)", g.stop_message, format_count(macs, 3),
@@ -449,6 +452,24 @@ class MaskSearch:
         self.records.append({"step": float(step), "bound": float(bound), "layers": layers, "widths": widths})
         if plot and self.visualizer is not None:
             self.visualizer.plot_mask_search(self.records)
+
+    @torch.no_grad()
+    def summary(self):
+        """One line on where the search stands (the console's line at the end of an epoch; the per-layer
+        report of each update point goes to logger.log): the bound and, per generator, the channels and
+        MACs at ``--crop_size`` of the architecture it would settle on now (a channel stays while its
+        weight is above ``-bound``), and whether it stopped early."""
+        size = (self.opt.crop_size, self.opt.crop_size)
+        parts = [f"search: bound {self.bound:.3f}"]
+        for g in self.gens:
+            weights = dict(zip(g.paths, g.weights()))
+            macs, widths = candidate_macs(g.structure, weights, g.bound, self.opt.threshold, size)
+            full = {name: int(cset.width) for name, cset in g.structure.sets.items()}
+            full_macs, _ = g.structure.macs_params(full, size)
+            kept = sum(int(widths.get(name, 0)) for name in full)
+            parts.append(f"net{g.name} {kept}/{sum(full.values())} channels kept, {format_count(macs)} of "
+                         f"{format_count(full_macs)} MACs" + (" (stopped early)" if g.stopped else ""))
+        return " | ".join(parts)
 
     # ---------------------------------------------------------------- queries
     def best_eligible(self, direction):

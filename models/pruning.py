@@ -209,3 +209,23 @@ def format_prune_table(reports):
             lines.append(f"MACs Prune Ratio: {m0 - m1}/{m0} ({100.0 * (m0 - m1) / max(m0, 1):.2f}%)")
             lines.append(f"Params Prune Ratio: {p0 - p1}/{p0} ({100.0 * (p0 - p1) / max(p0, 1):.2f}%)")
     return "\n".join(lines)
+
+
+def format_prune_summary(reports):
+    """One line per generator of ``{net name: report}`` for the console (the full table of
+    :func:`format_prune_table` goes to the run's log file): MACs and params before -> after with
+    the ratios (when counted), the kept channels over all layers, and the removed blocks."""
+    lines = []
+    for name, rep in reports.items():
+        kept = sum(layer["width"] for layer in rep["layers"])
+        full = sum(layer["full"] for layer in rep["layers"])
+        parts = [f"net{name}: {kept}/{full} channels kept"]
+        if "macs_before" in rep:
+            size = "x".join(str(s) for s in rep["input_shape"][2:])
+            parts.append(f"MACs {format_count(rep['macs_before'])} -> {format_count(rep['macs_after'])} "
+                         f"({rep['macs_ratio']:.2f}x at {size})")
+            parts.append(f"params {format_count(rep['params_before'])} -> {format_count(rep['params_after'])} "
+                         f"({rep['params_ratio']:.2f}x)")
+        parts.append(f"removed: {', '.join(rep['removed'])}" if rep["removed"] else "no block removed")
+        lines.append(", ".join(parts))
+    return "\n".join(lines)

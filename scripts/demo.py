@@ -54,10 +54,16 @@ def _entry(name):
 
 
 def _common(p, work):
+    """The options of every stage (data, device, run folders)."""
     return ["--dataroot", os.path.join(ROOT, "datasets", "toy", "unaligned"), "--model", "cyclegan",
-            "--crop_size", str(p["crop"]), "--load_size", str(p["crop"]), "--ngf", str(p["ngf"]),
-            "--ndf", str(p["ndf"]), "--max_dataset_size", str(p["images"]), "--display_id", "0",
-            "--num_threads", "0", "--gpu_ids", "-1", "--checkpoints_dir", work, "--metric", "none",
+            "--crop_size", str(p["crop"]), "--load_size", str(p["crop"]), "--max_dataset_size", str(p["images"]),
+            "--gpu_ids", "-1", "--checkpoints_dir", work, "--metric", "none"]
+
+
+def _training(p):
+    """The options of the training stages only: given to test.py they would each draw a warning
+    that they have no effect there."""
+    return ["--ndf", str(p["ndf"]), "--display_id", "0", "--num_threads", "0",
             "--print_freq", str(max(p["images"] // 2, 1)), "--display_freq", str(p["images"])]
 
 
@@ -70,18 +76,19 @@ def run_pipeline(preset="demo", work="experiments/demo", out="results/demo"):
     p = PRESETS[preset]
     work, out = os.path.abspath(work), os.path.abspath(out)
     common = _common(p, work)
+    train = common + _training(p) + ["--ngf", str(p["ngf"])]  # prune.py reads ngf from the checkpoint
     teacher = os.path.join(work, "teacher", "checkpoints", "latest.pth")
     search = os.path.join(work, "search", "checkpoints", "latest.pth")
     pruned = os.path.join(work, "student", "checkpoints", "model_0.pth")
     student = os.path.join(work, "student", "checkpoints", "latest.pth")
     stages = [
-        ("teacher training", "train", common + ["--name", "teacher"] + _epochs(p["teacher_epochs"])),
-        ("mask search", "train", common + ["--name", "search", "--mask", "--mask_weight_decay", p["decay"],
+        ("teacher training", "train", train + ["--name", "teacher"] + _epochs(p["teacher_epochs"])),
+        ("mask search", "train", train + ["--name", "search", "--mask", "--mask_weight_decay", p["decay"],
                                            "--lambda_update_coeff", "1.0", "--block_coeff", "1.0",
                                            "--upconv_coeff", "100.0", "--upconv_bound", "--lr", p["search_lr"]]
          + _epochs(p["search_epochs"])),
         ("prune + distillation fine-tune", "prune",
-         common + ["--name", "student", "--mask", "--load_path", search, "--finetune",
+         common + _training(p) + ["--name", "student", "--mask", "--load_path", search, "--finetune",
                    "--lambda_attention_distill", "100.0", "--lambda_discriminator_distill", "0.001",
                    "--pretrain_path", teacher] + _epochs(p["finetune_epochs"])),
         ("test", "test", common + ["--name", "student", "--load_path", student,

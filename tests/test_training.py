@@ -1,7 +1,9 @@
 """The training loop (train.py, util/training.py), checkpoints, resuming and test.py, on tiny toy runs
 (32 px, ngf/ndf 8, 4 images, CPU), run in-process."""
 import json
+import logging
 import os
+import re
 import shutil
 import types
 
@@ -9,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import hash_tree, run_main, tiny_args
+from conftest import _detach_logging, hash_tree, run_main, tiny_args
 from models import create_model, load_generator
 from models.base_model import LRSchedule
 from models.families.resnet import ResnetGenerator
@@ -17,6 +19,7 @@ from models.families.unet import UnetGenerator
 from util.checkpoint import load_checkpoint, save_checkpoint
 from util.flops import count_macs_params
 from util.errors import UserError
+from util.logger import detail_logger, setup_logging
 
 LOSSES = {"cyclegan": ("D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"),
           "pix2pix": ("G_GAN", "G_L1", "D_real", "D_fake")}
@@ -369,3 +372,51 @@ def test_cyclegan_with_different_channel_counts_trains_and_tests(toy_root, tmp_p
     assert models.load_generator(ckpt, "AtoB")(torch.zeros(1, 1, 32, 32)).shape == (1, 3, 32, 32)
     assert models.load_generator(ckpt, "BtoA")(torch.zeros(1, 3, 32, 32)).shape == (1, 1, 32, 32)
     assert run_main("test", argv + ["--results_dir", str(tmp_path / "res")]) == 0
+
+
+# ---------------------------------------------------------------- console and log file
+
+def test_detail_lines_go_to_the_log_file_only(tmp_path, capsys):
+    setup_logging(str(tmp_path))
+    try:
+        logging.getLogger("dmad").info("a summary line")
+        detail_logger().info("a per-layer line")
+    finally:
+        _detach_logging()
+    console = capsys.readouterr()
+    assert "a summary line" in console.out and "a per-layer line" not in console.out + console.err
+    log = (tmp_path / "logger.log").read_text()
+    assert "a summary line" in log and "a per-layer line" in log
+
+
+def test_search_and_prune_console_is_a_summary_and_logger_log_has_every_layer(toy_root, tmp_path, capsys):
+    argv = tiny_args(tmp_path, "search", n_epochs=1, n_epochs_decay=1, mask=True, mask_weight_decay="0.01",
+                     print_freq=4, lr="0.002")
+    assert run_main("train", argv) == 0
+    console = capsys.readouterr()
+    out = console.out + console.err
+    log = (tmp_path / "search" / "logger.log").read_text()
+    # the per-layer report of every update point and the options table: in logger.log, in full
+    updates = log.count("Bound: ")
+    assert updates >= 8 and log.count("netG_A\nstem.mask sparsity ratio: ") == updates
+    assert log.count("ResBlock sparsity ratio: ") == 2 * updates and "----------------- Options" in log
+    assert "sparsity ratio" not in out and "Bound: " not in out and "----------------- Options" not in out
+    # the console: one search line per epoch (bound, kept channels, MACs) next to the epoch's losses
+    summaries = [line for line in out.splitlines() if "| search: bound " in line]
+    assert len(summaries) == 2 and "search: bound 0.000 | netG_A " in summaries[-1]
+    assert all(line.split(" | ", 1)[1] in log for line in summaries)
+    assert len([line for line in out.splitlines() if "End of epoch" in line and "mean losses: D_A: " in line]) == 2
+    assert len(out.splitlines()) < 25, out
+    settled = re.search(r"netG_A (\d+/\d+) channels kept", summaries[-1]).group(1)
+
+    argv = tiny_args(tmp_path, "pruned", mask=True, load_path=tmp_path / "search" / "checkpoints" / "latest.pth")
+    assert run_main("prune", argv) == 0
+    console = capsys.readouterr()
+    out = console.out + console.err
+    log = (tmp_path / "pruned" / "logger.log").read_text()
+    assert "kept/full" in log and "netG_B | Params: " in log and "stem " in log  # the per-layer table
+    assert "kept/full" not in out and "----------------- Options" not in out
+    lines = [line for line in out.splitlines() if "channels kept, MACs " in line]
+    # the pruned net keeps what the search's last line said it would
+    assert len(lines) == 2 and f"netG_A: {settled} channels kept" in lines[0] and "x at 32x32" in lines[0]
+    assert len(out.splitlines()) < 15, out

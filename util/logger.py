@@ -1,5 +1,10 @@
 """Logging set-up: ``<run dir>/logger.log`` and the console, lines prefixed with a timestamp.
 
+Detail that would flood the console (the per-layer sparsity report of every update point of the
+search, the per-layer pruning table, the options table) is logged to the ``dmad.detail`` logger
+(:data:`DETAIL`): it is written to ``logger.log`` in full and kept off the console, which gets a
+summary line instead.
+
 Console lines go through ``tqdm.write`` so they do not tear the progress bars. An entry point may
 hold the console lines back while it checks its input (``setup_logging(hold=True)``): when a check
 fails, :func:`drop_console` discards them so that the error is the only line; otherwise they are
@@ -12,6 +17,17 @@ from tqdm import tqdm
 
 FORMAT = "%(asctime)s | %(message)s"
 DATEFMT = "%m/%d %I:%M:%S %p"
+# the logger of file-only detail; its records propagate to the root logger's handlers as usual
+DETAIL = "dmad.detail"
+
+
+def detail_logger():
+    """The logger whose lines go to the run's ``logger.log`` only, never to the console."""
+    return logging.getLogger(DETAIL)
+
+
+def _not_detail(record):
+    return record.name != DETAIL and not record.name.startswith(DETAIL + ".")
 
 
 class _TqdmHandler(logging.StreamHandler):
@@ -74,6 +90,7 @@ def setup_logging(run_dir=None, level=logging.INFO, hold=False):
     formatter = logging.Formatter(FORMAT, DATEFMT)
     console = _TqdmHandler(hold=hold or (holding and run_dir is None))
     console.setFormatter(formatter)
+    console.addFilter(_not_detail)
     console._dmad = True
     console.held = held
     root.addHandler(console)

@@ -29,7 +29,7 @@ from util.checkpoint import header, is_native, load_checkpoint, network_state_di
 from util.errors import UserError
 from util.files import FolderLock, check_writable_folder, remove_temporaries
 from util.device import announce_device
-from util.logger import release_console, setup_logging
+from util.logger import detail_logger, release_console, setup_logging
 from util.seed import rng_state, set_rng_state
 
 log = logging.getLogger("dmad")
@@ -114,7 +114,9 @@ class Run:
         logs the options and names those without effect; the other ranks keep warnings and errors only,
         on the console. Every rank then waits for rank 0 and announces its ``device``."""
         if distributed.is_main():
-            log.info("\n%s", self.prepare())
+            # the full table is in opt.txt and logger.log; the console names the folder instead
+            detail_logger().info("\n%s", self.prepare())
+            log.info("run folder %s (options: opt.txt, full log: logger.log)", self.dir)
             warn_ignored_options(self.opt)
         else:
             release_console()
@@ -457,7 +459,10 @@ class Trainer:
         means = {k: float(v) / max(count, 1) for k, v in sums.items()}
         means["G_total"] = sum(v for k, v in means.items() if not k.startswith("D"))
         self.history.append(means)
-        log.info("End of epoch %d / %d \t Time Taken: %d sec", epoch, self.last_epoch, time.time() - epoch_start)
+        log.info("End of epoch %d / %d \t Time Taken: %d sec | mean losses: %s", epoch, self.last_epoch,
+                 time.time() - epoch_start, " ".join(f"{k}: {v:.3f}" for k, v in means.items()))
+        if self.search is not None and self.main:
+            log.info(self.search.summary())  # the per-layer report of each update point is in logger.log
 
     def watch_finite(self, losses):
         """Record, on the device and without waiting for it, the first iteration whose losses are not finite."""
