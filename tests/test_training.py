@@ -17,7 +17,7 @@ from models.base_model import LRSchedule
 from models.families.resnet import ResnetGenerator
 from models.families.unet import UnetGenerator
 from util.checkpoint import load_checkpoint, save_checkpoint
-from util.flops import count_macs_params
+from util.flops import count_macs_params, format_count
 from util.errors import UserError
 from util.logger import detail_logger, setup_logging
 
@@ -154,8 +154,9 @@ def test_load_generator(toy_run):
         load_generator(path, "sideways")
 
 
-def test_test_py_prefers_model_best(toy_run, tmp_path):
+def test_test_py_prefers_model_best(toy_run, tmp_path, capsys):
     shutil.copy(toy_run.dir / "checkpoints" / "model_1.pth", toy_run.dir / "model_best.pth")
+    capsys.readouterr()
     try:
         argv = tiny_args(toy_run.ckpt, "toy", toy_run.model) + ["--results_dir", str(tmp_path)]
         assert run_main("test", argv) == 0
@@ -163,6 +164,11 @@ def test_test_py_prefers_model_best(toy_run, tmp_path):
         os.remove(toy_run.dir / "model_best.pth")
     report = json.loads((tmp_path / "toy" / "test_best" / "metrics.json").read_text())
     assert report["checkpoint"].endswith("model_best.pth")
+    # the per-generator line writes the 32 px counts in a unit that shows them (not 0.00G)
+    out = capsys.readouterr().out
+    macs, params = report["macs"]["AtoB"], report["params"]["AtoB"]
+    assert macs < 1e8 and "0.00G" not in out
+    assert f"AtoB generator | Params: {format_count(params)} | MACs: {format_count(macs)}" in out
 
 
 def test_test_py_ntest_and_aspect_ratio(toy_run, tmp_path):
