@@ -212,32 +212,41 @@ def interleaved_latency(full, pruned, runs, warmup=2):
     return statistics.median(times["full"]), statistics.median(times["pruned"]), statistics.median(ratios)
 
 
-# latency rows: (label, the full generator, a mask generator at bound 0 whose masks look searched).
-# Two compression levels per family: about a third of each layer kept (the MACs ratio of the paper's
-# compressed generators, 8-14x) and about half kept (near 4x).
+def _resnet9(**masks_like):
+    """(the full ngf-64 ResNet-9, a search-like mask ResNet-9 at bound 0)"""
+    from bench_prune import search_like
+    from models.families.resnet import ResnetGenerator
+
+    return ResnetGenerator(ngf=64).eval(), search_like(64, **masks_like)
+
+
+def _unet256(**masks_like):
+    """(the full ngf-64 U-Net 256, a search-like mask U-Net 256 at bound 0)"""
+    from models.families.unet import UnetGenerator
+
+    return UnetGenerator(ngf=64, num_downs=8).eval(), unet_search_like(64, **masks_like)
+
+
+# latency rows: (label, builder of the full and the mask generator, how the masks look). Two compression
+# levels per family: about a third of each layer kept (the MACs ratio of the paper's compressed
+# generators, 8-14x) and about half kept (near 4x).
 LATENCY_ROWS = {
-    "resnet9": ("ResNet-9 ngf 64, 35% kept, 3 blocks removed", "resnet", dict(keep=0.35, stream_keep=0.3)),
-    "resnet9_half": ("ResNet-9 ngf 64, 55% kept, 1 block removed", "resnet",
+    "resnet9": ("ResNet-9 ngf 64, 35% kept, 3 blocks removed", _resnet9, dict(keep=0.35, stream_keep=0.3)),
+    "resnet9_half": ("ResNet-9 ngf 64, 55% kept, 1 block removed", _resnet9,
                      dict(keep=0.55, stream_keep=0.5, removed=(2,))),
-    "unet256": ("U-Net 256 ngf 64, 35% kept", "unet", dict(keep=0.35)),
-    "unet256_half": ("U-Net 256 ngf 64, 50% kept", "unet", dict(keep=0.5)),
+    "unet256": ("U-Net 256 ngf 64, 35% kept", _unet256, dict(keep=0.35)),
+    "unet256_half": ("U-Net 256 ngf 64, 50% kept", _unet256, dict(keep=0.5)),
 }
 
 
 def _latency_row(row, device, args):
     import torch
 
-    from bench_prune import search_like
     from models.pruning import prune_generator
-    from models.families.resnet import ResnetGenerator
-    from models.families.unet import UnetGenerator
     from util.flops import count_macs_params
 
-    label, family, masks_like = LATENCY_ROWS[row]
-    if family == "resnet":
-        full, masked = ResnetGenerator(ngf=64).eval(), search_like(64, **masks_like)
-    else:
-        full, masked = UnetGenerator(ngf=64, num_downs=8).eval(), unet_search_like(64, **masks_like)
+    label, build, masks_like = LATENCY_ROWS[row]
+    full, masked = build(**masks_like)
     slim = prune_generator(masked)[0].eval()
     shape = (1, 3, args.size, args.size)
     macs_full, _ = count_macs_params(full, shape)
