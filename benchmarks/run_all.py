@@ -14,7 +14,7 @@ Prints a markdown table and writes it to ``--output`` (default ``benchmarks/resu
   ResNet-9 mask generator;
 * inference latency (batch 1, 256 px, eval) of the full and the pruned generator in eager PyTorch
   and in onnxruntime (CPU execution provider, full graph optimisation), timed in ``--runs``
-  alternating rounds (full, pruned, full, ...): the medians, the speed-up as the median of the
+  alternating rounds (full, pruned, full, ...; see :func:`interleaved_latency`): the medians, the speed-up as the median of the
   per-round ratios, the MACs ratio, and the speed-up per MAC saved (target >= 0.8 in the faster
   runtime); at two compression levels per family (about a third and about half of the channels kept);
 * peak memory of each row: resident set size of its process on the CPU,
@@ -193,18 +193,24 @@ def _onnx_runner(net, x, threads, tmp, name):
     return lambda: session.run(None, feed)
 
 
-def interleaved_latency(full, pruned, runs, warmup=2):
+def interleaved_latency(full, pruned, runs, pause=0.2):
     """Median seconds of ``full()`` and ``pruned()`` and the median of their per-round ratio.
 
     The two are timed in alternating rounds (full, pruned, full, pruned, ...), so a change of the
     machine's speed during the measurement (other load, clock changes) affects both alike; the
     speed-up is the median over rounds of full / pruned, not a ratio of two medians taken minutes
-    apart. Returns ``(full_s, pruned_s, speed_up)``."""
-    for _ in range(warmup):
-        full(), pruned()
+    apart. Each timed call is the second of two back-to-back calls after a ``pause`` (seconds): the
+    pause lets the worker threads of the other generator go idle (an onnxruntime session's threads
+    spin for a while after a run and, on 2 cores, slow the other session: the pruned U-Net took 64 ms
+    right after the full one, 23 ms after a 0.2 s pause), and the untimed first call brings the
+    caches and threads back to the steady state of a generator that runs image after image (after a
+    bare pause the eager pruned U-Net took 65-69 ms, back to back 41-50 ms).
+    Returns ``(full_s, pruned_s, speed_up)``."""
     times = {"full": [], "pruned": []}
     for _ in range(runs):
         for name, run in (("full", full), ("pruned", pruned)):
+            time.sleep(pause)
+            run()
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
