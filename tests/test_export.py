@@ -2,6 +2,7 @@
 in onnxruntime), with a dynamic batch axis and the stated input-size rule; bad input is one line."""
 import json
 import os
+import re
 
 import pytest
 import torch
@@ -104,6 +105,35 @@ def test_torchscript_matches_pytorch_at_any_batch_and_allowed_size(tmp_path, fam
         x = random_batch(batch, size)
         with torch.no_grad():
             assert (loaded(x) - net(x)).abs().max().item() <= TOLERANCE
+
+
+def test_torchscript_refuses_an_input_outside_the_size_rule(tmp_path):
+    net = pruned_generator("resnet", seed=5)
+    ckpt = write_checkpoint(tmp_path / "pruned.pth", {"G_A": net})
+    out = tmp_path / "g.pt"
+    assert run_main("export", ["--load_path", ckpt, "--format", "torchscript", "--size", str(SIZE), "--output",
+                               str(out), "--no_check"]) == 0
+    loaded = torch.jit.load(str(out))
+    multiple = size_multiple(net)
+    # one side off the multiple, too small, wrong channels: each an error that states the rule
+    for shape, words in (((1, 3, SIZE + 2, SIZE), f"multiples of {multiple}"), ((1, 3, multiple, multiple), "at least"),
+                         ((1, 1, SIZE, SIZE), "[N, 3, H, W]")):
+        with pytest.raises(torch.jit.Error, match=re.escape(words)):
+            loaded(torch.zeros(shape))
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_exported_file_has_the_permissions_of_the_umask(tmp_path, fmt):
+    ckpt = write_checkpoint(tmp_path / "pruned.pth", {"G_A": pruned_generator("resnet", seed=6)})
+    out = tmp_path / f"g.{fmt}"
+    old = os.umask(0o022)
+    try:
+        assert run_main("export", ["--load_path", ckpt, "--format", fmt, "--size", str(SIZE), "--output", str(out),
+                                   "--no_check"]) == 0
+    finally:
+        os.umask(old)
+    assert os.stat(out).st_mode & 0o777 == 0o644  # mkstemp alone would leave 0o600
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
 
 
 def test_dynamic_size_onnx_accepts_other_multiples(tmp_path):

@@ -14,7 +14,6 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 import warnings
 
 import torch
@@ -22,6 +21,7 @@ import torch
 from models.layers import masks
 from models.pruning import prune_generator
 from util.errors import UserError
+from util.files import publish, temporary
 
 log = logging.getLogger("dmad")
 
@@ -87,11 +87,12 @@ def _atomic_path(path):
     """A temporary path next to ``path`` that is renamed over it when the block succeeds."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
+    name = os.path.basename(path)
+    fd, tmp = temporary(folder, name, suffix=os.path.splitext(name)[1])
     os.close(fd)
     try:
         yield tmp
-        os.replace(tmp, path)
+        publish(tmp, path)  # with the permissions of the umask, like every other output
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -121,17 +122,44 @@ def export_onnx(net, path, size=256, dynamic_size=False, opset=OPSET):
     return meta
 
 
+class SizeChecked(torch.nn.Module):
+    """A generator that refuses inputs outside its size rule with a ValueError that states the rule
+    (``torch.jit.Error`` once scripted),
+    instead of returning an output of another size or failing inside a convolution (traced
+    TorchScript keeps no such check of its own). Input ``[N, channels, H, W]``."""
+
+    def __init__(self, net, channels: int, multiple: int, smallest: int):
+        super().__init__()
+        self.net = net
+        self.channels = channels
+        self.multiple = multiple
+        self.smallest = smallest
+
+    def forward(self, x):
+        if x.dim() != 4 or x.size(1) != self.channels:
+            raise ValueError("expected an input [N, " + str(self.channels) + ", H, W], got "
+                             + str(list(x.shape)))
+        h, w = x.size(2), x.size(3)
+        if h % self.multiple != 0 or w % self.multiple != 0 or min(h, w) < self.smallest:
+            raise ValueError("input " + str(h) + "x" + str(w) + " does not fit this generator: H and W must be "
+                             "multiples of " + str(self.multiple) + ", at least " + str(self.smallest))
+        return self.net(x)
+
+
 def export_torchscript(net, path, size=256):
-    """Write ``net`` to ``path`` as a traced TorchScript module (``torch.jit.load``); any batch size
-    and any H, W that are multiples of :func:`size_multiple`. The metadata is the extra file
-    ``metadata.json``."""
+    """Write ``net`` to ``path`` as TorchScript (``torch.jit.load``): the traced generator inside a
+    scripted :class:`SizeChecked`, so any batch size and any H, W that are multiples of
+    :func:`size_multiple` (at least :func:`min_size`) run, and other sizes raise an error that states
+    the rule (``torch.jit.Error``, whose message names the ValueError). The metadata is the extra file ``metadata.json``."""
     check_size(net, size)
-    example = torch.zeros(1, net.structure().input_nc, size, size, device=_device(net))
+    channels = net.structure().input_nc
+    example = torch.zeros(1, channels, size, size, device=_device(net))
     meta = metadata(net, size, dynamic_size=True)
     with _atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(net, (example,), check_trace=False)
-        torch.jit.save(traced, tmp, _extra_files={"metadata.json": json.dumps(meta)})
+        module = torch.jit.script(SizeChecked(traced, channels, size_multiple(net), min_size(net)))
+        torch.jit.save(module, tmp, _extra_files={"metadata.json": json.dumps(meta)})
     return meta
 
 
