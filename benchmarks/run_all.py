@@ -251,8 +251,14 @@ def _latency_row(row, device, args):
     from models.pruning import prune_generator
     from util.flops import count_macs_params
 
+    from util.export import min_size, size_multiple
+
     label, build, masks_like = LATENCY_ROWS[row]
     full, masked = build(**masks_like)
+    multiple, smallest = size_multiple(full), min_size(full)
+    if args.size % multiple or args.size < smallest:
+        return {"kind": "skipped", "label": label, "reason": f"--size {args.size} does not fit it (it takes multiples "
+                                                             f"of {multiple} from {smallest})"}
     slim = prune_generator(masked)[0].eval()
     shape = (1, 3, args.size, args.size)
     macs_full, _ = count_macs_params(full, shape)
@@ -337,23 +343,27 @@ def _ms(value):
 
 
 def format_table(rows, args, header):
+    """The markdown page: the header, then each table that has rows, then the skipped and failed rows."""
     memory = "peak GPU memory (MiB)" if args.device == "cuda" else "peak RSS (MiB)"
-    lines = [header, "", f"| training | precision | s / iteration | images / s | {memory} |", "|---|---|---:|---:|---:|"]
-    for r in rows:
-        if r["kind"] == "train":
-            lines.append(f"| {r['label']} | {r['variant']} | {r['seconds']:.3f} | {r['images_per_s']:.2f} | {_mib(r['peak'])} |")
-    lines += ["", f"| operation | ms | {memory} |", "|---|---:|---:|"]
-    for r in rows:
-        if r["kind"] == "op":
-            lines.append(f"| {r['label']} | {r['ms']:.1f} | {_mib(r['peak'])} |")
-    lines += ["", f"Inference at {args.size} px, batch 1 ({args.device}; onnxruntime on the CPU with {args.threads} "
-              f"threads); {args.runs} alternating rounds of full and pruned, medians; speed-up = median of the per-round "
-              "ratios; speed-up per MAC saved = speed-up / MACs ratio (target >= 0.8 in the faster runtime):",
-              "", "| generator | MACs full (G) | MACs pruned (G) | MACs ratio | runtime | full (ms) | pruned (ms) | "
-              "speed-up | speed-up per MAC saved |", "|---|---:|---:|---:|---|---:|---:|---:|---:|"]
-    for r in rows:
-        if r["kind"] != "latency":
-            continue
+    lines = [header]
+    train = [r for r in rows if r["kind"] == "train"]
+    if train:
+        lines += ["", f"Training: median of {args.iters} iterations after {args.warmup} warm-up, random images.", "",
+                  f"| training | precision | s / iteration | images / s | {memory} |", "|---|---|---:|---:|---:|"]
+        lines += [f"| {r['label']} | {r['variant']} | {r['seconds']:.3f} | {r['images_per_s']:.2f} | {_mib(r['peak'])} |"
+                  for r in train]
+    ops = [r for r in rows if r["kind"] == "op"]
+    if ops:
+        lines += ["", f"| operation | ms | {memory} |", "|---|---:|---:|"]
+        lines += [f"| {r['label']} | {r['ms']:.1f} | {_mib(r['peak'])} |" for r in ops]
+    latency = [r for r in rows if r["kind"] == "latency"]
+    if latency:
+        lines += ["", f"Inference at {args.size} px, batch 1 ({args.device}; onnxruntime on the CPU with {args.threads} "
+                  f"threads); {args.runs} alternating rounds of full and pruned, medians; speed-up = median of the "
+                  "per-round ratios; speed-up per MAC saved = speed-up / MACs ratio (target >= 0.8 in the faster runtime):",
+                  "", "| generator | MACs full (G) | MACs pruned (G) | MACs ratio | runtime | full (ms) | pruned (ms) | "
+                  "speed-up | speed-up per MAC saved |", "|---|---:|---:|---:|---|---:|---:|---:|---:|"]
+    for r in latency:
         ratio = r["macs_full"] / r["macs_pruned"]
         for runtime in ("eager", "onnx"):
             full, slim, speed = r[f"{runtime}_full"], r[f"{runtime}_pruned"], r[f"{runtime}_speedup"]
@@ -361,9 +371,10 @@ def format_table(rows, args, header):
             lines.append(f"| {r['label']} | {r['macs_full'] / 1e9:.2f} | {r['macs_pruned'] / 1e9:.2f} | {ratio:.2f} | "
                          f"{name} | {_ms(full)} | {_ms(slim)} | "
                          f"{'n/a' if speed is None else f'{speed:.2f}'} | {'n/a' if speed is None else f'{speed / ratio:.2f}'} |")
-    failed = [r for r in rows if r["kind"] == "failed"]
-    if failed:
-        lines += ["", "Rows that failed:"] + [f"- {r['label']}: {r['error']}" for r in failed]
+    for kind, title, key in (("skipped", "Rows skipped", "reason"), ("failed", "Rows that failed", "error")):
+        listed = [r for r in rows if r["kind"] == kind]
+        if listed:
+            lines += ["", f"{title}:"] + [f"- {r['label']}: {r[key]}" for r in listed]
     return "\n".join(lines)
 
 
@@ -398,12 +409,12 @@ def main():
     for spec in specs:
         start = time.time()
         rows.append(_child(spec, args))
-        print(f"  {spec}: {time.time() - start:.0f} s", file=sys.stderr, flush=True)
+        outcome = {"skipped": "skipped", "failed": "failed"}.get(rows[-1]["kind"], "done")
+        print(f"  {spec.rstrip(':')}: {outcome} in {time.time() - start:.0f} s", file=sys.stderr, flush=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     device = torch.cuda.get_device_name(0) if args.device == "cuda" else f"{platform.processor() or 'CPU'}"
     header = (f"# Benchmarks ({args.device}: {device})\n\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, torch "
-              f"{torch.__version__}, {args.threads} threads, {os.cpu_count()} cores, load average {load:.1f} at the end; "
-              f"training rows: median of {args.iters} iterations after {args.warmup} warm-up, random images.")
+              f"{torch.__version__}, {args.threads} threads, {os.cpu_count()} cores, load average {load:.1f} at the end.")
     table = format_table(rows, args, header)
     print(table)
     output = args.output or os.path.join(HERE, f"results_{args.device}.md")
