@@ -402,7 +402,7 @@ EFFECT = {
     # the architecture of test.py and prune.py comes from the checkpoint
     "ngf": (lambda o: o.script == "train", "train.py (test.py and prune.py read it from the checkpoint)"),
     "no_dropout": (lambda o: o.script == "train", "train.py (test.py and prune.py read it from the checkpoint)"),
-    "ndf": (lambda o: o.script != "test", "train.py and prune.py (test.py runs generators only)"),
+    "ndf": (_trains, TRAINING + " (test.py and pruning run generators only)"),
     "mask": (lambda o: o.script != "test", "train.py and prune.py (test.py reads the architecture from the "
                                            "checkpoint)"),
     "threshold": (lambda o: _searches(o) or o.script == "prune", "prune.py and " + SEARCH),
@@ -426,6 +426,9 @@ GROUP_EFFECT = {
 }
 # options of those groups that also act elsewhere
 _ALSO_ELSEWHERE = {"display_winsize"}  # the size of test.py's images
+# values that switch an option's feature off: given where the feature does not act, they agree with
+# the script and are not warned about (``--display_id 0`` turns visdom off anywhere)
+_OFF_VALUES = {"display_id": lambda v: v <= 0}
 
 
 def ignored_options(opt, parser=None):
@@ -443,6 +446,8 @@ def ignored_options(opt, parser=None):
     flags = {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
     ignored = []
     for dest in getattr(opt, "user_set", ()):
+        if dest in _OFF_VALUES and _OFF_VALUES[dest](getattr(opt, dest)):
+            continue
         if dest in effect and not effect[dest][0](opt):
             ignored.append((flags[dest], effect[dest][1]))
     return ignored

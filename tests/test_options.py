@@ -295,6 +295,10 @@ def test_options_text_marks_changed_values():
     ("prune", ["--mask", "--lr", "0.1", "--display_id", "1", "--threshold", "1"], ["--display_id", "--lr"]),
     ("prune", ["--mask", "--finetune", "--lr", "0.1", "--display_id", "1", "--upconv_bound"], ["--upconv_bound"]),
     ("prune", ["--mask", "--finetune", "--lambda_d", "1", "--pretrain_path", "t.pth", "--continue_train"], []),
+    # the discriminator's width acts only where a discriminator trains; --display_id 0 switches visdom off
+    ("prune", ["--mask", "--ndf", "16", "--display_id", "0"], ["--ndf"]),
+    ("prune", ["--mask", "--finetune", "--ndf", "16", "--display_id", "0"], []),
+    ("test", ["--display_id", "0", "--display_id", "-1"], []),
 ])
 def test_options_without_effect_are_named(script, argv, ignored):
     opt = parse(*argv, script=script)
