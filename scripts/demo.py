@@ -156,9 +156,7 @@ def build_report(p, common, out, teacher, search, pruned, student):
         images.append((rel, "bound and kept channels over the search"))
     sections.append({"title": "Kept channels", "images": images})
     sections.append(_samples(p, common, out, teacher, search, student))
-    page = write_report(out, "DMAD demo on the toy data", sections)
-    log.info("report: %s", page)
-    return page
+    return write_report(out, "DMAD demo on the toy data", sections)
 
 
 def _samples(p, common, out, teacher, search, student):
