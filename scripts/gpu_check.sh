@@ -23,5 +23,5 @@ echo "== tests marked cuda (skips are listed with their reasons)"
 $PY -m pytest -q -m cuda -rs tests || status=1
 
 echo "== benchmark table (rows that fail are listed under the table)"
-$PY benchmarks/run_all.py --device cuda --iters 5 --warmup 2 --output benchmarks/results_cuda.md || status=1
+$PY benchmarks/run_all.py --device cuda --iters 5 --warmup 2 --runs 5 --output benchmarks/results_cuda.md || status=1
 exit $status
