@@ -34,7 +34,7 @@ log = logging.getLogger("dmad")
 def read_search_checkpoint(opt, path):
     """The search checkpoint (a :class:`util.checkpoint.Checkpoint`); UserError when it is not a mask
     search of ``--model``."""
-    source = read_checkpoint(path)
+    source = read_checkpoint(path, "--load_path")
     if source.model != opt.model:
         raise UserError(f"{path} holds a {source.model} model but --model {opt.model} was given: "
                         f"use --model {source.model}")

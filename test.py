@@ -55,7 +55,7 @@ def checkpoint_to_test(opt):
             raise UserError(f"no checkpoint in {run.dir}: train first or give --load_path")
         if path != run.best_path:
             log.info("no model_best.pth in %s (it is written when evaluation runs): testing %s", run.dir, path)
-    record = read_checkpoint(path)
+    record = read_checkpoint(path, "--load_path" if opt.load_path else None)
     record.check_model(opt.model)
     return record
 

@@ -107,7 +107,7 @@ class Teacher(nn.Module):
 def load_teacher(opt, device):
     """The teacher of ``--pretrain_path`` for ``--model``, checked against the options and frozen."""
     path = opt.pretrain_path
-    record = read_checkpoint(path)
+    record = read_checkpoint(path, "--pretrain_path")
     state = {"nets": record.nets, "configs": record.configs}
     model = opt.model
     if record.model not in (None, model):

@@ -82,7 +82,8 @@ def test_runs_write_version_2_and_test_py_reads_once(tmp_path, monkeypatch):
     assert latest["kind"] == "training" and latest["version"] == VERSION
     reads = []
     original = util.checkpoint.load_checkpoint
-    monkeypatch.setattr(util.checkpoint, "load_checkpoint", lambda path, *a: reads.append(path) or original(path, *a))
+    monkeypatch.setattr(util.checkpoint, "load_checkpoint",
+                        lambda path, *a, **k: reads.append(path) or original(path, *a, **k))
     argv = tiny_args(tmp_path / "ckpt", "once", "cyclegan") + ["--results_dir", str(tmp_path / "res")]
     assert run_main("test", argv) == 0
     assert len(reads) == 1 and reads[0].endswith("latest.pth")

@@ -352,7 +352,10 @@ def test_prune_py_user_errors(tmp_path, capsys):
     args = prune_args(tmp_path, tmp_path / "missing.pth")
     no_mask = [a for a in args if a != "--mask"]
     assert "add --mask" in _exit_message(capsys, no_mask)
-    assert "does not exist" in _exit_message(capsys, args)
+    assert f"--load_path {tmp_path / 'missing.pth'} does not exist" in _exit_message(capsys, args)
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    assert f"--load_path {garbage} is not a readable checkpoint" in _exit_message(capsys, prune_args(tmp_path, garbage))
     without_path = args[:args.index("--load_path")] + args[args.index("--load_path") + 2:]
     assert "--load_path" in _exit_message(capsys, without_path)
 
@@ -363,6 +366,13 @@ def test_prune_py_user_errors(tmp_path, capsys):
     search = tmp_path / "search.pth"
     search_checkpoint(search)
     assert "--model pix2pix" in _exit_message(capsys, prune_args(tmp_path, search, "pix2pix"))
+    # the teacher's path is named by its option, missing or unreadable
+    teacher = ["--finetune", "--lambda_attention_distill", "1", "--pretrain_path"]
+    missing = tmp_path / "nope.pth"
+    assert f"--pretrain_path {missing} does not exist" in _exit_message(
+        capsys, prune_args(tmp_path, search, "cyclegan", *teacher, str(missing)))
+    assert f"--pretrain_path {garbage} is not a readable checkpoint" in _exit_message(
+        capsys, prune_args(tmp_path, search, "cyclegan", *teacher, str(garbage)))
     assert not (tmp_path / "exp" / "pruned" / "checkpoints" / "model_0.pth").exists()
 
 

@@ -70,30 +70,34 @@ def check_checkpoint_file(path, option="--load_path"):
     return path
 
 
-def load_checkpoint(path, map_location="cpu"):
+def load_checkpoint(path, map_location="cpu", option=None):
     """Load a checkpoint with ``weights_only=True`` and check its network tensors.
+
+    ``option``: the command-line option that gave ``path`` (e.g. ``"--pretrain_path"``), named in
+    every error so that the user knows which path to fix; None for a path the code chose.
 
     Raises UserError with one line for a missing path or a folder, a file that is not a torch
     checkpoint, one holding objects other than plain tensors and values (pickled code is never run),
     and one whose network tensors are not floating point or not finite (see :func:`check_networks`).
     """
-    path = check_checkpoint_file(path, "checkpoint")
+    path = check_checkpoint_file(path, option or "checkpoint")
+    named = f"{option} {path}" if option else path
     try:
         with torch.serialization.safe_globals(_numpy_scalar_globals()), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about pickle protocols before failing
             state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - every failure to unpickle is reported as one of two kinds
         if _holds_objects(path, err):
-            raise UserError(f"{path} is not a readable checkpoint: it holds objects that are not plain tensors "
+            raise UserError(f"{named} is not a readable checkpoint: it holds objects that are not plain tensors "
                             "(pickled classes or code, never run here); use a checkpoint saved as plain state "
                             "dicts") from None
-        raise UserError(f"{path} is not a readable checkpoint: not a torch.save archive (truncated, or another "
+        raise UserError(f"{named} is not a readable checkpoint: not a torch.save archive (truncated, or another "
                         "format); give a .pth file written by this project or the original DMAD code") from None
     if is_native(state):
         from models.families import upgrade_checkpoint  # the families know their earlier layouts
 
         upgrade_checkpoint(state)
-    check_networks(state, path)
+    check_networks(state, named)
     return state
 
 
@@ -262,12 +266,13 @@ class Checkpoint:
         return generator_from_state(self.configs[name], self.nets[name], self.path).eval()
 
 
-def read_checkpoint(path):
+def read_checkpoint(path, option=None):
     """The :class:`Checkpoint` of ``path``: a file of this project (any version up to
     :data:`VERSION`) or of the original DMAD code. UserError (one line) for a missing, unreadable,
-    damaged, newer or unknown file."""
+    damaged, newer or unknown file; ``option``, the command-line option that gave ``path``, is named
+    in the errors of a missing, unreadable or damaged file (see :func:`load_checkpoint`)."""
     path = os.path.expanduser(path)
-    state = load_checkpoint(path)
+    state = load_checkpoint(path, option=option)
     if not is_native(state):
         if not isinstance(state, dict):
             raise UserError(f"{path} is not a model checkpoint: it holds a {type(state).__name__}, not a dict")

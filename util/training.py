@@ -187,7 +187,8 @@ def resume_state(opt, run, candidates, stages, kind, fix, search=None):
     whose mask-search state disagrees with ``search``.
     """
     for path in candidates:
-        state = load_checkpoint(path)
+        # the path the user gave is named by its option in the errors
+        state = load_checkpoint(path, option="--load_path" if opt.load_path and path == opt.load_path else None)
         if stages is None or (is_native(state) and state.get("stage") in stages and "epoch" in state):
             _check_resumable(opt, path, state, search)
             return path, state
