@@ -22,6 +22,7 @@ from data import create_dataloader, create_dataset
 from metrics.evaluate import build_evaluator
 from metrics.paired import PairedMetrics, by_metric
 from models import MODELS, families
+from models.layers import masks
 from options import parse, warn_ignored_options
 from util.checkpoint import check_checkpoint_file, read_checkpoint
 from util.device import select_device
@@ -66,6 +67,25 @@ def fit_direction(opt, record):
     opt.direction = record.fit_direction(opt.direction, "direction" in opt.user_set)
 
 
+def fit_sizes(opt, record):
+    """``--load_size`` / ``--crop_size`` that were not given are taken from the options the checkpoint
+    was written with, so a model trained at 32 px is tested at 32 px; files without stored options
+    (the original DMAD code's) keep the defaults. A given ``--crop_size`` is kept (and checked against
+    the generator by :func:`fit_generators`); a load size taken from the file is raised to the crop
+    size when a larger ``--crop_size`` is given."""
+    taken = {}
+    for name in ("load_size", "crop_size"):
+        value = record.options.get(name)
+        if name not in opt.user_set and type(value) is int and value > 0:
+            taken[name] = value
+            setattr(opt, name, value)
+    if "load_size" in taken:
+        opt.load_size = max(opt.load_size, opt.crop_size)
+    if taken:
+        log.info("%s taken from the options %s was trained with", " and ".join(f"--{k} {v}" for k, v in taken.items()),
+                 record.path)
+
+
 def fit_generators(opt, generators, path):
     """Take the image channels and the size multiple from the checkpoint's generators; data options
     given on the command line that contradict them are refused with one line."""
@@ -97,6 +117,17 @@ def fit_generators(opt, generators, path):
         opt.load_size = max(opt.load_size, fitted)
 
 
+def warn_unsettled(generators):
+    """One warning when a generator carries masks whose bound is still > 0 (a checkpoint taken during
+    the search): such a generator is tested as it is, soft masks included (method.md §2, §4), but it is
+    not the slim one that pruning makes of a finished search."""
+    bounds = [float(m.bound) for net in generators.values() for m in masks(net).values()]
+    if bounds and max(bounds) > 0:
+        log.warning("the masks have not settled (bound %g > 0): the outputs are those of the soft-masked generator "
+                    "and the MACs those of the full architecture; prune a finished search (bound 0) with prune.py "
+                    "for the slim generator", max(bounds))
+
+
 def directions(opt):
     """Which generators to run, and on which side of the data: [(direction, source key, out label)],
     from the model's per-direction table."""
@@ -119,6 +150,7 @@ def main(argv=None):
     path, label = record.path, record.label
     # the architecture comes from the checkpoint; data options are fitted to it before any data is read
     fit_direction(opt, record)
+    fit_sizes(opt, record)
     generators = {direction: record.generator(direction) for direction, _, _ in directions(opt)}
     fit_generators(opt, generators, path)
     if opt.phase == "test" and opt.dataset_mode == "aligned" and not os.path.isdir(os.path.join(opt.dataroot, "test")) \
@@ -129,14 +161,18 @@ def main(argv=None):
     evaluator = build_evaluator(opt, device)  # a missing explicit weights file fails before any output
     warn_ignored_options(opt)
     release_console()
+    warn_unsettled(generators)
     web_dir = os.path.join(opt.results_dir, opt.name, f"test_{label}")
     webpage = HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Checkpoint = {label}")
-    report = {"checkpoint": os.path.abspath(path), "macs": {}, "params": {}}
+    # the MACs are counted for one crop_size x crop_size image: its (height, width) in px goes with them
+    report = {"checkpoint": os.path.abspath(path), "macs_image_size": [opt.crop_size, opt.crop_size], "macs": {},
+              "params": {}}
     for direction, net in generators.items():
         net = generators[direction] = net.to(device)
         macs, params = count_macs_params(net, (1, net.config()["input_nc"], opt.crop_size, opt.crop_size))
         report["macs"][direction], report["params"][direction] = macs, params
-        log.info("%s generator | Params: %s | MACs: %s", direction, format_count(params), format_count(macs))
+        log.info("%s generator | Params: %s | MACs: %s at %dx%d", direction, format_count(params),
+                 format_count(macs), opt.crop_size, opt.crop_size)
     # aligned data has the ground truth of every output: the other half of the pair
     paired = {d: PairedMetrics() for d, _, _ in directions(opt)} if opt.dataset_mode == "aligned" else {}
     # each direction translates every image of its own side once, named after that image

@@ -1,0 +1,92 @@
+"""test.py takes the training size from the checkpoint, names the resolution of its MACs, and warns
+about a mask search that has not settled."""
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+import test as test_script
+from models.layers import masks
+from tests.conftest import run_main, tiny_args
+from util.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from util.flops import count_macs_params
+
+
+def _without_sizes(argv):
+    """``argv`` without its --crop_size / --load_size (tiny_args gives both)."""
+    out = list(argv)
+    for flag in ("--crop_size", "--load_size"):
+        i = out.index(flag)
+        del out[i:i + 2]
+    return out
+
+
+@pytest.fixture(scope="module")
+def search(tmp_path_factory):
+    """A tiny CycleGAN mask search trained at 32 px (the toy images are 64 px)."""
+    root = tmp_path_factory.mktemp("search")
+    assert run_main("train", tiny_args(root, "s", mask=True)) == 0
+    return root / "s" / "checkpoints" / "latest.pth"
+
+
+def _with_bound(source, target, bound):
+    state = load_checkpoint(str(source))
+    for sd in state["nets"].values():
+        for key in sd:
+            if key.endswith("bound"):
+                sd[key] = torch.full_like(sd[key], bound)
+    save_checkpoint(state, str(target))
+    return target
+
+
+def _test(tmp_path, ckpt, capsys, *extra):
+    argv = _without_sizes(tiny_args(tmp_path, "t", mask=True)) + [
+        "--load_path", str(ckpt), "--results_dir", str(tmp_path / "res"), "--ntest", "1", *extra]
+    assert run_main("test", argv) == 0
+    captured = capsys.readouterr()
+    page = next((tmp_path / "res" / "t").glob("test_*"))
+    return json.loads((page / "metrics.json").read_text()), captured.out + captured.err, page
+
+
+def test_sizes_come_from_the_checkpoint_and_the_macs_name_them(search, tmp_path, capsys):
+    ckpt = _with_bound(search, tmp_path / "settled.pth", 0.0)
+    report, out, page = _test(tmp_path, ckpt, capsys)
+    assert report["macs_image_size"] == [32, 32]
+    net = test_script.read_checkpoint(str(ckpt)).generator("AtoB")
+    assert report["macs"]["AtoB"] == count_macs_params(net, (1, 3, 32, 32))[0]
+    assert "AtoB generator | Params:" in out and "at 32x32" in out
+    with Image.open(next((page / "images" / "fake_B").glob("*.png"))) as image:
+        assert image.size == (32, 32)  # the 64 px toy images are tested at the training size
+    assert "have not settled" not in out  # bound 0: no warning
+
+    # a given --crop_size wins over the stored one
+    report, out, _ = _test(tmp_path / "given", ckpt, capsys, "--crop_size", "48", "--load_size", "48")
+    assert report["macs_image_size"] == [48, 48] and "at 48x48" in out
+
+
+def test_fit_sizes(tmp_path):
+    import options
+
+    def fitted(stored, *argv):
+        opt = options.parse("test", ["--dataroot", str(tmp_path), "--model", "cyclegan", *argv])
+        record = Checkpoint(path="x.pth", kind="training", model="cyclegan", stage="train", version=2, epoch=1,
+                            options=stored, nets={}, configs={}, metric=None, state={})
+        test_script.fit_sizes(opt, record)
+        return opt.load_size, opt.crop_size
+
+    assert fitted({}) == (286, 256)  # no stored options (the original code's files): the defaults
+    assert fitted({"load_size": 36, "crop_size": 32}) == (36, 32)
+    assert fitted({"load_size": 36, "crop_size": 32}, "--crop_size", "64") == (64, 64)
+    assert fitted({"load_size": 36, "crop_size": 32}, "--load_size", "300") == (300, 32)
+    assert fitted({"load_size": None, "crop_size": True}) == (286, 256)
+
+
+def test_unsettled_masks_are_tested_with_one_warning(search, tmp_path, capsys):
+    ckpt = _with_bound(search, tmp_path / "mid.pth", 0.5)
+    report, out, _ = _test(tmp_path, ckpt, capsys)
+    warnings = [line for line in out.splitlines() if "have not settled" in line]
+    assert len(warnings) == 1 and "bound 0.5 > 0" in warnings[0] and "prune" in warnings[0]
+    net = test_script.read_checkpoint(str(ckpt)).generator("AtoB")
+    assert {float(m.bound) for m in masks(net).values()} == {0.5}
+    assert report["macs"]["AtoB"] == count_macs_params(net, (1, 3, 32, 32))[0]  # the full architecture
