@@ -85,6 +85,19 @@ def test_test_py_writes_fid_to_metrics_json(tmp_path, small_data, inception_path
     assert report["macs"]["AtoB"] > 0 and report["params"]["BtoA"] > 0
 
 
+def test_prune_py_without_finetune_scores_the_pruned_generators(tmp_path, small_data, inception_path):
+    # pruning alone evaluates the slim generators too, so its "FID is skipped" (no weights) is not idle
+    from tests.test_pruning import prune_args, search_checkpoint
+
+    search_checkpoint(tmp_path / "search.pth")
+    argv = prune_args(tmp_path, tmp_path / "search.pth")
+    argv[argv.index("--dataroot") + 1] = str(small_data)
+    argv[argv.index("--metric") + 1] = "fid"
+    assert run_main("prune", argv + ["--inception_path", inception_path]) == 0
+    pruned = load_checkpoint(str(tmp_path / "exp" / "pruned" / "checkpoints" / "model_0.pth"))
+    assert pruned["metric"] == "FID" and set(pruned["scores"]) == {"AtoB", "BtoA"}
+
+
 def test_missing_inception_file_is_one_line_error(tmp_path, small_data):
     argv = tiny_args(tmp_path / "exp", "nofile", dataroot=small_data)
     argv[argv.index("--metric") + 1] = "fid"
