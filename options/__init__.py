@@ -320,7 +320,8 @@ def validate(opt):
         raise UserError("--aspect_ratio must be positive")
     if opt.eval_freq is not None and opt.eval_freq <= 0:
         raise UserError("--eval_freq must be positive; use --no_eval to switch evaluation off")
-    check_crop(opt.preprocess, opt.load_size, opt.crop_size)
+    if opt.script != "test":  # test.py resizes to --crop_size (the evaluation transform): no crop from load_size
+        check_crop(opt.preprocess, opt.load_size, opt.crop_size)
     if opt.upconv_bound and opt.upconv_relu:
         raise UserError("--upconv_bound and --upconv_relu choose different losses for the same masks: give one")
     if opt.scratch and not opt.finetune:

@@ -332,3 +332,12 @@ def test_the_seed_readme_commands_warn_only_about_test_mask():
     assert options.ignored_options(parse(*prune_argv, script="prune")) == []
     test_argv = ["--name", "test", "--model", "cyclegan", "--mask", "--gpu_ids", "-1", "--load_path", "m.pth"]
     assert [flag for flag, _ in options.ignored_options(parse(*test_argv, script="test"))] == ["--mask"]
+
+
+def test_crop_larger_than_load_is_refused_where_images_are_cropped_only():
+    """Training crops --crop_size from the image resized to --load_size; test.py resizes to --crop_size
+    (which it may take from the checkpoint), so a smaller --load_size given alone is no contradiction."""
+    for script in ("train", "prune"):
+        with pytest.raises(UserError, match="--crop_size 256 is larger than --load_size 32"):
+            parse("--load_size", "32", script=script)
+    assert parse("--load_size", "32", script="test").load_size == 32
