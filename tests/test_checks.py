@@ -120,6 +120,14 @@ def test_a_mistyped_option_is_named_with_the_real_one(script, typo, meant, tmp_p
     assert os.listdir(tmp_path) == []  # nothing written
 
 
+def test_a_mistyped_option_is_named_before_a_missing_required_one(capsys):
+    # export.py requires --load_path: the typo of it is the problem to name, not its absence
+    assert run_main("export", ["--load_pth", "x.pth"]) == 2
+    assert "unknown option --load_pth: did you mean --load_path?" in _one_line(capsys)
+    assert run_main("export", []) == 2
+    assert "--load_path" in _one_line(capsys)  # without a typo, the missing option is named
+
+
 def test_unknown_option_without_a_close_match_and_stray_arguments():
     with pytest.raises(UserError) as err:
         options.parse("train", ["--dataroot", "d", "--zzzzzz", "3", "stray"])

@@ -31,10 +31,19 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UserError(f"{message} (see `{self.prog} -h`)")
 
     def parse_args(self, args=None, namespace=None):
-        opt, extras = self.parse_known_args(args, namespace)
+        # unknown options are named before missing required ones: a mistyped --load_path would
+        # otherwise be reported as "--load_path is required", hiding the typo
+        required = [action for action in self._actions if action.required]
+        for action in required:
+            action.required = False
+        try:
+            opt, extras = self.parse_known_args(args, namespace)
+        finally:
+            for action in required:
+                action.required = True
         if extras:
             self.error(unknown_arguments_message(extras, self.option_strings()))
-        return opt
+        return super().parse_args(args, namespace) if required else opt
 
     def option_strings(self):
         """Every option string the parser knows (``--lambda_A``, ``-h``, aliases)."""
