@@ -184,10 +184,10 @@ def _onnx_runner(net, x, threads, tmp, name):
 
     from util.export import export_onnx, onnx_session
 
-    path = os.path.join(tmp, f"{name}.onnx")
-    export_onnx(copy.deepcopy(net).cpu(), path, size=x.shape[-1])  # a copy: the eager runner keeps its device
     if "CPUExecutionProvider" not in onnxruntime.get_available_providers():
         return None
+    path = os.path.join(tmp, f"{name}.onnx")
+    export_onnx(copy.deepcopy(net).cpu(), path, size=x.shape[-1])  # a copy: the eager runner keeps its device
     session = onnx_session(path, threads=threads)
     feed = {"input": x.cpu().numpy()}
     return lambda: session.run(None, feed)
@@ -249,16 +249,16 @@ def _latency_row(row, device, args):
     import torch
 
     from models.pruning import prune_generator
+    from util.errors import UserError
+    from util.export import check_size
     from util.flops import count_macs_params
-
-    from util.export import min_size, size_multiple
 
     label, build, masks_like = LATENCY_ROWS[row]
     full, masked = build(**masks_like)
-    multiple, smallest = size_multiple(full), min_size(full)
-    if args.size % multiple or args.size < smallest:
-        return {"kind": "skipped", "label": label, "reason": f"--size {args.size} does not fit it (it takes multiples "
-                                                             f"of {multiple} from {smallest})"}
+    try:
+        check_size(full, args.size)  # the exporter's size rule
+    except UserError as err:
+        return {"kind": "skipped", "label": label, "reason": str(err)}
     slim = prune_generator(masked)[0].eval()
     shape = (1, 3, args.size, args.size)
     macs_full, _ = count_macs_params(full, shape)
