@@ -14,7 +14,7 @@ from models.families.mobile_resnet import MobileResnetGenerator
 from models.families.resnet import ResnetGenerator
 from models.families.unet import UnetGenerator
 from util.checkpoint import FORMAT, VERSION, load_checkpoint, save_checkpoint
-from util.export import onnx_session, size_multiple
+from util.export import RowColumnConv2d, onnx_session, size_multiple, split_narrow_convs
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -86,6 +86,44 @@ def test_onnx_matches_pytorch_for_pruned_generators(tmp_path, family):
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert meta["size_multiple"] == str(size_multiple(net)) == str(multiple)
     assert meta["input_size"] == f"{SIZE}x{SIZE}"
+
+
+@pytest.mark.parametrize("conv", [torch.nn.Conv2d(6, 3, 7), torch.nn.Conv2d(5, 2, (3, 5), padding=(1, 2), bias=False),
+                                  torch.nn.Conv2d(4, 1, 3, padding=1)], ids=["head", "padded-no-bias", "one-out"])
+def test_row_column_split_computes_the_convolution(conv):
+    """The split form of a narrow convolution (as the ONNX export writes it) is the same function."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(conv, torch.nn.Tanh())
+    split = split_narrow_convs(net)
+    assert isinstance(split[0], RowColumnConv2d) and net[0] is conv  # a copy; the original is kept
+    x = torch.randn(2, conv.in_channels, 19, 23)
+    with torch.no_grad():
+        assert (split(x) - net(x)).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("conv", [torch.nn.Conv2d(8, 3, 3, stride=2), torch.nn.Conv2d(8, 8, 3),
+                                  torch.nn.Conv2d(6, 3, 3, groups=3), torch.nn.Conv2d(8, 3, 1),
+                                  torch.nn.Conv2d(8, 3, 3, padding=1, padding_mode="reflect")],
+                         ids=["strided", "wide", "grouped", "1x1", "reflect"])
+def test_only_stride_1_narrow_convolutions_are_split(conv):
+    assert type(split_narrow_convs(torch.nn.Sequential(conv))[0]) is torch.nn.Conv2d
+
+
+def test_onnx_export_writes_the_head_split(tmp_path):
+    """The ResNet's 7x7 RGB head is written as a 1x7 and a grouped 7x1 convolution (its original form
+    ran at a sixth of the other convolutions' rate in onnxruntime)."""
+    net = pruned_generator("resnet")
+    ckpt = write_checkpoint(tmp_path / "pruned.pth", {"G_A": net})
+    out = tmp_path / "g.onnx"
+    assert run_main("export", ["--load_path", ckpt, "--format", "onnx", "--size", str(SIZE), "--output", str(out)]) == 0
+    shapes = []
+    for node in onnx.load(str(out)).graph.node:
+        if node.op_type == "Conv":
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            shapes.append((list(attrs["kernel_shape"]), attrs["group"]))
+    wide_7x7 = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (7, 7) and m.out_channels > 4]
+    assert ([7, 1], 3) in shapes and ([1, 7], 1) in shapes
+    assert sum(k == [7, 7] for k, _ in shapes) == len(wide_7x7)
 
 
 @pytest.mark.parametrize("family", ["resnet", "unet", "mobile"])

@@ -11,12 +11,14 @@ in both formats; H and W are fixed to the traced ``size`` in ONNX unless ``dynam
 size lets onnxruntime plan its memory and layouts once), and follow the input in TorchScript.
 """
 import contextlib
+import copy
 import json
 import logging
 import os
 import warnings
 
 import torch
+from torch import nn
 
 from models.layers import masks
 from models.pruning import prune_generator
@@ -98,10 +100,59 @@ def _atomic_path(path):
             os.remove(tmp)
 
 
+NARROW_OUTPUT = 4  # convolutions with at most this many output channels are split for onnxruntime
+
+
+class RowColumnConv2d(nn.Module):
+    """A stride-1 ``k_h x k_w`` convolution with few output channels (the RGB output layer), computed as
+    a ``1 x k_w`` convolution to ``out_channels * k_h`` channels followed by a ``k_h x 1`` grouped
+    convolution whose fixed one-hot kernels add the ``k_h`` rows of each output channel.
+
+    Same function (to float rounding, ~1e-6), ``(H + k_h - 1) / H`` times the multiply-adds (H the
+    output height: 2% more at 256 px for the 7x7 head) plus ``out_channels * k_h`` per output pixel. onnxruntime runs a convolution with
+    3 output channels at a fraction of the rate of wider ones; split, the head runs 2-3x faster there
+    (``benchmarks/bench_narrow_conv.py``, README "Pruned-generator latency"). Input and output as ``conv``'s."""
+
+    def __init__(self, conv):
+        super().__init__()
+        out_channels, in_channels, kh, kw = conv.weight.shape
+        self.row = nn.Conv2d(in_channels, out_channels * kh, (1, kw), padding=conv.padding, bias=False)
+        self.column = nn.Conv2d(out_channels * kh, out_channels, (kh, 1), groups=out_channels,
+                                bias=conv.bias is not None)
+        with torch.no_grad():
+            # row channel o * kh + r holds row r of output channel o's kernel
+            self.row.weight.copy_(conv.weight.permute(0, 2, 1, 3).reshape(out_channels * kh, in_channels, 1, kw))
+            self.column.weight.copy_(torch.eye(kh).reshape(1, kh, kh, 1).expand(out_channels, kh, kh, 1))
+            if conv.bias is not None:
+                self.column.bias.copy_(conv.bias)
+        self.to(conv.weight.device)
+
+    def forward(self, x):
+        return self.column(self.row(x))
+
+
+def _splittable(conv):
+    return (type(conv) is nn.Conv2d and conv.out_channels <= NARROW_OUTPUT and conv.kernel_size[0] > 1
+            and conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
+            and conv.padding_mode == "zeros" and not isinstance(conv.padding, str))
+
+
+def split_narrow_convs(net):
+    """A copy of ``net`` whose stride-1 convolutions with at most :data:`NARROW_OUTPUT` output channels
+    are :class:`RowColumnConv2d` (the form the ONNX export writes). ``net`` is not changed."""
+    net = copy.deepcopy(net)
+    for parent in list(net.modules()):
+        for name, child in list(parent.named_children()):
+            if _splittable(child):
+                setattr(parent, name, RowColumnConv2d(child))
+    return net
+
+
 def export_onnx(net, path, size=256, dynamic_size=False, opset=OPSET):
     """Write ``net`` (plain, eval mode, on the CPU) to ``path`` as ONNX with input ``input`` and
     output ``output``, batch axis dynamic. Uses torch's TorchScript-based exporter (the dynamo one
-    needs onnxscript). Returns the metadata stored in the model's ``metadata_props``."""
+    needs onnxscript). Convolutions with few output channels are written split
+    (:func:`split_narrow_convs`). Returns the metadata stored in the model's ``metadata_props``."""
     import onnx
 
     check_size(net, size)
@@ -109,9 +160,10 @@ def export_onnx(net, path, size=256, dynamic_size=False, opset=OPSET):
     example = torch.zeros(1, channels, size, size, device=_device(net))
     axes = {0: "batch", 2: "height", 3: "width"} if dynamic_size else {0: "batch"}
     meta = metadata(net, size, dynamic_size)
+    graph = split_narrow_convs(net)
     with _atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporter's deprecation and constant-folding notes
-        torch.onnx.export(net, (example,), tmp, dynamo=False, opset_version=opset, input_names=["input"],
+        torch.onnx.export(graph, (example,), tmp, dynamo=False, opset_version=opset, input_names=["input"],
                           output_names=["output"], dynamic_axes={"input": axes, "output": axes},
                           do_constant_folding=True)
         model = onnx.load(tmp)
