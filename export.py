@@ -17,8 +17,9 @@ import logging
 from models import DIRECTIONS
 from util.checkpoint import read_checkpoint
 from util.errors import ArgumentParser, UserError, cli_entry
-from util.export import (FORMATS, OPSET, check_size, deployable, export_onnx, export_torchscript, max_difference,
-                         min_size)
+from util.export import (FORMATS, OPSET, OPSETS, check_size, deployable, export_onnx, export_torchscript,
+                         max_difference, min_size)
+from util.files import check_writable_folder
 from util.logger import setup_logging
 
 log = logging.getLogger("dmad")
@@ -40,7 +41,8 @@ def build_parser():
                         help="image side the graph is traced at (ONNX input size unless --dynamic_size). default: 256")
     parser.add_argument("--dynamic_size", action="store_true",
                         help="ONNX: H and W dynamic too (multiples of the size multiple); slower in onnxruntime")
-    parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset. default: {OPSET}")
+    parser.add_argument("--opset", type=int, default=OPSET,
+                        help=f"ONNX opset, {OPSETS.start} to {OPSETS.stop - 1}. default: {OPSET}")
     parser.add_argument("--no_check", action="store_true", help="skip running the exported file against PyTorch")
     return parser
 
@@ -50,17 +52,32 @@ def default_output(load_path, direction, fmt):
     return f"{stem}_{direction}{FORMATS[fmt]}"
 
 
+def check_output(output, fmt):
+    """UserError for an ``--output`` that is a folder or lies where nothing can be written; a warning
+    for a name whose extension is another format's."""
+    if os.path.isdir(output):
+        raise UserError(f"--output {output} is a folder: give a file name")
+    check_writable_folder(os.path.dirname(os.path.abspath(os.path.expanduser(output))), "--output")
+    others = [f for f, ext in FORMATS.items() if f != fmt and output.endswith(ext)]
+    if others:
+        log.warning("--output %s has the extension of the %s format, but --format is %s", output, others[0], fmt)
+
+
 @cli_entry
 def main(argv=None):
     opt = build_parser().parse_args(argv)
     setup_logging()
+    if opt.format == "onnx" and opt.opset not in OPSETS:
+        raise UserError(f"--opset {opt.opset} is not supported: give {OPSETS.start} to {OPSETS.stop - 1} "
+                        f"(default {OPSET})")
+    if opt.output is not None:
+        check_output(opt.output, opt.format)
     record = read_checkpoint(opt.load_path)
     opt.direction = record.fit_direction(opt.direction or "AtoB", opt.direction is not None)
-    net = deployable(record.generator(opt.direction).cpu())
-    multiple = check_size(net, opt.size)
+    generator = record.generator(opt.direction).cpu()
+    multiple = check_size(generator, opt.size)  # before pruning: a wrong size is the only line
+    net = deployable(generator)
     output = opt.output or default_output(opt.load_path, opt.direction, opt.format)
-    if os.path.isdir(output):
-        raise UserError(f"--output {output} is a folder: give a file name")
     if opt.format == "onnx":
         export_onnx(net, output, opt.size, opt.dynamic_size, opt.opset)
         rule = f"any multiple of {multiple} from {min_size(net)}" if opt.dynamic_size else f"{opt.size}x{opt.size}"

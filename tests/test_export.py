@@ -1,6 +1,7 @@
 """export.py: ONNX and TorchScript files of pruned generators compute what PyTorch computes (to 1e-4,
 in onnxruntime), with a dynamic batch axis and the stated input-size rule; bad input is one line."""
 import json
+import logging
 import os
 import re
 
@@ -143,6 +144,7 @@ def test_torchscript_matches_pytorch_at_any_batch_and_allowed_size(tmp_path, fam
         x = random_batch(batch, size)
         with torch.no_grad():
             assert (loaded(x) - net(x)).abs().max().item() <= TOLERANCE
+    assert not loaded(random_batch(1)).requires_grad  # .numpy() works without .detach()
 
 
 def test_torchscript_refuses_an_input_outside_the_size_rule(tmp_path):
@@ -181,9 +183,13 @@ def test_dynamic_size_onnx_accepts_other_multiples(tmp_path):
     assert run_main("export", ["--load_path", ckpt, "--size", str(SIZE), "--dynamic_size", "--output", str(out),
                                "--no_check"]) == 0
     x = random_batch(2, 44)  # 44 = 11 x 4: a ResNet needs multiples of 4 only
-    got = torch.from_numpy(onnx_session(str(out), threads=1).run(None, {"input": x.numpy()})[0])
+    session = onnx_session(str(out), threads=1)
+    got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
     with torch.no_grad():
         assert (got - net(x)).abs().max().item() <= TOLERANCE
+    # 30 px would come back as 32 px: refused instead, by a node whose name states the rule
+    with pytest.raises(Exception, match="input_H_and_W_must_be_multiples_of_4"):
+        session.run(None, {"input": random_batch(1, 30).numpy()})
 
 
 def test_settled_mask_checkpoint_is_pruned_on_export(tmp_path):
@@ -229,6 +235,9 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
     assert "at least 8" in error_line(["--load_path", ckpt, "--size", "4"])
     assert "no generator for BtoA" in error_line(["--load_path", ckpt, "--direction", "BtoA"])
     assert "--format" in error_line(["--load_path", ckpt, "--format", "tflite"])
+    assert "--opset 5 is not supported" in error_line(["--load_path", ckpt, "--opset", "5"])
+    settled = write_checkpoint(tmp_path / "settled.pth", {"G_A": masked_generator("resnet", seed=7)})
+    assert "multiple of 4" in error_line(["--load_path", settled, "--size", "30"])  # refused before pruning
     assert not os.path.exists(out)
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp-")]
 
@@ -247,3 +256,20 @@ def test_pix2pix_exports_the_direction_it_was_trained_with(tmp_path, capsys):
     assert not (tmp_path / "pruned_AtoB.onnx").exists()
     assert run_main("export", argv) == 0
     assert (tmp_path / "pruned_BtoA.onnx").is_file()
+
+
+def test_output_that_cannot_be_written_and_exported_files_as_checkpoints_are_one_line(tmp_path, capsys, caplog):
+    ckpt = write_checkpoint(tmp_path / "pruned.pth", {"G_A": pruned_generator("resnet", seed=8)})
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    argv = ["--load_path", ckpt, "--size", str(SIZE), "--no_check"]
+    assert run_main("export", argv + ["--output", str(blocker / "g.onnx")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    scripted = tmp_path / "g.torchscript.pt"
+    assert run_main("export", argv + ["--format", "torchscript", "--output", str(scripted)]) == 0
+    capsys.readouterr()
+    assert run_main("export", ["--load_path", str(scripted), "--output", str(tmp_path / "g.onnx")]) == 2
+    assert "exported TorchScript module" in capsys.readouterr().err
+    with caplog.at_level(logging.WARNING, logger="dmad"):
+        assert run_main("export", argv + ["--format", "torchscript", "--output", str(tmp_path / "g.onnx")]) == 0
+    assert "extension of the onnx format" in caplog.text

@@ -86,7 +86,10 @@ def load_checkpoint(path, map_location="cpu", option=None):
         with torch.serialization.safe_globals(_numpy_scalar_globals()), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about pickle protocols before failing
             state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - every failure to unpickle is reported as one of two kinds
+    except Exception as err:  # noqa: BLE001 - every failure to unpickle is reported as one of three kinds
+        if _is_torchscript(path):
+            raise UserError(f"{named} is an exported TorchScript module (export.py), not a checkpoint: give the "
+                            "checkpoint it was exported from") from None
         if _holds_objects(path, err):
             raise UserError(f"{named} is not a readable checkpoint: it holds objects that are not plain tensors "
                             "(pickled classes or code, never run here); use a checkpoint saved as plain state "
@@ -99,6 +102,15 @@ def load_checkpoint(path, map_location="cpu", option=None):
         upgrade_checkpoint(state)
     check_networks(state, named)
     return state
+
+
+def _is_torchscript(path):
+    """True for a ``torch.jit.save`` archive (it holds the module's code and constants)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(n.endswith("/constants.pkl") or "/code/" in n for n in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 _OBJECT_OPS = {"GLOBAL", "STACK_GLOBAL", "REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "BUILD"}

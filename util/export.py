@@ -29,6 +29,7 @@ log = logging.getLogger("dmad")
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 OPSET = 17
+OPSETS = range(11, 21)  # the generators' reflection padding needs 11; torch's TorchScript-based exporter stops at 20
 
 
 def size_multiple(net):
@@ -88,9 +89,13 @@ def metadata(net, size, dynamic_size):
 def _atomic_path(path):
     """A temporary path next to ``path`` that is renamed over it when the block succeeds."""
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     name = os.path.basename(path)
-    fd, tmp = temporary(folder, name, suffix=os.path.splitext(name)[1])
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = temporary(folder, name, suffix=os.path.splitext(name)[1])
+    except OSError as err:
+        raise UserError(f"cannot write {path} ({err.strerror}): choose an output path in a folder you may write "
+                        "to") from None
     os.close(fd)
     try:
         yield tmp
@@ -110,7 +115,7 @@ class RowColumnConv2d(nn.Module):
 
     Same function (to float rounding, ~1e-6), ``(H + k_h - 1) / H`` times the multiply-adds (H the
     output height: 2% more at 256 px for the 7x7 head) plus ``out_channels * k_h`` per output pixel. onnxruntime runs a convolution with
-    3 output channels at a fraction of the rate of wider ones; split, the head runs 2-3x faster there
+    3 output channels at a fraction of the rate of wider ones; split, the head runs about 2x faster there
     (``benchmarks/bench_narrow_conv.py``, README "Pruned-generator latency"). Input and output as ``conv``'s."""
 
     def __init__(self, conv):
@@ -148,11 +153,39 @@ def split_narrow_convs(net):
     return net
 
 
+class _SizeRule(nn.Module):
+    """Passes ``x`` through a reshape to ``[N, C, H / m, m, W / m, m]`` and back, which onnxruntime
+    refuses (naming this module, see :func:`_size_guarded`) when H or W is not a multiple of ``m``;
+    a dynamic-size ONNX graph has no other way to refuse an input, and a ResNet given 30x30 returns
+    32x32. Two reshapes, no arithmetic."""
+
+    def __init__(self, multiple):
+        super().__init__()
+        self.multiple = multiple
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        m = self.multiple
+        return x.reshape(n, c, h // m, m, w // m, m).reshape(n, c, h, w)
+
+
+def _size_guarded(net, multiple):
+    """``net`` behind a :class:`_SizeRule` whose module name states the rule, so that onnxruntime's
+    error (which names the failing node) says what is wrong with the input."""
+    guarded = nn.Sequential()
+    guarded.add_module(f"input_H_and_W_must_be_multiples_of_{multiple}", _SizeRule(multiple))
+    guarded.add_module("generator", net)
+    return guarded
+
+
 def export_onnx(net, path, size=256, dynamic_size=False, opset=OPSET):
     """Write ``net`` (plain, eval mode, on the CPU) to ``path`` as ONNX with input ``input`` and
     output ``output``, batch axis dynamic. Uses torch's TorchScript-based exporter (the dynamo one
     needs onnxscript). Convolutions with few output channels are written split
-    (:func:`split_narrow_convs`). Returns the metadata stored in the model's ``metadata_props``."""
+    (:func:`split_narrow_convs`). With ``dynamic_size``, an input whose H or W is not a multiple of
+    the size multiple makes onnxruntime fail at a node named ``input_H_and_W_must_be_multiples_of_<m>``
+    (:func:`_size_guarded`) instead of returning an output of another size. Returns the metadata
+    stored in the model's ``metadata_props``."""
     import onnx
 
     check_size(net, size)
@@ -161,6 +194,8 @@ def export_onnx(net, path, size=256, dynamic_size=False, opset=OPSET):
     axes = {0: "batch", 2: "height", 3: "width"} if dynamic_size else {0: "batch"}
     meta = metadata(net, size, dynamic_size)
     graph = split_narrow_convs(net)
+    if dynamic_size:
+        graph = _size_guarded(graph, size_multiple(net))
     with _atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporter's deprecation and constant-folding notes
         torch.onnx.export(graph, (example,), tmp, dynamo=False, opset_version=opset, input_names=["input"],
@@ -209,7 +244,8 @@ def export_torchscript(net, path, size=256):
     meta = metadata(net, size, dynamic_size=True)
     with _atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(net, (example,), check_trace=False)
+        frozen = copy.deepcopy(net).requires_grad_(False)  # outputs that need no .detach() before .numpy()
+        traced = torch.jit.trace(frozen, (example,), check_trace=False)
         module = torch.jit.script(SizeChecked(traced, channels, size_multiple(net), min_size(net)))
         torch.jit.save(module, tmp, _extra_files={"metadata.json": json.dumps(meta)})
     return meta
@@ -239,5 +275,7 @@ def max_difference(net, path, fmt, batch=2, size=256, seed=0):
     if fmt == "onnx":
         got = torch.from_numpy(onnx_session(path).run(None, {"input": x.numpy()})[0])
     else:
-        got = torch.jit.load(path, map_location="cpu")(x)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit's deprecation note
+            got = torch.jit.load(path, map_location="cpu")(x)
     return float((got - expected).abs().max())
