@@ -89,6 +89,7 @@ def test_two_processes_match_each_other_and_one_process(tmp_path, monkeypatch):
     assert any(k.endswith("mask_weight") for k in end0["G_A"])
     saved = torch.load(tmp_path / "ddp" / "checkpoints" / "latest.pth", weights_only=True)
     assert_identical(end0, saved["nets"])  # rank 0 wrote what every rank holds
+    assert saved["world_size"] == 2  # a resume with another number of processes is warned about
     single = tiny_args(tmp_path, "one", mask=True, batch_size=2, mask_weight_decay=0.01, lambda_update_coeff=1.0,
                        **COMMON)
     one = single_process("train", single, monkeypatch)
@@ -114,7 +115,9 @@ def test_options_that_make_no_sense_distributed_are_refused(tmp_path, monkeypatc
     for script, extra, words in (("train", dict(lr_policy="plateau"), "plateau"),
                                  ("train", dict(gpu_ids="0,1"), "--gpu_ids"),
                                  ("test", {}, "one process"),
-                                 ("prune", dict(mask=True, load_path=tmp_path / "x.pth"), "--finetune")):
+                                 ("prune", dict(mask=True, load_path=tmp_path / "x.pth"), "--finetune"),
+                                 *([("train", dict(gpu_ids="0"), "no GPU here")] if not torch.cuda.is_available()
+                                   else [])):
         argv = tiny_args(tmp_path, "refused", **extra)
         if "gpu_ids" in extra:
             argv = [a for i, a in enumerate(argv) if a != "-1" and not (a == "--gpu_ids" and argv[i + 1] == "-1")]
@@ -123,3 +126,31 @@ def test_options_that_make_no_sense_distributed_are_refused(tmp_path, monkeypatc
         err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
         assert len(err) == 1 and words in err[0], err
     assert not os.path.exists(tmp_path / "refused")
+
+
+def test_resume_command_and_world_size_warning(tmp_path, monkeypatch, caplog):
+    """Under torchrun the resume command relaunches as many processes (the global batch is theirs);
+    a checkpoint resumed by another number of processes says how the global batch changed."""
+    import logging
+
+    from util import distributed, training
+
+    opt = type("Opt", (), {"script": "train", "argv": ["--name", "x", "--batch_size", "2"]})()
+    assert training.resume_command(opt) == "python train.py --name x --batch_size 2 --continue_train"
+    monkeypatch.setattr(distributed, "active", lambda: True)
+    monkeypatch.setattr(distributed, "world_size", lambda: 4)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setenv("GROUP_WORLD_SIZE", "2")
+    assert training.resume_command(opt) == ("torchrun --nproc_per_node=2 --nnodes=2 train.py --name x --batch_size 2 "
+                                            "--continue_train")
+    monkeypatch.undo()
+    argv = tiny_args(tmp_path, "ws", max_dataset_size=2)
+    assert run_main("train", argv) == 0
+    latest = tmp_path / "ws" / "checkpoints" / "latest.pth"
+    state = torch.load(latest, weights_only=True)
+    assert state["world_size"] == 1
+    state["world_size"] = 2
+    torch.save(state, latest)
+    with caplog.at_level(logging.WARNING, logger="dmad"):
+        assert run_main("train", argv + ["--continue_train", "--n_epochs", "2"]) == 0
+    assert "trained by 2 process(es), this run has 1: the global batch is now 1 instead of 2" in caplog.text

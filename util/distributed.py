@@ -95,6 +95,9 @@ def setup(opt):
 
 def check_options(opt):
     """Refuse, with one line, what cannot work with several processes."""
+    if opt.gpu_ids and not torch.cuda.is_available():
+        raise UserError(f"--gpu_ids {','.join(map(str, opt.gpu_ids))}: no GPU here: drop --gpu_ids (torchrun then "
+                        "trains on the CPU with gloo) or give --gpu_ids -1")
     if opt.gpu_ids and len(opt.gpu_ids) > 1:
         raise UserError("--gpu_ids lists several GPUs but torchrun already gives each process one: drop --gpu_ids "
                         "(or use CUDA_VISIBLE_DEVICES to choose the GPUs)")

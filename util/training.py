@@ -237,7 +237,12 @@ def resume_command(opt):
             continue
         out.append(argv[i])
         i += 1
-    return shlex.join(["python", script, *out, "--continue_train"])
+    launcher = ["python"]
+    if distributed.active():  # the same processes, so that the global batch stays what it was
+        launcher = ["torchrun", f"--nproc_per_node={os.environ.get('LOCAL_WORLD_SIZE', distributed.world_size())}"]
+        if os.environ.get("GROUP_WORLD_SIZE", "1") != "1":
+            launcher.append(f"--nnodes={os.environ['GROUP_WORLD_SIZE']}")
+    return shlex.join([*launcher, script, *out, "--continue_train"])
 
 
 class Trainer:
@@ -277,6 +282,7 @@ class Trainer:
     def state(self, epoch):
         state = header("training", self.opt.model, self.stage, self.opt)
         state.update({"epoch": epoch, "iteration": self.iteration, "images_seen": self.images_seen,
+                      "world_size": distributed.world_size(),
                       "best": {k: dict(v) for k, v in self.best.items()}, "rng": rng_state()})
         state.update(self.model.state_dict())
         if self.search is not None:
@@ -300,7 +306,13 @@ class Trainer:
         self.last_saved = (source, int(state["epoch"]))
         stored = int(state["epoch"]) + 1
         self.start_epoch = self.opt.epoch_count if self.opt.epoch_count_given else stored
-        log.info("resuming from %s at epoch %d (iteration %d)", source, self.start_epoch, self.iteration)
+        log.info("resuming from %s at epoch %d (iteration %d, %d images seen)", source, self.start_epoch,
+                 self.iteration, self.images_seen)
+        processes = int(state.get("world_size", 1))
+        if processes != distributed.world_size():
+            log.warning("%s was trained by %d process(es), this run has %d: the global batch is now %d instead of %d",
+                        source, processes, distributed.world_size(), self.opt.batch_size * distributed.world_size(),
+                        self.opt.batch_size * processes)
 
     def save(self, epoch, numbered, announce=True):
         state = self.state(epoch)
@@ -382,8 +394,9 @@ class Trainer:
                 saved = f"the last checkpoint saved is {self.last_saved[0]} (end of epoch {self.last_saved[1]})"
             else:
                 saved = "no checkpoint of this run was saved yet"
-            log.warning("interrupted at iteration %d: %s; resume with: %s", self.iteration, saved,
-                        resume_command(self.opt))
+            if self.main:  # every process gets the Ctrl-C; one says it
+                log.warning("interrupted at iteration %d (%d images seen): %s; resume with: %s", self.iteration,
+                            self.images_seen, saved, resume_command(self.opt))
             raise
 
     def _train(self):
