@@ -17,6 +17,7 @@ model's name: its generator family, its data layout, whether its discriminator i
 discriminators, and its per-direction table (:class:`Direction`: which generator, which
 discriminator, which input and output, which early-stop option).
 """
+import logging
 import math
 from dataclasses import dataclass
 
@@ -26,6 +27,8 @@ from torch import nn
 from models.networks import build_discriminator, build_generator, load_strict
 from util import distributed
 from util.errors import UserError, first_line
+
+log = logging.getLogger("dmad")
 
 
 def amp_dtype(opt, device):
@@ -179,6 +182,9 @@ class BaseModel:
         self.amp_dtype = amp_dtype(opt, device)
         # fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
+        if self.amp_dtype is not None and opt.isTrain:
+            log.info("--amp: %s autocast%s", "bf16" if self.amp_dtype == torch.bfloat16 else "fp16",
+                     " with a gradient scaler" if self.scaler.is_enabled() else "")
         self.memory_format = torch.channels_last if getattr(opt, "channels_last", False) else torch.contiguous_format
         if self.memory_format == torch.channels_last:
             self.nets.to(memory_format=torch.channels_last)
@@ -323,8 +329,12 @@ class BaseModel:
                                     f"({first_line(err)}): resume with the options it was trained with") from None
         if state.get("lr_state"):
             self.schedule.load_state_dict(state["lr_state"])
-        if optimizers and self.scaler.is_enabled() and state.get("grad_scaler"):
-            self.scaler.load_state_dict(state["grad_scaler"])
+        if optimizers and state.get("grad_scaler"):
+            if self.scaler.is_enabled():
+                self.scaler.load_state_dict(state["grad_scaler"])
+            else:
+                log.warning("%s was trained with fp16 --amp; this run is %s: its gradient scaler is not used",
+                            source, "bf16" if self.amp_dtype == torch.bfloat16 else "fp32")
 
 
 def check_configs(expected, stored, source):

@@ -417,6 +417,7 @@ EFFECT = {
     "overwrite": (lambda o: o.script != "test", "train.py and prune.py (their run folders)"),
     "finetune": (lambda o: o.script == "prune", "prune.py"),
     "scratch": (lambda o: o.script == "prune", "prune.py --finetune"),
+    "amp_dtype": (lambda o: _trains(o) and bool(o.amp), TRAINING + " with --amp"),
 }
 # option groups (see _base_group) whose every option acts only where the group says
 GROUP_EFFECT = {

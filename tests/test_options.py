@@ -299,6 +299,8 @@ def test_options_text_marks_changed_values():
     ("prune", ["--mask", "--ndf", "16", "--display_id", "0"], ["--ndf"]),
     ("prune", ["--mask", "--finetune", "--ndf", "16", "--display_id", "0"], []),
     ("test", ["--display_id", "0", "--display_id", "-1"], []),
+    ("train", ["--amp_dtype", "fp16"], ["--amp_dtype"]),
+    ("train", ["--amp", "--amp_dtype", "fp16"], []),
 ])
 def test_options_without_effect_are_named(script, argv, ignored):
     opt = parse(*argv, script=script)
