@@ -41,6 +41,10 @@ sys.path.insert(0, HERE)
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from util.errors import ArgumentParser, UserError, cli_entry  # noqa: E402
+from util.files import check_writable_folder, publish, temporary  # noqa: E402
+from util.flops import format_count  # noqa: E402
+
 # (key, label, options); sizes follow the issue's reference settings
 TRAIN_ROWS = [
     ("search64", "mask CycleGAN ngf 64, 64 px, bs 1",
@@ -338,6 +342,10 @@ def _mib(value):
     return f"{value / 2 ** 20:.0f}"
 
 
+def _plural(count, noun):
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def _ms(value):
     return "n/a" if value is None else f"{value * 1e3:.1f}"
 
@@ -348,7 +356,7 @@ def format_table(rows, args, header):
     lines = [header]
     train = [r for r in rows if r["kind"] == "train"]
     if train:
-        lines += ["", f"Training: median of {args.iters} iterations after {args.warmup} warm-up, random images.", "",
+        lines += ["", f"Training: median of {_plural(args.iters, 'iteration')} after {args.warmup} warm-up, random images.", "",
                   f"| training | precision | s / iteration | images / s | {memory} |", "|---|---|---:|---:|---:|"]
         lines += [f"| {r['label']} | {r['variant']} | {r['seconds']:.3f} | {r['images_per_s']:.2f} | {_mib(r['peak'])} |"
                   for r in train]
@@ -358,17 +366,17 @@ def format_table(rows, args, header):
         lines += [f"| {r['label']} | {r['ms']:.1f} | {_mib(r['peak'])} |" for r in ops]
     latency = [r for r in rows if r["kind"] == "latency"]
     if latency:
-        lines += ["", f"Inference at {args.size} px, batch 1 ({args.device}; onnxruntime on the CPU with {args.threads} "
-                  f"threads); {args.runs} alternating rounds of full and pruned, medians; speed-up = median of the "
+        lines += ["", f"Inference at {args.size} px, batch 1 ({args.device}; onnxruntime on the CPU with "
+                  f"{_plural(args.threads, 'thread')}); {_plural(args.runs, 'alternating round')} of full and pruned, medians; speed-up = median of the "
                   "per-round ratios; speed-up per MAC saved = speed-up / MACs ratio (target >= 0.8 in the faster runtime):",
-                  "", "| generator | MACs full (G) | MACs pruned (G) | MACs ratio | runtime | full (ms) | pruned (ms) | "
+                  "", "| generator | MACs full | MACs pruned | MACs ratio | runtime | full (ms) | pruned (ms) | "
                   "speed-up | speed-up per MAC saved |", "|---|---:|---:|---:|---|---:|---:|---:|---:|"]
     for r in latency:
         ratio = r["macs_full"] / r["macs_pruned"]
         for runtime in ("eager", "onnx"):
             full, slim, speed = r[f"{runtime}_full"], r[f"{runtime}_pruned"], r[f"{runtime}_speedup"]
             name = "eager PyTorch" if runtime == "eager" else "onnxruntime"
-            lines.append(f"| {r['label']} | {r['macs_full'] / 1e9:.2f} | {r['macs_pruned'] / 1e9:.2f} | {ratio:.2f} | "
+            lines.append(f"| {r['label']} | {format_count(r['macs_full'])} | {format_count(r['macs_pruned'])} | {ratio:.2f} | "
                          f"{name} | {_ms(full)} | {_ms(slim)} | "
                          f"{'n/a' if speed is None else f'{speed:.2f}'} | {'n/a' if speed is None else f'{speed / ratio:.2f}'} |")
     for kind, title, key in (("skipped", "Rows skipped", "reason"), ("failed", "Rows that failed", "error")):
@@ -378,18 +386,58 @@ def format_table(rows, args, header):
     return "\n".join(lines)
 
 
+def _count(minimum):
+    def parse(text):
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text} is less than {minimum}")
+        return value
+    parse.__name__ = "integer"  # argparse names the type in its message
+    return parse
+
+
+def select_rows(specs, only):
+    """The specs named by ``only``: comma-separated row kinds (``train``, ``latency``, ...), row specs
+    (``train:search64/fp32``, ``latency:resnet9``) or row keys (``search64``, ``resnet9``, which take
+    every precision variant of a training row). UserError for a name that matches no row."""
+    chosen = []
+    for name in only.split(","):
+        kind = [s for s in specs if s.split(":")[0] == name]
+        key = [s for s in specs if name in (s.rstrip(":"), s.partition(":")[2].partition("/")[0])]
+        if not kind + key:
+            keys = sorted({s.partition(":")[2].partition("/")[0] for s in specs} - {""})
+            raise UserError(f"--only {name} names no row: give row kinds ({', '.join(dict.fromkeys(s.split(':')[0] for s in specs))}) "
+                            f"or rows ({', '.join(keys)})")
+        chosen += [s for s in kind + key if s not in chosen]
+    return [s for s in specs if s in chosen]
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "CPU"
+
+
+@cli_entry
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="benchmarks/run_all.py", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--threads", type=int, default=2, help="intra-op CPU threads (torch and onnxruntime)")
-    parser.add_argument("--iters", type=int, default=3, help="timed training iterations per row")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--runs", type=int, default=7,
+    parser.add_argument("--threads", type=_count(1), default=2, help="intra-op CPU threads (torch and onnxruntime)")
+    parser.add_argument("--iters", type=_count(1), default=3, help="timed training iterations per row")
+    parser.add_argument("--warmup", type=_count(0), default=1)
+    parser.add_argument("--runs", type=_count(1), default=7,
                         help="alternating rounds (full, pruned) per latency row and runtime")
-    parser.add_argument("--size", type=int, default=256, help="image side of the latency rows")
+    parser.add_argument("--size", type=_count(1), default=256, help="image side of the latency rows")
     parser.add_argument("--variants", default="fp32", choices=("fp32", "all"),
                         help="CPU: fp32 only, or also --amp and --amp --channels_last (always all on cuda)")
-    parser.add_argument("--only", default=None, help="comma-separated row kinds to run (train, mask_update, prune, latency)")
+    parser.add_argument("--only", default=None,
+                        help="comma-separated row kinds (train, mask_update, prune, latency) or rows (e.g. search64, "
+                             "train:search64/fp32, resnet9) to run")
     parser.add_argument("--output", default=None, help="markdown file to write. default: benchmarks/results_<device>.md")
     parser.add_argument("--row", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -399,12 +447,14 @@ def main():
     import torch
 
     if args.device == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda but CUDA is not available here", file=sys.stderr)
-        sys.exit(2)
+        raise UserError("--device cuda but CUDA is not available here: give --device cpu")
     specs = row_specs(args)
     if args.only:
-        wanted = set(args.only.split(","))
-        specs = [s for s in specs if s.split(":")[0] in wanted]
+        specs = select_rows(specs, args.only)
+    output = args.output or os.path.join(HERE, f"results_{args.device}.md")
+    if os.path.isdir(output):
+        raise UserError(f"--output {output} is a folder: give a file name")
+    check_writable_folder(os.path.dirname(os.path.abspath(output)), "--output")  # before the rows, not after
     rows = []
     for spec in specs:
         start = time.time()
@@ -412,14 +462,17 @@ def main():
         outcome = {"skipped": "skipped", "failed": "failed"}.get(rows[-1]["kind"], "done")
         print(f"  {spec.rstrip(':')}: {outcome} in {time.time() - start:.0f} s", file=sys.stderr, flush=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    device = torch.cuda.get_device_name(0) if args.device == "cuda" else f"{platform.processor() or 'CPU'}"
+    device = torch.cuda.get_device_name(0) if args.device == "cuda" else _cpu_name()
     header = (f"# Benchmarks ({args.device}: {device})\n\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, torch "
-              f"{torch.__version__}, {args.threads} threads, {os.cpu_count()} cores, load average {load:.1f} at the end.")
+              f"{torch.__version__}, {_plural(args.threads, 'thread')}, {_plural(os.cpu_count(), 'core')}, "
+              f"load average {load:.1f} at the end.")
     table = format_table(rows, args, header)
     print(table)
-    output = args.output or os.path.join(HERE, f"results_{args.device}.md")
-    with open(output, "w") as handle:
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    fd, tmp = temporary(os.path.dirname(os.path.abspath(output)), os.path.basename(output))
+    with os.fdopen(fd, "w") as handle:
         handle.write(table + "\n")
+    publish(tmp, output)
     print(f"\nwritten to {output}", file=sys.stderr)
 
 
