@@ -66,7 +66,8 @@ def main():
                 with torch.no_grad():
                     eager = median_ms(lambda: net(x), args.runs)
                 ort = onnx_ms(net, x, args.threads, args.runs, tmp)
-                print(f"| {channels} | {form} | {eager:.1f} | {ort:.1f} | {diff if net is split else 0:.1e} |", flush=True)
+                shown = diff if net is split else 0.0
+                print(f"| {channels} | {form} | {eager:.1f} | {ort:.1f} | {shown:.1e} |", flush=True)
 
 
 if __name__ == "__main__":

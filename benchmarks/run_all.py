@@ -356,7 +356,8 @@ def format_table(rows, args, header):
     lines = [header]
     train = [r for r in rows if r["kind"] == "train"]
     if train:
-        lines += ["", f"Training: median of {_plural(args.iters, 'iteration')} after {args.warmup} warm-up, random images.", "",
+        timed = _plural(args.iters, "iteration")
+        lines += ["", f"Training: median of {timed} after {args.warmup} warm-up, random images.", "",
                   f"| training | precision | s / iteration | images / s | {memory} |", "|---|---|---:|---:|---:|"]
         lines += [f"| {r['label']} | {r['variant']} | {r['seconds']:.3f} | {r['images_per_s']:.2f} | {_mib(r['peak'])} |"
                   for r in train]
@@ -366,9 +367,10 @@ def format_table(rows, args, header):
         lines += [f"| {r['label']} | {r['ms']:.1f} | {_mib(r['peak'])} |" for r in ops]
     latency = [r for r in rows if r["kind"] == "latency"]
     if latency:
-        lines += ["", f"Inference at {args.size} px, batch 1 ({args.device}; onnxruntime on the CPU with "
-                  f"{_plural(args.threads, 'thread')}); {_plural(args.runs, 'alternating round')} of full and pruned, medians; speed-up = median of the "
-                  "per-round ratios; speed-up per MAC saved = speed-up / MACs ratio (target >= 0.8 in the faster runtime):",
+        threads, rounds = _plural(args.threads, "thread"), _plural(args.runs, "alternating round")
+        lines += ["", f"Inference at {args.size} px, batch 1 ({args.device}; onnxruntime on the CPU with {threads}); "
+                  f"{rounds} of full and pruned, medians; speed-up = median of the per-round ratios; speed-up "
+                  "per MAC saved = speed-up / MACs ratio (target >= 0.8 in the faster runtime):",
                   "", "| generator | MACs full | MACs pruned | MACs ratio | runtime | full (ms) | pruned (ms) | "
                   "speed-up | speed-up per MAC saved |", "|---|---:|---:|---:|---|---:|---:|---:|---:|"]
     for r in latency:
@@ -376,7 +378,8 @@ def format_table(rows, args, header):
         for runtime in ("eager", "onnx"):
             full, slim, speed = r[f"{runtime}_full"], r[f"{runtime}_pruned"], r[f"{runtime}_speedup"]
             name = "eager PyTorch" if runtime == "eager" else "onnxruntime"
-            lines.append(f"| {r['label']} | {format_count(r['macs_full'])} | {format_count(r['macs_pruned'])} | {ratio:.2f} | "
+            macs = f"{format_count(r['macs_full'])} | {format_count(r['macs_pruned'])}"
+            lines.append(f"| {r['label']} | {macs} | {ratio:.2f} | "
                          f"{name} | {_ms(full)} | {_ms(slim)} | "
                          f"{'n/a' if speed is None else f'{speed:.2f}'} | {'n/a' if speed is None else f'{speed / ratio:.2f}'} |")
     for kind, title, key in (("skipped", "Rows skipped", "reason"), ("failed", "Rows that failed", "error")):
@@ -405,9 +408,9 @@ def select_rows(specs, only):
         kind = [s for s in specs if s.split(":")[0] == name]
         key = [s for s in specs if name in (s.rstrip(":"), s.partition(":")[2].partition("/")[0])]
         if not kind + key:
-            keys = sorted({s.partition(":")[2].partition("/")[0] for s in specs} - {""})
-            raise UserError(f"--only {name} names no row: give row kinds ({', '.join(dict.fromkeys(s.split(':')[0] for s in specs))}) "
-                            f"or rows ({', '.join(keys)})")
+            kinds = ", ".join(dict.fromkeys(s.split(":")[0] for s in specs))
+            keys = ", ".join(sorted({s.partition(":")[2].partition("/")[0] for s in specs} - {""}))
+            raise UserError(f"--only {name} names no row: give row kinds ({kinds}) or rows ({keys})")
         chosen += [s for s in kind + key if s not in chosen]
     return [s for s in specs if s in chosen]
 

@@ -122,7 +122,8 @@ def test_onnx_export_writes_the_head_split(tmp_path):
         if node.op_type == "Conv":
             attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
             shapes.append((list(attrs["kernel_shape"]), attrs["group"]))
-    wide_7x7 = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (7, 7) and m.out_channels > 4]
+    wide_7x7 = [m for m in net.modules()
+                if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (7, 7) and m.out_channels > 4]
     assert ([7, 1], 3) in shapes and ([1, 7], 1) in shapes
     assert sum(k == [7, 7] for k, _ in shapes) == len(wide_7x7)
 

@@ -114,9 +114,10 @@ class RowColumnConv2d(nn.Module):
     convolution whose fixed one-hot kernels add the ``k_h`` rows of each output channel.
 
     Same function (to float rounding, ~1e-6), ``(H + k_h - 1) / H`` times the multiply-adds (H the
-    output height: 2% more at 256 px for the 7x7 head) plus ``out_channels * k_h`` per output pixel. onnxruntime runs a convolution with
-    3 output channels at a fraction of the rate of wider ones; split, the head runs about 2x faster there
-    (``benchmarks/bench_narrow_conv.py``, README "Pruned-generator latency"). Input and output as ``conv``'s."""
+    output height: 2% more at 256 px for the 7x7 head) plus ``out_channels * k_h`` per output pixel.
+    onnxruntime runs a convolution with 3 output channels at a fraction of the rate of wider ones;
+    split, the head runs about 2x faster there (``benchmarks/bench_narrow_conv.py``, README "Export
+    for deployment"). Input and output as ``conv``'s."""
 
     def __init__(self, conv):
         super().__init__()
