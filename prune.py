@@ -55,6 +55,28 @@ def read_search_checkpoint(opt, path):
     return source
 
 
+def take_training_options(opt, source):
+    """Options not given on the command line that must match the search: ``--load_size`` /
+    ``--crop_size`` (the MACs are counted, and the fine-tune trains, at the size the search trained
+    at) and ``--ndf`` (the fine-tune loads the search's discriminators) are taken from the checkpoint;
+    a given ``--ndf`` that does not fit its discriminators is a UserError before anything is written."""
+    taken = source.take_options(opt, ("load_size", "crop_size"))
+    if "load_size" in taken:
+        opt.load_size = max(opt.load_size, opt.crop_size)
+    model = MODELS[opt.model]
+    stored = {source.configs[name].get("ndf") for name in model.discriminator_names}
+    if len(stored) == 1 and None not in stored:
+        ndf = stored.pop()
+        if "ndf" not in opt.user_set and opt.ndf != ndf:
+            taken["ndf"] = opt.ndf = ndf
+        elif opt.finetune and opt.ndf != ndf:
+            raise UserError(f"--ndf {opt.ndf} does not fit {source.path}: its discriminators have ndf {ndf}; drop "
+                            f"--ndf or give --ndf {ndf}")
+    if taken:
+        log.info("%s taken from the options %s was trained with", " and ".join(f"--{k} {v}" for k, v in taken.items()),
+                 source.path)
+
+
 def check_size(opt, config):
     """The MACs are counted at crop_size: it must fit the generator's downsampling."""
     factor = families.of_config(config).size_multiple(config)
@@ -120,6 +142,7 @@ def prune(opt, device):
     run.check()
     run.refuse_overwrite()
     source = read_search_checkpoint(opt, path)
+    take_training_options(opt, source)
     # everything that can fail on bad input is checked before the run folder is written
     device = device or select_device(opt.gpu_ids, announce=False)
     evaluator = build_evaluator(opt, device) if main_rank else None  # only rank 0 evaluates

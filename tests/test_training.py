@@ -428,3 +428,30 @@ def test_search_and_prune_console_is_a_summary_and_logger_log_has_every_layer(to
     # the pruned net keeps what the search's last line said it would
     assert len(lines) == 2 and f"netG_A: {settled} channels kept" in lines[0] and "x at 32x32" in lines[0]
     assert len(out.splitlines()) < 15, out
+
+
+def test_prune_takes_sizes_and_ndf_from_the_search(toy_root, tmp_path, capsys):
+    """prune.py without --ndf / --load_size / --crop_size counts MACs at, and fine-tunes at, the
+    search's size with its discriminators; a given --ndf that does not fit them is refused before
+    anything is written."""
+    assert run_main("train", tiny_args(tmp_path, "search", mask=True, ndf=4)) == 0
+    search = tmp_path / "search" / "checkpoints" / "latest.pth"
+
+    def without(argv, *names):
+        out = []
+        for i, a in enumerate(argv):
+            if a in names or (i and argv[i - 1] in names):
+                continue
+            out.append(a)
+        return out
+
+    argv = without(tiny_args(tmp_path, "ft", mask=True, load_path=search, finetune=True), "--ndf", "--crop_size",
+                   "--load_size")
+    capsys.readouterr()
+    assert run_main("prune", argv) == 0
+    out = "".join(capsys.readouterr())
+    assert "--load_size 32 and --crop_size 32 and --ndf 4 taken from the options" in out
+    assert "x at 32x32" in out and (tmp_path / "ft" / "checkpoints" / "latest.pth").is_file()
+    assert run_main("prune", without(argv, "--name") + ["--name", "wrong", "--ndf", "8"]) == 2
+    assert "--ndf 8 does not fit" in capsys.readouterr().err
+    assert not (tmp_path / "wrong").exists()

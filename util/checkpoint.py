@@ -251,6 +251,18 @@ class Checkpoint:
             return {}
         return {name: float(v) for name, v in zip(names, values)}
 
+    def take_options(self, opt, names):
+        """Set the options ``names`` that the command line did not give (not in ``opt.user_set``) to
+        the positive integers this file was trained with; files without stored options (the original
+        code's) leave them. Returns ``{name: value}`` of those taken."""
+        taken = {}
+        for name in names:
+            value = self.options.get(name)
+            if name not in getattr(opt, "user_set", ()) and type(value) is int and value > 0:
+                taken[name] = value
+                setattr(opt, name, value)
+        return taken
+
     def fit_direction(self, direction, given):
         """The direction to run: a model with one generator (pix2pix) maps only the side it was trained
         on. ``direction`` is the requested one, ``given`` whether the user named it. Returns the trained
