@@ -12,8 +12,10 @@ import os
 # Idle OpenMP threads sleep instead of spinning: on a shared or busy CPU, spinning threads make
 # training many times slower. Must be set before torch loads OpenMP; an explicit setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import copy
 import json
 import logging
+import math
 
 import torch
 from tqdm import tqdm
@@ -23,6 +25,7 @@ from metrics.evaluate import build_evaluator
 from metrics.paired import PairedMetrics, by_metric
 from models import MODELS, families
 from models.layers import masks
+from models.pruning import prune_generator
 from options import parse, warn_ignored_options
 from util.checkpoint import check_checkpoint_file, read_checkpoint
 from util.device import select_device
@@ -73,12 +76,7 @@ def fit_sizes(opt, record):
     (the original DMAD code's) keep the defaults. A given ``--crop_size`` is kept (and checked against
     the generator by :func:`fit_generators`); a load size taken from the file is raised to the crop
     size when a larger ``--crop_size`` is given."""
-    taken = {}
-    for name in ("load_size", "crop_size"):
-        value = record.options.get(name)
-        if name not in opt.user_set and type(value) is int and value > 0:
-            taken[name] = value
-            setattr(opt, name, value)
+    taken = record.take_options(opt, ("load_size", "crop_size"))
     if "load_size" in taken:
         opt.load_size = max(opt.load_size, opt.crop_size)
     if taken:
@@ -128,12 +126,34 @@ def warn_unsettled(generators):
                     "for the slim generator", max(bounds))
 
 
+def counted(net):
+    """The generator whose MACs and params are reported for ``net``: the slim generator pruning makes
+    of a settled mask generator (bound 0: the same function, method.md §6.5, and what export.py
+    writes), else ``net`` itself. The outputs are always ``net``'s."""
+    found = masks(net)
+    if found and max(float(m.bound) for m in found.values()) == 0:
+        return prune_generator(copy.deepcopy(net))[0]
+    return net
+
+
 def directions(opt):
     """Which generators to run, and on which side of the data: [(direction, source key, out label)],
     from the model's per-direction table."""
     if opt.dataset_mode == "single":
         return [(opt.direction, "A", "fake")]
     return [(d.name, d.data_side(opt.direction), d.fake) for d in MODELS[opt.model].directions(opt.direction)]
+
+
+def finite_or_null(value):
+    """``value`` with every NaN or infinite float (a score of degenerate statistics) as None, so that
+    metrics.json is strict JSON (``null``) for every parser."""
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 @cli_entry
@@ -159,17 +179,23 @@ def main(argv=None):
     dataset = create_dataset(opt, train=False)
     device = select_device(opt.gpu_ids)
     evaluator = build_evaluator(opt, device)  # a missing explicit weights file fails before any output
+    if evaluator is not None:
+        evaluator.check_statistics([d for d, _, _ in directions(opt)])  # so do missing or damaged statistics
     warn_ignored_options(opt)
     release_console()
     warn_unsettled(generators)
     web_dir = os.path.join(opt.results_dir, opt.name, f"test_{label}")
-    webpage = HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Checkpoint = {label}")
+    try:
+        webpage = HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Checkpoint = {label}")
+    except OSError as err:
+        raise UserError(f"cannot write the results to {web_dir} ({err.strerror}): choose another --results_dir") \
+            from None
     # the MACs are counted for one crop_size x crop_size image: its (height, width) in px goes with them
     report = {"checkpoint": os.path.abspath(path), "macs_image_size": [opt.crop_size, opt.crop_size], "macs": {},
               "params": {}}
     for direction, net in generators.items():
         net = generators[direction] = net.to(device)
-        macs, params = count_macs_params(net, (1, net.config()["input_nc"], opt.crop_size, opt.crop_size))
+        macs, params = count_macs_params(counted(net), (1, net.config()["input_nc"], opt.crop_size, opt.crop_size))
         report["macs"][direction], report["params"][direction] = macs, params
         log.info("%s generator | Params: %s | MACs: %s at %dx%d", direction, format_count(params),
                  format_count(macs), opt.crop_size, opt.crop_size)
@@ -198,7 +224,7 @@ def main(argv=None):
         report.update(by_metric(paired))
     report.update(score_generators(evaluator, generators))
     with open(os.path.join(web_dir, "metrics.json"), "w") as handle:
-        json.dump(report, handle, indent=2)
+        json.dump(finite_or_null(report), handle, indent=2, allow_nan=False)
     log.info("results: %s", os.path.join(web_dir, "index.html"))
     log.info("metrics: %s", json.dumps({k: v for k, v in report.items() if k != "checkpoint"}))
 

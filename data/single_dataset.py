@@ -10,21 +10,23 @@ class SingleDataset(BaseDataset):
     """Items ``{'A': FloatTensor[C, H, W] in [-1, 1], 'A_paths': str}``.
 
     Images come from ``<dataroot>`` itself when it directly holds images, else from
-    ``<dataroot>/<phase>A``, else from ``<dataroot>/<phase>``.
+    ``<dataroot>/<phase>A`` (``<phase>B`` with ``--direction BtoA``: the side the generator reads),
+    else from ``<dataroot>/<phase>``. The key is ``A`` (the input) either way.
     """
 
     def __init__(self, opt, phase, train=True):
         super().__init__(opt, phase, train)
+        self.side = "B" if opt.direction == "BtoA" else "A"
         self.A_paths = self.find_checked(self._folder())
 
     def _folder(self):
         if any(is_image_file(n) and os.path.isfile(os.path.join(self.root, n)) for n in os.listdir(self.root)):
             return self.root
-        for name in (self.phase + "A", self.phase):
+        for name in (self.phase + self.side, self.phase):
             if os.path.isdir(os.path.join(self.root, name)):
                 return os.path.join(self.root, name)
-        raise UserError(f"--dataroot {self.root} holds no images, nor a folder {self.phase}A or {self.phase}: "
-                        "point --dataroot at a folder of images")
+        raise UserError(f"--dataroot {self.root} holds no images, nor a folder {self.phase}{self.side} or "
+                        f"{self.phase}: point --dataroot at a folder of images")
 
     def __len__(self):
         return len(self.A_paths)

@@ -146,6 +146,21 @@ class Evaluator:
             self._real[domain] = load_statistics(path)
         return self._real.get(domain)
 
+    def check_statistics(self, directions=None):
+        """The target domains of ``directions`` (default: all) whose real FID statistics are neither
+        in memory nor in a file this evaluation can use, so must be computed from real images. Reads
+        (and so checks) the statistics files; a UserError, before any image is translated, for a
+        damaged file or one that single-domain data, having no target images, cannot replace."""
+        if self.metric != "fid" or not self.enabled:
+            return set()
+        directions = self.directions if directions is None else directions
+        need_real = {self.sides[d][1] for d in directions if self._cached_real(self.sides[d][1]) is None}
+        if need_real and self.single:
+            missing = self.stat_path(sorted(need_real)[0])
+            raise UserError(f"{missing} is missing and single-domain data has no target images to compute it "
+                            "from: copy the distributed statistics there or run scripts/get_real_stat.py")
+        return need_real
+
     def evaluate(self, generators, save_dir=None):
         """Scores ``{direction: float}`` of ``generators`` (``{'AtoB': G, 'BtoA': G}``, any subset).
 
@@ -160,13 +175,7 @@ class Evaluator:
             raise KeyError(f"no evaluation direction {unknown}; this evaluator has {list(self.directions)}")
         if not generators or (not self.enabled and save_dir is None):
             return {}
-        need_real = set()
-        if self.metric == "fid" and self.enabled:
-            need_real = {self.sides[d][1] for d in generators if self._cached_real(self.sides[d][1]) is None}
-            if need_real and self.single:
-                missing = self.stat_path(sorted(need_real)[0])
-                raise UserError(f"{missing} is missing and single-domain data has no target images to compute it "
-                                "from: copy the distributed statistics there or run scripts/get_real_stat.py")
+        need_real = self.check_statistics(generators)
         modes = {d: [(m, m.training) for m in g.modules()] for d, g in generators.items()}
         for g in generators.values():
             g.eval()

@@ -188,13 +188,15 @@ def statistics_meta(path):
         return None
 
 
-def load_statistics(path):
-    """``(mu [D], sigma [D, D])`` from an .npz file with keys ``mu`` and ``sigma``."""
+def load_statistics(path, dim=FEATURE_DIM):
+    """``(mu [dim], sigma [dim, dim])`` from an .npz file with keys ``mu`` and ``sigma`` (``dim``: the
+    feature size, Inception's pool3 by default). UserError for a file that is damaged, holds pickled
+    objects, has other shapes or holds NaN or infinite values."""
     try:
-        data = np.load(path)
-    except (OSError, ValueError) as err:
-        raise UserError(f"cannot read FID statistics {path} ({err}): delete it or recompute it with "
-                        "scripts/get_real_stat.py") from None
+        data = np.load(path)  # allow_pickle=False: a file that holds objects is refused, never unpickled
+    except (OSError, ValueError, EOFError):
+        raise UserError(f"cannot read FID statistics {path} (damaged, or not an .npz of arrays): delete it or "
+                        "recompute it with scripts/get_real_stat.py") from None
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise UserError(f"{path} is not an .npz archive: recompute it with scripts/get_real_stat.py")
     with data:
@@ -202,9 +204,12 @@ def load_statistics(path):
             raise UserError(f"{path} lacks the keys 'mu' and 'sigma' (has {sorted(data.files)}): "
                             "recompute it with scripts/get_real_stat.py")
         mu, sigma = data["mu"].astype(np.float64), data["sigma"].astype(np.float64)
-    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
-        raise UserError(f"{path} has mu {mu.shape} and sigma {sigma.shape}, expected [D] and [D, D]: "
-                        "recompute it with scripts/get_real_stat.py")
+    if mu.shape != (dim,) or sigma.shape != (dim, dim):
+        raise UserError(f"{path} has mu {mu.shape} and sigma {sigma.shape}, expected the features' [{dim}] and "
+                        f"[{dim}, {dim}]: recompute it with scripts/get_real_stat.py")
+    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+        raise UserError(f"{path} holds NaN or infinite values: delete it or recompute it with "
+                        "scripts/get_real_stat.py")
     return mu, sigma
 
 

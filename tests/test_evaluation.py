@@ -85,6 +85,23 @@ def test_test_py_writes_fid_to_metrics_json(tmp_path, small_data, inception_path
     assert report["macs"]["AtoB"] > 0 and report["params"]["BtoA"] > 0
 
 
+def test_test_py_checks_the_fid_statistics_before_translating(tmp_path, small_data, inception_path, capsys):
+    """Single-domain data cannot give the target statistics: a missing file is one line before any
+    result is written; a damaged one likewise, for any data."""
+    ckpt = tmp_path / "exp" / "fid" / "checkpoints" / "latest.pth"
+    assert run_main("train", tiny_args(tmp_path / "exp", "fid", dataroot=small_data)) == 0
+    argv = tiny_args(tmp_path / "exp", "fid", dataroot=small_data) + [
+        "--load_path", str(ckpt), "--inception_path", inception_path, "--results_dir", str(tmp_path / "res")]
+    argv[argv.index("--metric") + 1] = "fid"
+    capsys.readouterr()
+    assert run_main("test", argv + ["--dataset_mode", "single", "--direction", "BtoA"]) == 2
+    assert "real_stat_A.npz is missing" in capsys.readouterr().err
+    (small_data / "real_stat_B.npz").write_bytes(b"damaged")
+    assert run_main("test", argv) == 2
+    assert "cannot read FID statistics" in capsys.readouterr().err
+    assert not (tmp_path / "res").exists()
+
+
 def test_prune_py_without_finetune_scores_the_pruned_generators(tmp_path, small_data, inception_path):
     # pruning alone evaluates the slim generators too, so its "FID is skipped" (no weights) is not idle
     from tests.test_pruning import prune_args, search_checkpoint

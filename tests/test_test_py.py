@@ -8,7 +8,8 @@ from PIL import Image
 
 import test as test_script
 from models.layers import masks
-from tests.conftest import run_main, tiny_args
+from models.pruning import prune_generator
+from tests.conftest import run_main, script_module, tiny_args
 from util.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from util.flops import count_macs_params
 
@@ -54,7 +55,9 @@ def test_sizes_come_from_the_checkpoint_and_the_macs_name_them(search, tmp_path,
     report, out, page = _test(tmp_path, ckpt, capsys)
     assert report["macs_image_size"] == [32, 32]
     net = test_script.read_checkpoint(str(ckpt)).generator("AtoB")
-    assert report["macs"]["AtoB"] == count_macs_params(net, (1, 3, 32, 32))[0]
+    slim = prune_generator(net)[0]  # a settled search is counted as the generator pruning makes of it
+    macs = {name: count_macs_params(g, (1, 3, 32, 32))[0] for name, g in (("slim", slim), ("full", net))}
+    assert report["macs"]["AtoB"] == macs["slim"] < macs["full"]
     assert "AtoB generator | Params:" in out and "at 32x32" in out
     with Image.open(next((page / "images" / "fake_B").glob("*.png"))) as image:
         assert image.size == (32, 32)  # the 64 px toy images are tested at the training size
@@ -90,3 +93,22 @@ def test_unsettled_masks_are_tested_with_one_warning(search, tmp_path, capsys):
     net = test_script.read_checkpoint(str(ckpt)).generator("AtoB")
     assert {float(m.bound) for m in masks(net).values()} == {0.5}
     assert report["macs"]["AtoB"] == count_macs_params(net, (1, 3, 32, 32))[0]  # the full architecture
+
+
+def test_metrics_json_is_strict_json():
+    report = {"fid": {"AtoB": float("nan"), "BtoA": 3.5}, "macs": {"AtoB": 10}, "l1": [float("inf"), 0.25]}
+    assert json.loads(json.dumps(test_script.finite_or_null(report), allow_nan=False)) == {
+        "fid": {"AtoB": None, "BtoA": 3.5}, "macs": {"AtoB": 10}, "l1": [None, 0.25]}
+
+
+def test_a_results_folder_that_cannot_be_made_is_one_line(search, tmp_path, capsys, monkeypatch):
+    def refuse(folder, title):
+        raise FileNotFoundError(2, "No such file or directory", folder)
+
+    # e.g. --results_dir under /proc, which passes os.access for root
+    monkeypatch.setattr(script_module("test"), "HTML", refuse)
+    argv = _without_sizes(tiny_args(tmp_path, "t", mask=True)) + ["--load_path", str(search), "--results_dir",
+                                                                   str(tmp_path / "res")]
+    assert run_main("test", argv) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "cannot write the results to" in err[0] and "--results_dir" in err[0]
