@@ -85,7 +85,7 @@ def _base_group(parser):
 
     g = parser.add_argument_group("model")
     g.add_argument("--model", type=str, default="cyclegan", choices=MODELS,
-                   help="chooses which model to use. [cyclegan | pix2pix]. default: cyclegan")
+                   help=f"chooses which model to use. [{' | '.join(MODELS)}]. default: cyclegan")
     g.add_argument("--input_nc", type=int, default=3,
                    help="# of input image channels: 3 for RGB and 1 for grayscale. default: 3")
     g.add_argument("--output_nc", type=int, default=3,
@@ -132,7 +132,7 @@ def _base_group(parser):
     g.add_argument("--dataset_mode", type=str, default=None, choices=DATASET_MODES,
                    help="chooses how datasets are loaded. [unaligned | aligned | single]. "
                         "default: unaligned for cyclegan, aligned for pix2pix")
-    g.add_argument("--direction", type=str, default="AtoB", choices=DIRECTIONS, help="AtoB or BtoA")
+    g.add_argument("--direction", type=str, default="AtoB", choices=DIRECTIONS, help="AtoB or BtoA. default: AtoB")
     _flag(g, "--serial_batches", "if true, takes images in order to make batches, otherwise takes them randomly")
     g.add_argument("--num_threads", type=int, default=8, help="# threads for loading data. default: 8")
     g.add_argument("--batch_size", type=int, default=1, help="input batch size. default: 1")
@@ -149,7 +149,7 @@ def _base_group(parser):
     g.add_argument("--display_freq", type=int, default=400, help="frequency (images) of showing training results on screen")
     g.add_argument("--display_ncols", type=int, default=4,
                    help="if positive, display all images in a single visdom web panel with certain number of images per row")
-    g.add_argument("--display_id", type=int, default=1, help="window id of the web display; <= 0 disables visdom")
+    g.add_argument("--display_id", type=int, default=1, help="window id of the web display; <= 0 disables visdom. default: 1")
     g.add_argument("--display_server", type=str, default="http://localhost", help="visdom server of the web display")
     g.add_argument("--display_env", type=str, default="main", help='visdom display environment name (default is "main")')
     g.add_argument("--display_port", type=int, default=8097, help="visdom port of the web display")
@@ -175,7 +175,7 @@ def _base_group(parser):
     g.add_argument("--pool_size", type=int, default=100,
                    help="the size of image buffer that stores previously generated images. default: 100")
     g.add_argument("--lr_policy", type=str, default="linear", choices=LR_POLICIES,
-                   help="learning rate policy. [linear | step | plateau | cosine]")
+                   help="learning rate policy. [linear | step | plateau | cosine]. default: linear")
     g.add_argument("--lr_decay_iters", type=int, default=50, help="multiply by a gamma every lr_decay_iters epochs")
     g.add_argument("--lambda_A", type=float, default=10.0, help="weight for cycle loss (A -> B -> A). default: 10.0")
     g.add_argument("--lambda_B", type=float, default=10.0, help="weight for cycle loss (B -> A -> B). default: 10.0")

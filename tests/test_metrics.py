@@ -163,15 +163,24 @@ def test_statistics_roundtrip_and_bad_files(tmp_path):
     mu, sigma = np.arange(3.0), np.eye(3) * 2
     path = tmp_path / "sub" / "stat.npz"
     fid.save_statistics(str(path), mu, sigma)
-    got_mu, got_sigma = fid.load_statistics(str(path))
+    got_mu, got_sigma = fid.load_statistics(str(path), dim=3)
     assert np.array_equal(got_mu, mu) and np.array_equal(got_sigma, sigma)
     assert sorted(os.listdir(path.parent)) == ["stat.npz"]  # no temporary file left behind
+    with pytest.raises(UserError, match=r"expected the features' \[2048\]"):
+        fid.load_statistics(str(path))  # Inception's pool3 size by default
     np.savez(tmp_path / "wrong.npz", mean=mu, cov=sigma)
     with pytest.raises(UserError, match="'mu' and 'sigma'"):
-        fid.load_statistics(str(tmp_path / "wrong.npz"))
+        fid.load_statistics(str(tmp_path / "wrong.npz"), dim=3)
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(UserError, match="junk.npz"):
         fid.load_statistics(str(tmp_path / "junk.npz"))
+    (tmp_path / "text.npz").write_bytes(b"some text, not arrays\n" * 20)  # numpy reads it as a pickle
+    with pytest.raises(UserError, match="damaged, or not an .npz of arrays") as refused:
+        fid.load_statistics(str(tmp_path / "text.npz"))
+    assert "allow_pickle" not in str(refused.value)
+    np.savez(tmp_path / "nan.npz", mu=mu, sigma=sigma * np.nan)
+    with pytest.raises(UserError, match="NaN or infinite"):
+        fid.load_statistics(str(tmp_path / "nan.npz"), dim=3)
 
 
 def test_feature_statistics_needs_two_images():
