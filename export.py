@@ -19,7 +19,7 @@ from util.checkpoint import read_checkpoint
 from util.errors import ArgumentParser, UserError, cli_entry
 from util.export import (FORMATS, OPSET, OPSETS, check_size, deployable, export_onnx, export_torchscript,
                          max_difference, min_size)
-from util.files import check_writable_folder
+from util.files import check_writable_file
 from util.logger import setup_logging
 
 log = logging.getLogger("dmad")
@@ -53,11 +53,9 @@ def default_output(load_path, direction, fmt):
 
 
 def check_output(output, fmt):
-    """UserError for an ``--output`` that is a folder or lies where nothing can be written; a warning
-    for a name whose extension is another format's."""
-    if os.path.isdir(output):
-        raise UserError(f"--output {output} is a folder: give a file name")
-    check_writable_folder(os.path.dirname(os.path.abspath(os.path.expanduser(output))), "--output")
+    """UserError for an output that is a folder or lies where nothing can be written; a warning for a
+    name whose extension is another format's."""
+    check_writable_file(output, "--output")
     others = [f for f, ext in FORMATS.items() if f != fmt and output.endswith(ext)]
     if others:
         log.warning("--output %s has the extension of the %s format, but --format is %s", output, others[0], fmt)
@@ -70,14 +68,13 @@ def main(argv=None):
     if opt.format == "onnx" and opt.opset not in OPSETS:
         raise UserError(f"--opset {opt.opset} is not supported: give {OPSETS.start} to {OPSETS.stop - 1} "
                         f"(default {OPSET})")
-    if opt.output is not None:
-        check_output(opt.output, opt.format)
     record = read_checkpoint(opt.load_path)
     opt.direction = record.fit_direction(opt.direction or "AtoB", opt.direction is not None)
+    output = opt.output or default_output(opt.load_path, opt.direction, opt.format)
+    check_output(output, opt.format)
     generator = record.generator(opt.direction).cpu()
     multiple = check_size(generator, opt.size)  # before pruning: a wrong size is the only line
     net = deployable(generator)
-    output = opt.output or default_output(opt.load_path, opt.direction, opt.format)
     if opt.format == "onnx":
         export_onnx(net, output, opt.size, opt.dynamic_size, opt.opset)
         rule = f"any multiple of {multiple} from {min_size(net)}" if opt.dynamic_size else f"{opt.size}x{opt.size}"

@@ -60,9 +60,7 @@ def take_training_options(opt, source):
     ``--crop_size`` (the MACs are counted, and the fine-tune trains, at the size the search trained
     at) and ``--ndf`` (the fine-tune loads the search's discriminators) are taken from the checkpoint;
     a given ``--ndf`` that does not fit its discriminators is a UserError before anything is written."""
-    taken = source.take_options(opt, ("load_size", "crop_size"))
-    if "load_size" in taken:
-        opt.load_size = max(opt.load_size, opt.crop_size)
+    taken = source.take_sizes(opt)
     model = MODELS[opt.model]
     stored = {source.configs[name].get("ndf") for name in model.discriminator_names}
     if len(stored) == 1 and None not in stored:

@@ -42,7 +42,7 @@ sys.path.insert(0, HERE)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from util.errors import ArgumentParser, UserError, cli_entry  # noqa: E402
-from util.files import check_writable_folder, publish, temporary  # noqa: E402
+from util.files import atomic_path, check_writable_file  # noqa: E402
 from util.flops import format_count  # noqa: E402
 
 # (key, label, options); sizes follow the reference settings
@@ -455,9 +455,7 @@ def main():
     if args.only:
         specs = select_rows(specs, args.only)
     output = args.output or os.path.join(HERE, f"results_{args.device}.md")
-    if os.path.isdir(output):
-        raise UserError(f"--output {output} is a folder: give a file name")
-    check_writable_folder(os.path.dirname(os.path.abspath(output)), "--output")  # before the rows, not after
+    check_writable_file(output, "--output")  # before the rows, not after
     rows = []
     for spec in specs:
         start = time.time()
@@ -471,11 +469,8 @@ def main():
               f"load average {load:.1f} at the end.")
     table = format_table(rows, args, header)
     print(table)
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    fd, tmp = temporary(os.path.dirname(os.path.abspath(output)), os.path.basename(output))
-    with os.fdopen(fd, "w") as handle:
+    with atomic_path(output) as tmp, open(tmp, "w") as handle:
         handle.write(table + "\n")
-    publish(tmp, output)
     print(f"\nwritten to {output}", file=sys.stderr)
 
 

@@ -31,6 +31,9 @@ from util.errors import UserError, first_line
 log = logging.getLogger("dmad")
 
 
+PRECISION = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}  # the name of each amp_dtype()
+
+
 def amp_dtype(opt, device):
     """The autocast dtype ``--amp`` asks for on ``device``, or None without ``--amp``: ``bf16`` /
     ``fp16`` as given; ``auto`` = bf16 where the device supports it (every CPU, Ampere and later
@@ -183,7 +186,7 @@ class BaseModel:
         # fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         if self.amp_dtype is not None and opt.isTrain:
-            log.info("--amp: %s autocast%s", "bf16" if self.amp_dtype == torch.bfloat16 else "fp16",
+            log.info("--amp: %s autocast%s", PRECISION[self.amp_dtype],
                      " with a gradient scaler" if self.scaler.is_enabled() else "")
         self.memory_format = torch.channels_last if getattr(opt, "channels_last", False) else torch.contiguous_format
         if self.memory_format == torch.channels_last:
@@ -334,7 +337,7 @@ class BaseModel:
                 self.scaler.load_state_dict(state["grad_scaler"])
             else:
                 log.warning("%s was trained with fp16 --amp; this run is %s: its gradient scaler is not used",
-                            source, "bf16" if self.amp_dtype == torch.bfloat16 else "fp32")
+                            source, PRECISION[self.amp_dtype])
 
 
 def check_configs(expected, stored, source):

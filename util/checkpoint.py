@@ -263,6 +263,14 @@ class Checkpoint:
                 setattr(opt, name, value)
         return taken
 
+    def take_sizes(self, opt):
+        """:meth:`take_options` for ``--load_size`` and ``--crop_size``; a load size taken from the file
+        is raised to a larger given crop size. Returns ``{name: value}`` of those taken."""
+        taken = self.take_options(opt, ("load_size", "crop_size"))
+        if "load_size" in taken:
+            opt.load_size = max(opt.load_size, opt.crop_size)
+        return taken
+
     def fit_direction(self, direction, given):
         """The direction to run: a model with one generator (pix2pix) maps only the side it was trained
         on. ``direction`` is the requested one, ``given`` whether the user named it. Returns the trained

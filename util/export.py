@@ -10,7 +10,6 @@ ResNet, 2^levels for a U-Net). The batch axis N is dynamic
 in both formats; H and W are fixed to the traced ``size`` in ONNX unless ``dynamic_size`` (a fixed
 size lets onnxruntime plan its memory and layouts once), and follow the input in TorchScript.
 """
-import contextlib
 import copy
 import json
 import logging
@@ -23,7 +22,7 @@ from torch import nn
 from models.layers import masks
 from models.pruning import prune_generator
 from util.errors import UserError
-from util.files import publish, temporary
+from util.files import atomic_path
 
 log = logging.getLogger("dmad")
 
@@ -83,26 +82,6 @@ def metadata(net, size, dynamic_size):
             "output_nc": net.structure().output_nc, "size_multiple": multiple, "min_size": min_size(net),
             "input_size": f"any multiple of {multiple} from {min_size(net)}" if dynamic_size else f"{size}x{size}",
             "input_range": "[-1, 1]", "output_range": "[-1, 1] (tanh)", "layout": "NCHW"}
-
-
-@contextlib.contextmanager
-def _atomic_path(path):
-    """A temporary path next to ``path`` that is renamed over it when the block succeeds."""
-    folder = os.path.dirname(os.path.abspath(path))
-    name = os.path.basename(path)
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = temporary(folder, name, suffix=os.path.splitext(name)[1])
-    except OSError as err:
-        raise UserError(f"cannot write {path} ({err.strerror}): choose an output path in a folder you may write "
-                        "to") from None
-    os.close(fd)
-    try:
-        yield tmp
-        publish(tmp, path)  # with the permissions of the umask, like every other output
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 NARROW_OUTPUT = 4  # convolutions with at most this many output channels are split for onnxruntime
@@ -197,7 +176,7 @@ def export_onnx(net, path, size=256, dynamic_size=False, opset=OPSET):
     graph = split_narrow_convs(net)
     if dynamic_size:
         graph = _size_guarded(graph, size_multiple(net))
-    with _atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
+    with atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporter's deprecation and constant-folding notes
         torch.onnx.export(graph, (example,), tmp, dynamo=False, opset_version=opset, input_names=["input"],
                           output_names=["output"], dynamic_axes={"input": axes, "output": axes},
@@ -243,7 +222,7 @@ def export_torchscript(net, path, size=256):
     channels = net.structure().input_nc
     example = torch.zeros(1, channels, size, size, device=_device(net))
     meta = metadata(net, size, dynamic_size=True)
-    with _atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
+    with atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         frozen = copy.deepcopy(net).requires_grad_(False)  # outputs that need no .detach() before .numpy()
         traced = torch.jit.trace(frozen, (example,), check_trace=False)

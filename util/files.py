@@ -4,6 +4,7 @@ Every output is first written to a temporary file named ``.tmp-*`` in the folder
 then renamed over it, so a reader never sees half a file; a save killed half-way leaves only such a
 temporary, which the next run on the folder removes.
 """
+import contextlib
 import errno
 import os
 import tempfile
@@ -44,6 +45,30 @@ def publish(tmp, path):
     (mkstemp creates files readable by their owner only)."""
     os.chmod(tmp, file_mode())
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """``with atomic_path(path) as tmp:`` a temporary path next to ``path`` (its folder created) for
+    the block to write; renamed over ``path`` (:func:`publish`) when the block succeeds, removed when
+    it fails. UserError when nothing can be written there."""
+    from util.errors import UserError
+
+    folder = os.path.dirname(os.path.abspath(path))
+    name = os.path.basename(path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = temporary(folder, name, suffix=os.path.splitext(name)[1])
+    except OSError as err:
+        raise UserError(f"cannot write {path} ({err.strerror}): choose an output path in a folder you may write "
+                        "to") from None
+    os.close(fd)
+    try:
+        yield tmp
+        publish(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def remove_temporaries(folder):
@@ -126,3 +151,13 @@ def check_writable_folder(path, option):
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UserError(f"{option}: folder {probe} is not writable: choose a folder you may write to, or fix its "
                         "permissions")
+
+
+def check_writable_file(path, option):
+    """UserError unless ``path`` can be written as a file: it is not a folder and its folder is, or
+    can be created as, one this process may write (:func:`check_writable_folder`). Nothing is created."""
+    from util.errors import UserError
+
+    if os.path.isdir(path):
+        raise UserError(f"{option} {path} is a folder: give a file name")
+    check_writable_folder(os.path.dirname(os.path.abspath(os.path.expanduser(path))), option)

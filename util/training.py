@@ -282,7 +282,7 @@ class Trainer:
     def state(self, epoch):
         state = header("training", self.opt.model, self.stage, self.opt)
         state.update({"epoch": epoch, "iteration": self.iteration, "images_seen": self.images_seen,
-                      "world_size": distributed.world_size(),
+                      "world_size": self.world,
                       "best": {k: dict(v) for k, v in self.best.items()}, "rng": rng_state()})
         state.update(self.model.state_dict())
         if self.search is not None:
@@ -309,10 +309,9 @@ class Trainer:
         log.info("resuming from %s at epoch %d (iteration %d, %d images seen)", source, self.start_epoch,
                  self.iteration, self.images_seen)
         processes = int(state.get("world_size", 1))
-        if processes != distributed.world_size():
+        if processes != self.world:
             log.warning("%s was trained by %d process(es), this run has %d: the global batch is now %d instead of %d",
-                        source, processes, distributed.world_size(), self.opt.batch_size * distributed.world_size(),
-                        self.opt.batch_size * processes)
+                        source, processes, self.world, self.opt.batch_size * self.world, self.opt.batch_size * processes)
 
     def save(self, epoch, numbered, announce=True):
         state = self.state(epoch)
