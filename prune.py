@@ -70,9 +70,7 @@ def take_training_options(opt, source):
         elif opt.finetune and opt.ndf != ndf:
             raise UserError(f"--ndf {opt.ndf} does not fit {source.path}: its discriminators have ndf {ndf}; drop "
                             f"--ndf or give --ndf {ndf}")
-    if taken:
-        log.info("%s taken from the options %s was trained with", " and ".join(f"--{k} {v}" for k, v in taken.items()),
-                 source.path)
+    source.log_taken(taken)
 
 
 def check_size(opt, config):

@@ -76,10 +76,7 @@ def fit_sizes(opt, record):
     (the original DMAD code's) keep the defaults. A given ``--crop_size`` is kept (and checked against
     the generator by :func:`fit_generators`); a load size taken from the file is raised to the crop
     size when a larger ``--crop_size`` is given."""
-    taken = record.take_sizes(opt)
-    if taken:
-        log.info("%s taken from the options %s was trained with", " and ".join(f"--{k} {v}" for k, v in taken.items()),
-                 record.path)
+    record.log_taken(record.take_sizes(opt))
 
 
 def fit_generators(opt, generators, path):

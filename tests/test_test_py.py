@@ -68,7 +68,9 @@ def test_sizes_come_from_the_checkpoint_and_the_macs_name_them(search, tmp_path,
     assert report["macs_image_size"] == [48, 48] and "at 48x48" in out
 
 
-def test_fit_sizes(tmp_path):
+def test_fit_sizes(tmp_path, caplog):
+    import logging
+
     import options
 
     def fitted(stored, *argv):
@@ -83,6 +85,12 @@ def test_fit_sizes(tmp_path):
     assert fitted({"load_size": 36, "crop_size": 32}, "--crop_size", "64") == (64, 64)
     assert fitted({"load_size": 36, "crop_size": 32}, "--load_size", "300") == (300, 32)
     assert fitted({"load_size": None, "crop_size": True}) == (286, 256)
+    # the sizes taken are named in one line (Checkpoint.log_taken, which prune.py's ndf uses too)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        fitted({"load_size": 36, "crop_size": 32}, "--crop_size", "64")
+    assert [r.getMessage() for r in caplog.records if "taken from" in r.getMessage()] == [
+        "--load_size 36 taken from the options x.pth was trained with"]
 
 
 def test_unsettled_masks_are_tested_with_one_warning(search, tmp_path, capsys):

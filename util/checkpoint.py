@@ -18,6 +18,7 @@ interrupted save never leaves a truncated checkpoint behind. The kinds:
 code wrote into one :class:`Checkpoint` record. Version history: 1 had no ``kind`` and marked the
 best model with ``"best": True``; 2 added ``kind``.
 """
+import logging
 import os
 import pickletools
 import warnings
@@ -33,6 +34,8 @@ from util.files import publish, temporary
 FORMAT = "dmad"
 VERSION = 2
 KINDS = ("training", "best", "pruned")
+
+log = logging.getLogger(__name__)
 
 
 def header(kind, model, stage, opt):
@@ -270,6 +273,14 @@ class Checkpoint:
         if "load_size" in taken:
             opt.load_size = max(opt.load_size, opt.crop_size)
         return taken
+
+    def log_taken(self, taken):
+        """One info line naming the options ``taken`` (``{name: value}``, as :meth:`take_options`
+        returns them) from this file, so that the user sees which options were not the defaults;
+        nothing when ``taken`` is empty."""
+        if taken:
+            log.info("%s taken from the options %s was trained with",
+                     " and ".join(f"--{k} {v}" for k, v in taken.items()), self.path)
 
     def fit_direction(self, direction, given):
         """The direction to run: a model with one generator (pix2pix) maps only the side it was trained
