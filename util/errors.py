@@ -7,6 +7,7 @@ import argparse
 import difflib
 import functools
 import logging
+import os
 import sys
 
 
@@ -96,6 +97,23 @@ def unknown_arguments_message(extras, known):
     return "; ".join(parts)
 
 
+def launch_rank():
+    """This process's rank as torchrun set it (``RANK``, in the environment before Python starts), 0
+    when not started by torchrun or when the variable is not a number."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
+def exit_on_user_error(err):
+    """Print ``error: <err>`` on stderr and exit with status 2. Under torchrun every rank refuses the
+    same input, so only rank 0 prints the line; the others exit 2 quietly."""
+    if launch_rank() == 0:
+        print(f"error: {err}", file=sys.stderr)
+    sys.exit(2)
+
+
 def cli_entry(main):
     """Wrap a script's ``main`` so that a :class:`UserError` becomes one line on stderr and exit 2."""
 
@@ -112,8 +130,7 @@ def cli_entry(main):
         except UserError as err:
             drop_console()  # the error is the only line: messages held back during the checks go
             logging.shutdown()
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(2)
+            exit_on_user_error(err)
         except KeyboardInterrupt:
             release_console()
             print("interrupted", file=sys.stderr)
