@@ -1,9 +1,12 @@
 """benchmarks/run_all.py's command line: which rows --only selects, and bad input refused with one line
-before any row runs (the benchmarks themselves never run in the test suite)."""
+before any row runs (the benchmarks themselves never run in the test suite); scripts/gpu_check.sh's checks
+of its Python before anything runs."""
 import os
+import subprocess
 import sys
 
 import pytest
+import torch
 
 from conftest import REPO, assert_user_error, run_script
 
@@ -45,3 +48,43 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_row_runs(tmp_pat
     proc = run_script("benchmarks/run_all", ["--only", "latency", "--output", blocker / "results.md"])
     assert "is a file, not a folder" in assert_user_error(proc)
     assert "latency:" not in proc.stderr  # no row started
+
+
+GPU_CHECK = os.path.join(REPO, "scripts", "gpu_check.sh")
+
+
+def _gpu_check(python):
+    """scripts/gpu_check.sh run with GPU_CHECK_PYTHON=python; (exit status, output)."""
+    env = dict(os.environ, GPU_CHECK_PYTHON=str(python))
+    done = subprocess.run(["bash", GPU_CHECK], env=env, capture_output=True, text=True, timeout=120)
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_gpu_check_names_the_packages_its_python_lacks(tmp_path):
+    """A Python with a CUDA PyTorch but without some requirements (a GPU machine's own environment, offline)
+    gets one line naming what to install, before anything runs."""
+    site = tmp_path / "site"
+    site.mkdir()
+    # sys.modules[name] = None makes importlib.util.find_spec(name) answer None: the package looks absent
+    (site / "sitecustomize.py").write_text("import sys\nsys.modules['dominate'] = sys.modules['pytorch_fid'] = None\n")
+    python = tmp_path / "python"
+    python.write_text(f"#!/bin/sh\nPYTHONPATH={site} exec {sys.executable} \"$@\"\n")
+    python.chmod(0o755)
+    status, out = _gpu_check(python)
+    assert status == 2, out
+    assert out.strip().splitlines() == [f"gpu-check: {python} (GPU_CHECK_PYTHON) lacks dominate pytorch-fid: install "
+                                        "them into it (pip install dominate pytorch-fid) or use .venv (make install)"]
+
+
+def test_gpu_check_refuses_a_missing_python(tmp_path):
+    status, out = _gpu_check(tmp_path / "no-python")
+    assert status == 2
+    assert "no Python at" in out and "GPU_CHECK_PYTHON" in out and len(out.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without a GPU")
+def test_gpu_check_without_a_gpu_says_so_in_one_line():
+    status, out = _gpu_check(sys.executable)
+    assert status == 2
+    assert out.strip().splitlines()[-1].startswith("gpu-check: CUDA is not available to the torch of")
+    assert len(out.strip().splitlines()) == 1
