@@ -252,7 +252,7 @@ class Evaluator:
         path = self.stat_path(domain)
         try:
             save_statistics(path, mu, sigma, meta=self._stat_meta(domain))
-        except OSError as err:  # a read-only dataset folder
+        except (OSError, UserError) as err:  # a read-only dataset folder (UserError: no temporary file there)
             logger.info("FID statistics of real %s images were computed from %d images (kept in memory; "
                         "cannot write %s: %s)", domain, len(feats), path, err)
             return

@@ -18,7 +18,7 @@ from pytorch_fid.inception import FIDInceptionA, FIDInceptionC, FIDInceptionE_1,
 from torch import nn
 
 from util.errors import UserError
-from util.files import publish, temporary
+from util.files import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -160,23 +160,14 @@ def feature_statistics(feats):
 
 
 def save_statistics(path, mu, sigma, meta=None):
-    """Write ``mu`` and ``sigma`` to the .npz file ``path`` atomically (temporary file, then rename).
+    """Write ``mu`` and ``sigma`` to the .npz file ``path`` atomically (:func:`util.files.atomic_path`).
 
     ``meta`` (a JSON-able dict: split, preprocessing, image count...) is stored as the extra key
     ``meta`` so that a later run can tell whether the file still describes its evaluation data;
     files without it (such as the authors' published statistics) are taken as they are."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = temporary(folder, os.path.basename(path), suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            extra = {} if meta is None else {"meta": np.array(json.dumps(meta, sort_keys=True))}
-            np.savez(f, mu=np.asarray(mu), sigma=np.asarray(sigma), **extra)
-        publish(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    extra = {} if meta is None else {"meta": np.array(json.dumps(meta, sort_keys=True))}
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, mu=np.asarray(mu), sigma=np.asarray(sigma), **extra)
 
 
 def statistics_meta(path):

@@ -88,3 +88,26 @@ def test_runs_write_version_2_and_test_py_reads_once(tmp_path, monkeypatch):
     assert run_main("test", argv) == 0
     assert len(reads) == 1 and reads[0].endswith("latest.pth")
     assert (tmp_path / "res" / "once" / "test_1" / "metrics.json").is_file()
+
+
+def test_save_checkpoint_is_atomic_and_flushed(tmp_path, monkeypatch):
+    """Checkpoints go through util.files.atomic_path with fsync: the file is flushed before it is
+    renamed into place, a failing save leaves the previous file as it was and no temporary."""
+    import os
+
+    path = tmp_path / "run" / "latest.pth"
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real_fsync(fd))
+    save_checkpoint({"format": "dmad", "w": torch.ones(3)}, str(path))
+    assert len(synced) == 1 and os.path.basename(synced[0]).startswith(".tmp-latest.pth.")
+    assert torch.equal(torch.load(path, weights_only=True)["w"], torch.ones(3))
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("cannot pickle")
+
+    with pytest.raises(RuntimeError):
+        save_checkpoint({"w": torch.zeros(3), "bad": Unpicklable()}, str(path))
+    assert torch.equal(torch.load(path, weights_only=True)["w"], torch.ones(3))
+    assert os.listdir(path.parent) == ["latest.pth"]

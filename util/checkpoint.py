@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from util.errors import UserError
-from util.files import publish, temporary
+from util.files import atomic_path
 
 FORMAT = "dmad"
 VERSION = 2
@@ -46,20 +46,10 @@ def header(kind, model, stage, opt):
 
 
 def save_checkpoint(state, path):
-    """Write ``state`` to ``path`` atomically (temp file + rename), creating the folder."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = temporary(folder, os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        publish(tmp, path)  # permissions of the umask, like every other output
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write ``state`` to ``path`` atomically (:func:`util.files.atomic_path`, flushed to the disk
+    before the rename), creating the folder."""
+    with atomic_path(path, fsync=True) as tmp, open(tmp, "wb") as handle:
+        torch.save(state, handle)
 
 
 def check_checkpoint_file(path, option="--load_path"):

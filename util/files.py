@@ -48,12 +48,16 @@ def publish(tmp, path):
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path, fsync=False):
     """``with atomic_path(path) as tmp:`` a temporary path next to ``path`` (its folder created) for
     the block to write; renamed over ``path`` (:func:`publish`) when the block succeeds, removed when
-    it fails. UserError when nothing can be written there."""
+    it fails. The temporary keeps ``path``'s extension, so writers that pick the format from it
+    (PIL) write the right one. ``fsync``: flush the written file to the disk before the rename, so
+    that a power loss right after leaves the old file or the whole new one (checkpoints).
+    UserError when nothing can be written there."""
     from util.errors import UserError
 
+    path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     name = os.path.basename(path)
     try:
@@ -65,6 +69,12 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield tmp
+        if fsync:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         publish(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -5,7 +5,7 @@ from urllib.parse import quote
 import dominate
 from dominate.tags import a, br, h3, img, meta, p, table, td, tr
 
-from util.image import atomic_output
+from util.files import atomic_path
 
 
 def _image_url(name):
@@ -71,7 +71,7 @@ class HTML:
     def save(self):
         """Write ``index.html`` atomically (a browser refreshing mid-write sees the old page)."""
         html_file = os.path.join(self.web_dir, "index.html")
-        with atomic_output(html_file) as tmp:
+        with atomic_path(html_file) as tmp:
             with open(tmp, "w", encoding="utf-8") as f:
                 f.write(self.doc.render())
         return html_file

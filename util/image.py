@@ -1,12 +1,11 @@
 """Tensor <-> image helpers and atomic file writes for the visualiser and the test/eval image dumps."""
-import contextlib
 import os
 
 import numpy as np
 import torch
 from PIL import Image
 
-from util.files import publish, temporary
+from util.files import atomic_path
 
 
 def tensor2im(t):
@@ -33,32 +32,9 @@ def tensor2im(t):
     return np.clip(arr, 0.0, 255.0).astype(np.uint8)
 
 
-@contextlib.contextmanager
-def atomic_output(path):
-    """Yield a temporary path next to ``path``; on success it is renamed onto ``path``.
-
-    Readers (a browser refreshing the HTML page, a crash mid-write) never see a half-written file.
-    The parent folder is created. The temporary name (``.tmp-<name>.XXXX<ext>``) keeps the extension so
-    format sniffing works; the file gets the permissions of the umask.
-    """
-    path = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    base = os.path.basename(path)
-    fd, tmp = temporary(parent, base, suffix=os.path.splitext(base)[1])
-    os.close(fd)
-    try:
-        yield tmp
-        publish(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
-
 def write_bytes(path, data):
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_output`); returns ``path``."""
-    with atomic_output(path) as tmp:
+    """Write ``data`` to ``path`` atomically (:func:`util.files.atomic_path`); returns ``path``."""
+    with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
     return path
@@ -81,6 +57,6 @@ def save_image(arr, path, aspect_ratio=1.0):
     elif aspect_ratio < 1.0:
         image = image.resize((w, int(h / aspect_ratio)), Image.BICUBIC)
     fmt = Image.registered_extensions().get(os.path.splitext(os.fspath(path))[1].lower(), "PNG")
-    with atomic_output(path) as tmp:
+    with atomic_path(path) as tmp:
         image.save(tmp, format=fmt)
     return path

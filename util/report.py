@@ -11,7 +11,7 @@ import dominate.util
 import torch
 from dominate import tags
 
-from util.image import atomic_output
+from util.files import atomic_path
 
 # Counts loaded images once the page has loaded (read by the browser check in the tests; harmless
 # for a reader): sets data-images-total / data-images-loaded on <body>.
@@ -77,7 +77,7 @@ def write_report(out_dir, title, sections):
                                 _check(out_dir, path)
                                 tags.td(tags.img(src=path, width=128, alt=os.path.basename(path)), cls="img")
     page = os.path.join(out_dir, "index.html")
-    with atomic_output(page) as tmp:
+    with atomic_path(page) as tmp:
         with open(tmp, "w") as handle:
             handle.write(doc.render())
     return page
