@@ -126,6 +126,7 @@ def _train_row(key, variant, device, args):
 
         model.train()
         if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # as training does (util.training.Trainer.open)
             torch.cuda.reset_peak_memory_stats(device)
         times = []
         for i in range(args.warmup + args.iters):

@@ -112,7 +112,8 @@ class Run:
     def open(self, device):
         """Once every input check has passed: rank 0 locks and writes the run folder (:meth:`prepare`),
         logs the options and names those without effect; the other ranks keep warnings and errors only,
-        on the console. Every rank then waits for rank 0 and announces its ``device``."""
+        on the console. Every rank then waits for rank 0 and announces its ``device``; on a GPU, cuDNN
+        autotuning is switched on."""
         if distributed.is_main():
             # the full table is in opt.txt and logger.log; the console names the folder instead
             detail_logger().info("\n%s", self.prepare())
@@ -122,6 +123,11 @@ class Run:
             release_console()
         distributed.barrier()
         announce_device(device)
+        if device.type == "cuda":
+            # training images all have the crop size: cuDNN times its convolution algorithms once per
+            # shape and keeps the fastest (results differ only by the algorithms' rounding)
+            torch.backends.cudnn.benchmark = True
+            log.info("cuDNN autotuning on (torch.backends.cudnn.benchmark)")
 
     def checkpoint_path(self, epoch):
         return os.path.join(self.ckpt_dir, f"model_{epoch}.pth")
