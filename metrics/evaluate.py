@@ -44,7 +44,8 @@ class Evaluator:
     its folder to the ``opt.direction`` generator.
 
     When the metric network's weights are absent at their default location the evaluator is
-    disabled (``enabled`` False, one warning); a path the user gave that does not exist is a UserError.
+    disabled (``enabled`` False, one warning), unless the metric was asked for by name (``--metric
+    miou``), which is then a UserError; a path the user gave that does not exist is a UserError.
     """
 
     def __init__(self, opt, device):
@@ -80,6 +81,10 @@ class Evaluator:
                 raise UserError("--metric miou segments generated photos: train Cityscapes label->photo with "
                                 "--direction BtoA, or use --metric fid")
             self.net = load_drn(opt.drn_path, self.device, explicit="drn_path" in user_set)
+            if self.net is None and "metric" in user_set:  # asked for by name: refused, not skipped
+                raise UserError(f"--metric miou needs the DRN weights, not found at {os.path.expanduser(opt.drn_path)}: "
+                                "download drn-d-105_ms_cityscapes.pth (see README) there or pass its path with "
+                                "--drn_path")
             if self.net is None:
                 logger.warning("mIoU is skipped: no DRN weights at %s; download drn-d-105_ms_cityscapes.pth "
                                "(see README) there or pass --drn_path", os.path.expanduser(opt.drn_path))

@@ -163,3 +163,34 @@ def test_evaluation_on_images_of_different_sizes_and_the_epoch_is_saved_first(tm
     with pytest.raises(RuntimeError):
         _train(tmp_path / "lost", small_data, inception_path, preprocess="none")
     assert (tmp_path / "lost" / "exp" / "fid" / "checkpoints" / "model_1.pth").is_file()
+
+
+def test_explicit_miou_without_drn_weights_is_refused_and_auto_skips(toy_root, tmp_path, monkeypatch, caplog):
+    """``--metric miou`` asked for by name without the DRN weights stops with one line naming
+    --drn_path before anything is written or translated; chosen automatically (a Cityscapes dataroot)
+    it is skipped with a warning, as before."""
+    import logging
+
+    import options
+    from metrics.evaluate import build_evaluator
+    from tests.conftest import ALIGNED, script_module
+    from util.errors import UserError
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/pretrain/drn-d-105_ms_cityscapes.pth
+    argv = tiny_args(tmp_path / "exp", "miou", "pix2pix", direction="BtoA")
+    argv[argv.index("--metric") + 1] = "miou"
+    translated = []
+    monkeypatch.setattr(script_module("train").Trainer, "train", lambda self: translated.append(self))
+    assert run_main("train", argv) == 2
+    assert not translated and not (tmp_path / "exp" / "miou").exists()
+    with pytest.raises(UserError, match=r"--metric miou needs the DRN weights.*--drn_path"):
+        build_evaluator(options.parse("test", argv), "cpu")
+
+    cityscapes = tmp_path / "cityscapes"
+    os.symlink(ALIGNED, cityscapes)
+    auto = argv[:argv.index("--metric")] + argv[argv.index("--metric") + 2:]
+    auto[auto.index("--dataroot") + 1] = str(cityscapes)
+    with caplog.at_level(logging.WARNING):
+        evaluator = build_evaluator(options.parse("test", auto), "cpu")
+    assert evaluator.metric == "miou" and not evaluator.enabled
+    assert any("mIoU is skipped" in r.getMessage() for r in caplog.records)
