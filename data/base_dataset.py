@@ -51,6 +51,7 @@ class BaseDataset(torch.utils.data.Dataset):
         # evaluation pairs items by index, like upstream's test script (serial batches forced)
         self.serial = bool(opt.serial_batches) or not train
         self.max_size = opt.max_dataset_size
+        self.truncated = False  # whether --max_dataset_size left out images of a split folder
         self.names = {}  # path -> unique result name (relative to its split folder)
         self.sizes = {}  # path -> (width, height) of the image (of one half for A|B pairs), from its header
         self.preprocess = Preprocess(opt.preprocess, opt.load_size, opt.crop_size,
@@ -84,7 +85,10 @@ class BaseDataset(torch.utils.data.Dataset):
 
         ``halves``: files hold an A|B pair side by side, so the width must be even and each half fit.
         """
-        paths = find_images(folder, self.max_size)
+        paths = find_images(folder)
+        if len(paths) > self.max_size:
+            self.truncated = True  # FID statistics of part of a split are kept apart from the whole's
+            paths = paths[:int(self.max_size)]
         square = []
         for path, (w, h) in zip(paths, image_sizes(paths)):
             if halves:

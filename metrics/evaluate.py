@@ -15,8 +15,8 @@ from tqdm import tqdm
 import data
 from metrics.drn import load_drn
 from metrics.fid import (INCEPTION_URL, default_inception_path, fake_to_unit, feature_statistics,
-                         fid_from_features, inception_features, load_inception, load_statistics,
-                         save_statistics, statistics_meta, to_uint8)
+                         fid_from_features, inception_features, inception_file, load_inception, load_statistics,
+                         save_statistics, statistics_meta, to_uint8, weights_identity)
 from models import MODELS
 from metrics.miou import NUM_CLASSES, fast_hist, find_label, mean_iou, read_label, read_table, segment_batch
 from util.errors import UserError
@@ -70,6 +70,7 @@ class Evaluator:
         user_set = set(getattr(opt, "user_set", ()))
         if metric == "fid":
             self.net = load_inception(opt.inception_path, self.device)
+            self._inception = inception_file(opt.inception_path)
             if self.net is None:
                 logger.warning("FID is skipped: no Inception weights at %s; download %s there or pass "
                                "--inception_path", default_inception_path(), INCEPTION_URL)
@@ -113,6 +114,14 @@ class Evaluator:
         """``<dataroot>/real_stat_<domain>.npz``: the FID statistics of real domain-``domain`` images."""
         return os.path.join(self.opt.dataroot, f"real_stat_{domain}.npz")
 
+    def own_stat_path(self, domain):
+        """Where this evaluation keeps the statistics it computes: :meth:`stat_path`, or
+        ``real_stat_<domain>_<N>.npz`` when ``--max_dataset_size`` left out images of the split (N:
+        the images used), so that runs on the whole split and on parts of it keep their own files."""
+        if not self._get_dataset().truncated:
+            return self.stat_path(domain)
+        return os.path.join(self.opt.dataroot, f"real_stat_{domain}_{self._stat_meta(domain)['images']}.npz")
+
     def _eval_opt(self):
         o = copy.copy(self.opt)
         o.no_flip, o.serial_batches, o.num_threads = True, True, 0
@@ -136,20 +145,31 @@ class Evaluator:
         images = len(getattr(dataset, f"{domain}_paths", None) or dataset)  # aligned: one pair per item
         return {"domain": domain, "split": dataset.phase, "images": images, "preprocess": o.preprocess,
                 "load_size": o.load_size, "crop_size": o.crop_size, "input_nc": o.input_nc,
-                "output_nc": o.output_nc}
+                "output_nc": o.output_nc, **weights_identity(self._inception)}
 
     def _cached_real(self, domain):
         """Statistics of real ``domain`` images from memory or file, else None. A file this project
-        wrote for other evaluation data (another split size or preprocessing) is not used."""
-        path = self.stat_path(domain)
-        if domain not in self._real and os.path.isfile(path):
-            meta = statistics_meta(path)
-            if meta is not None and meta != self._stat_meta(domain):
-                logger.info("FID statistics %s describe other evaluation data (%s): recomputing them", path,
-                            ", ".join(f"{k}={v}" for k, v in sorted(meta.items())))
+        wrote (:meth:`own_stat_path`) for other evaluation data (another split size or preprocessing)
+        or with other Inception weights, or that does not record them, is not used. A file without
+        any record (the authors' published statistics, scripts/get_real_stat.py) at :meth:`stat_path`
+        is used as it is, also for part of the split when no file of that part exists."""
+        if domain in self._real:
+            return self._real[domain]
+        path = self.own_stat_path(domain)
+        if os.path.isfile(path):
+            meta, want = statistics_meta(path), self._stat_meta(domain)
+            if meta is not None and meta != want:
+                changed = ", ".join(f"{k} {meta.get(k, 'unrecorded')} (now {want.get(k, 'unrecorded')})"
+                                    for k in sorted(set(meta) | set(want)) if meta.get(k) != want.get(k))
+                logger.info("FID statistics %s were made for other evaluation data or Inception weights (%s): "
+                            "recomputing them", path, changed)
                 return None
-            self._real[domain] = load_statistics(path)
-        return self._real.get(domain)
+        elif os.path.isfile(self.stat_path(domain)) and statistics_meta(self.stat_path(domain)) is None:
+            path = self.stat_path(domain)
+        else:
+            return None
+        self._real[domain] = load_statistics(path)
+        return self._real[domain]
 
     def check_statistics(self, directions=None):
         """The target domains of ``directions`` (default: all) whose real FID statistics are neither
@@ -254,7 +274,7 @@ class Evaluator:
         feats = np.concatenate(feats)
         mu, sigma = feature_statistics(feats)
         self._real[domain] = (mu, sigma)
-        path = self.stat_path(domain)
+        path = self.own_stat_path(domain)
         try:
             save_statistics(path, mu, sigma, meta=self._stat_meta(domain))
         except (OSError, UserError) as err:  # a read-only dataset folder (UserError: no temporary file there)

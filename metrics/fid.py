@@ -6,6 +6,8 @@ classes, no aux logits); its weights are read from a local file, never downloade
 
 Everything here is a pure function of tensors and arrays, except the explicit load/save helpers.
 """
+import functools
+import hashlib
 import logging
 import json
 import os
@@ -30,6 +32,28 @@ FEATURE_DIM = 2048
 def default_inception_path():
     """Where pytorch-fid caches the weights: ``<torch hub dir>/checkpoints/pt_inception-...pth``."""
     return os.path.join(torch.hub.get_dir(), "checkpoints", INCEPTION_FILE)
+
+
+def inception_file(path=None):
+    """The Inception weights file to use: ``path`` (``~`` expanded), else :func:`default_inception_path`."""
+    return os.path.expanduser(path) if path is not None else default_inception_path()
+
+
+def weights_identity(path):
+    """``{"inception_bytes": size, "inception_sha256": first 16 hex digits of its SHA-256}`` of the
+    weights file ``path``: what FID statistics record of the network that made them. Hashed once per
+    process for each file (path, size and modification time)."""
+    stat = os.stat(path)
+    return dict(_weights_identity(os.path.realpath(path), stat.st_size, stat.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=None)
+def _weights_identity(path, size, mtime_ns):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return (("inception_bytes", size), ("inception_sha256", digest.hexdigest()[:16]))
 
 
 def fid_inception_network():
@@ -76,7 +100,7 @@ def load_inception(path, device):
     the network, is a :class:`UserError`.
     """
     explicit = path is not None
-    path = os.path.expanduser(path) if explicit else default_inception_path()
+    path = inception_file(path)
     if not os.path.isfile(path):
         if not explicit:
             return None

@@ -122,23 +122,67 @@ def test_missing_inception_file_is_one_line_error(tmp_path, small_data):
     assert not os.path.exists(tmp_path / "exp" / "nofile")
 
 
-def test_saved_real_statistics_are_recomputed_for_other_evaluation_data(tmp_path, small_data, inception_path):
-    """Statistics this project saved record what they describe; a run on other evaluation data (here
-    more test images) recomputes them instead of silently using stale ones. Published files without
-    that record are used as they are."""
+def test_saved_real_statistics_are_kept_per_image_count_and_inception_weights(tmp_path, small_data, inception_path,
+                                                                              caplog):
+    """Statistics this project saves record the data and the Inception weights (size and SHA-256) they
+    describe. Runs on part of the split (--max_dataset_size) keep their own file next to the whole
+    split's, so alternating runs reuse both instead of overwriting one; a file made with other
+    weights, or by an earlier version that did not record them, is recomputed with a line saying
+    why. Published files without any record are used as they are, for the whole split and its parts."""
+    import logging
+
     import numpy as np
 
-    from metrics.fid import statistics_meta
+    import options
+    from metrics.evaluate import Evaluator
+    from metrics.fid import save_statistics, statistics_meta, weights_identity
 
+    whole, part = small_data / "real_stat_B.npz", small_data / "real_stat_B_2.npz"
     assert _train(tmp_path, small_data, inception_path, max_dataset_size=2) == 0
-    assert statistics_meta(str(small_data / "real_stat_B.npz"))["images"] == 2
-    assert _train(tmp_path, small_data, inception_path, max_dataset_size=4, overwrite=True) == 0
-    assert statistics_meta(str(small_data / "real_stat_B.npz"))["images"] == 4
-    # a file without the record (like the authors' published ones) is read, not replaced
-    np.savez(small_data / "real_stat_B.npz", mu=np.zeros(2048), sigma=np.eye(2048))
-    stamp = os.path.getmtime(small_data / "real_stat_B.npz")
-    assert _train(tmp_path, small_data, inception_path, max_dataset_size=4, overwrite=True) == 0
-    assert os.path.getmtime(small_data / "real_stat_B.npz") == stamp
+    assert statistics_meta(str(part))["images"] == 2 and not whole.exists()
+    assert _train(tmp_path, small_data, inception_path, max_dataset_size="inf", overwrite=True) == 0
+    meta = statistics_meta(str(whole))
+    assert meta["images"] == 4 and statistics_meta(str(part))["images"] == 2
+    identity = weights_identity(inception_path)
+    assert {k: meta[k] for k in identity} == identity == {
+        "inception_bytes": os.path.getsize(inception_path), "inception_sha256": identity["inception_sha256"]}
+    assert len(identity["inception_sha256"]) == 16
+
+    def evaluator(size, weights=inception_path):
+        argv = tiny_args(tmp_path / "exp", "fid", dataroot=small_data, max_dataset_size=size)
+        argv[argv.index("--metric") + 1] = "fid"
+        return Evaluator(options.parse("train", argv + ["--inception_path", str(weights)]), "cpu")
+
+    # both files are what their runs need: nothing to recompute
+    assert evaluator(2).check_statistics() == set() and evaluator("inf").check_statistics() == set()
+
+    # other Inception weights: recomputed, saying why
+    state = torch.load(inception_path, weights_only=True)
+    state["fc.bias"] = state["fc.bias"] + 1
+    other = tmp_path / "other_inception.pth"
+    torch.save(state, other)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="metrics.evaluate"):
+        assert evaluator(2, other).check_statistics() == {"A", "B"}
+    why = [r.getMessage() for r in caplog.records if str(part) in r.getMessage()]
+    assert len(why) == 1 and "recomputing" in why[0] and f"(now {weights_identity(str(other))['inception_sha256']})" \
+        in why[0] and "inception_sha256" in why[0]
+
+    # a file of an earlier version, without the weights' record: recomputed, not a crash
+    old = {k: v for k, v in meta.items() if not k.startswith("inception_")}
+    save_statistics(str(whole), np.zeros(2048), np.eye(2048), meta=old)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="metrics.evaluate"):
+        assert evaluator("inf").check_statistics() == {"B"}
+    assert any("inception_sha256 unrecorded" in r.getMessage() for r in caplog.records)
+
+    # a file without any record (like the authors' published ones) is read, also for part of the split
+    np.savez(whole, mu=np.zeros(2048), sigma=np.eye(2048))
+    os.remove(part)
+    assert "B" not in evaluator("inf").check_statistics() and "B" not in evaluator(2).check_statistics()
+    stamp = os.path.getmtime(whole)
+    assert _train(tmp_path, small_data, inception_path, max_dataset_size=2, overwrite=True) == 0
+    assert os.path.getmtime(whole) == stamp and not part.exists()
 
 
 def test_evaluation_on_images_of_different_sizes_and_the_epoch_is_saved_first(tmp_path, small_data, inception_path,
