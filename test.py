@@ -3,7 +3,8 @@
     python test.py --dataroot datasets/toy/unaligned --model cyclegan --name toy [--load_path ckpt.pth]
 
 Without --load_path it loads ``<checkpoints_dir>/<name>/model_best.pth``, else the run's latest
-checkpoint. Results go to ``<results_dir>/<name>/test_<epoch or best>/``; ``metrics.json`` holds the
+checkpoint. Results go to ``<results_dir>/<name>/test_<epoch or best>/``, replacing those of an earlier
+run as a whole once complete (a run that fails leaves them as they were); ``metrics.json`` holds the
 MACs/params of the generators, FID or mIoU when their weights are present and, on aligned data, L1,
 PSNR and SSIM of the outputs against the ground truth (the other half of each pair; metrics/paired.py).
 """
@@ -31,7 +32,7 @@ from util.checkpoint import check_checkpoint_file, read_checkpoint
 from util.device import select_device
 from util import distributed
 from util.errors import UserError, cli_entry
-from util.files import check_writable_folder
+from util.files import atomic_folder, check_writable_folder
 from util.flops import count_macs_params, format_count
 from util.html import HTML
 from util.logger import release_console, setup_logging
@@ -180,13 +181,28 @@ def main(argv=None):
     release_console()
     warn_unsettled(generators)
     web_dir = os.path.join(opt.results_dir, opt.name, f"test_{label}")
+    earlier = os.path.lexists(web_dir)
+    # written into a fresh folder that replaces web_dir only once complete: a rerun leaves no file of the
+    # earlier run behind, and one that fails or is interrupted leaves the earlier results as they were
+    with atomic_folder(web_dir, "choose another --results_dir") as staging:
+        report = write_results(opt, staging, web_dir, record, dataset, generators, evaluator, device)
+    if earlier:
+        log.info("the earlier results in %s were replaced", web_dir)
+    log.info("results: %s", os.path.join(web_dir, "index.html"))
+    log.info("metrics: %s", json.dumps({k: v for k, v in report.items() if k != "checkpoint"}))
+
+
+def write_results(opt, folder, web_dir, record, dataset, generators, evaluator, device):
+    """Translate the test images with ``generators`` (from the Checkpoint ``record``) and write the
+    page, the images and metrics.json into ``folder`` (which becomes ``web_dir``, the name used in
+    messages); returns the report."""
     try:
-        webpage = HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Checkpoint = {label}")
+        webpage = HTML(folder, f"Experiment = {opt.name}, Phase = {opt.phase}, Checkpoint = {record.label}")
     except OSError as err:
         raise UserError(f"cannot write the results to {web_dir} ({err.strerror}): choose another --results_dir") \
             from None
     # the MACs are counted for one crop_size x crop_size image: its (height, width) in px goes with them
-    report = {"checkpoint": os.path.abspath(path), "macs_image_size": [opt.crop_size, opt.crop_size], "macs": {},
+    report = {"checkpoint": os.path.abspath(record.path), "macs_image_size": [opt.crop_size, opt.crop_size], "macs": {},
               "params": {}}
     for direction, net in generators.items():
         net = generators[direction] = net.to(device)
@@ -218,10 +234,9 @@ def main(argv=None):
     if paired:
         report.update(by_metric(paired))
     report.update(score_generators(evaluator, generators))
-    with open(os.path.join(web_dir, "metrics.json"), "w") as handle:
+    with open(os.path.join(folder, "metrics.json"), "w") as handle:
         json.dump(finite_or_null(report), handle, indent=2, allow_nan=False)
-    log.info("results: %s", os.path.join(web_dir, "index.html"))
-    log.info("metrics: %s", json.dumps({k: v for k, v in report.items() if k != "checkpoint"}))
+    return report
 
 
 def score_generators(evaluator, generators):

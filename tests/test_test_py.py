@@ -120,3 +120,48 @@ def test_a_results_folder_that_cannot_be_made_is_one_line(search, tmp_path, caps
     assert run_main("test", argv) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and "cannot write the results to" in err[0] and "--results_dir" in err[0]
+
+
+def test_a_rerun_replaces_the_results_and_a_failed_one_keeps_them(search, tmp_path, capsys, monkeypatch):
+    import os
+    import re
+
+    from tests.conftest import hash_tree
+
+    argv = _without_sizes(tiny_args(tmp_path, "t", mask=True)) + ["--load_path", str(search), "--results_dir",
+                                                                   str(tmp_path / "res")]
+    assert run_main("test", argv + ["--ntest", "2"]) == 0
+    page = next((tmp_path / "res" / "t").glob("test_*"))
+    first = hash_tree(page)
+    capsys.readouterr()
+
+    assert run_main("test", argv + ["--ntest", "1"]) == 0  # fewer images: nothing of the first run is left
+    captured = capsys.readouterr()
+    assert "the earlier results in" in captured.out + captured.err
+    second = hash_tree(page)
+    images = {name for name in second if name.startswith("images")}
+    assert len(images) == len({name for name in first if name.startswith("images")}) // 2 == 4
+    linked = set(re.findall(r'src="(images/[^"]+)"', (page / "index.html").read_text()))
+    assert linked == images and set(second) == images | {"index.html", "metrics.json"}
+    assert os.listdir(page.parent) == [page.name]  # no temporary folder left
+
+    # a run interrupted half-way leaves the previous results as they were
+    module = script_module("test")
+    real_save, calls = module.save_images, []
+
+    def failing(error):
+        def save(*args, **kwargs):
+            calls.append(1)
+            if len(calls) > 1:
+                raise error
+            return real_save(*args, **kwargs)
+        return save
+
+    monkeypatch.setattr(module, "save_images", failing(KeyboardInterrupt))  # Ctrl-C
+    assert run_main("test", argv + ["--ntest", "2"]) == 130
+    assert len(calls) == 2 and hash_tree(page) == second and os.listdir(page.parent) == [page.name]
+    calls.clear()
+    monkeypatch.setattr(module, "save_images", failing(RuntimeError("disk on fire")))  # a crash
+    with pytest.raises(RuntimeError):
+        run_main("test", argv + ["--ntest", "2"])
+    assert len(calls) == 2 and hash_tree(page) == second and os.listdir(page.parent) == [page.name]

@@ -7,6 +7,7 @@ temporary, which the next run on the folder removes.
 import contextlib
 import errno
 import os
+import shutil
 import tempfile
 
 try:
@@ -79,6 +80,38 @@ def atomic_path(path, fsync=False):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+@contextlib.contextmanager
+def atomic_folder(path, fix="choose a folder you may write to"):
+    """``with atomic_folder(path) as tmp:`` a new empty folder next to ``path`` (``.tmp-<name>.XXXX``)
+    for the block to fill. When the block succeeds the folder replaces ``path`` as a whole (what was
+    there is removed, so no file of an earlier run survives next to the new ones); when it fails or
+    is interrupted the folder is removed and ``path`` is left as it was. UserError, ending with
+    ``fix``, when the folder cannot be made."""
+    from util.errors import UserError
+
+    path = os.path.abspath(os.fspath(path))
+    parent, name = os.path.split(path)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(dir=parent, prefix=f"{TMP_PREFIX}{name}.")
+    except OSError as err:
+        raise UserError(f"cannot write {path} ({err.strerror}): {fix}") from None
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private
+        if os.path.lexists(path):
+            # the earlier folder is moved aside before the new one takes its name, and removed after
+            old = tmp + ".old"
+            os.rename(path, old)
+            os.rename(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def remove_temporaries(folder):
