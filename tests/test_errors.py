@@ -1,4 +1,5 @@
-"""util/errors.py: a refused input is one line on stderr and exit 2, printed by rank 0 only under torchrun."""
+"""util/errors.py: a refused input is one line on stderr and exit 2, printed under torchrun by one process
+per machine (LOCAL_RANK 0), or by each process whose own problem it is."""
 import pytest
 
 from util.errors import UserError, cli_entry, exit_on_user_error, launch_rank
@@ -9,12 +10,20 @@ def _refuse():
     raise UserError("--foo 3 is refused: give --foo 2")
 
 
-@pytest.mark.parametrize("rank, printed", [(None, True), ("0", True), ("1", False), ("3", False)])
-def test_only_rank_0_prints_a_refused_option(monkeypatch, capsys, rank, printed):
-    if rank is None:
-        monkeypatch.delenv("RANK", raising=False)
-    else:
-        monkeypatch.setenv("RANK", rank)
+def _launched_as(monkeypatch, rank, local_rank):
+    for name, value in (("RANK", rank), ("LOCAL_RANK", local_rank)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+
+
+@pytest.mark.parametrize("rank, local_rank, printed", [
+    (None, None, True), ("0", "0", True), ("1", "1", False), ("3", "3", False),
+    ("4", "0", True),  # the first process of a second machine: its files may differ from rank 0's
+    ("5", "1", False)])
+def test_one_process_per_machine_prints_a_refused_option(monkeypatch, capsys, rank, local_rank, printed):
+    _launched_as(monkeypatch, rank, local_rank)
     for call in (lambda: exit_on_user_error(UserError("--foo 3 is refused: give --foo 2")), _refuse):
         with pytest.raises(SystemExit) as exit_:
             call()
@@ -31,3 +40,20 @@ def test_launch_rank(monkeypatch):
     assert launch_rank() == 2
     monkeypatch.setenv("RANK", "")
     assert launch_rank() == 0
+
+
+@pytest.mark.parametrize("rank, expected", [("0", "error: LOCAL_RANK 0 is bad\n"), ("2", "error: rank 2: LOCAL_RANK 2 is bad\n")])
+def test_a_problem_of_one_process_is_printed_by_that_process(monkeypatch, capsys, rank, expected):
+    _launched_as(monkeypatch, rank, rank)
+    with pytest.raises(SystemExit) as exit_:
+        exit_on_user_error(UserError(f"LOCAL_RANK {rank} is bad", every_rank=True))
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == expected
+
+
+def test_user_errors_survive_pickling():
+    """DataLoader workers and torch.distributed send exceptions between processes by pickling them."""
+    import pickle
+
+    err = pickle.loads(pickle.dumps(UserError("x", every_rank=True)))
+    assert str(err) == "x" and isinstance(err, UserError) and err.every_rank

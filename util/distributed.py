@@ -77,7 +77,7 @@ def setup(opt):
     if use_cuda:
         if local >= torch.cuda.device_count():
             raise UserError(f"LOCAL_RANK {local} but only {torch.cuda.device_count()} GPUs here: "
-                            "give torchrun --nproc_per_node <= the number of GPUs")
+                            "give torchrun --nproc_per_node <= the number of GPUs", every_rank=True)
         device = torch.device(f"cuda:{local}")
         torch.cuda.set_device(device)
     else:

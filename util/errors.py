@@ -12,7 +12,14 @@ import sys
 
 
 class UserError(Exception):
-    """Bad input: missing folders, unreadable images, wrong checkpoints, contradictory options."""
+    """Bad input: missing folders, unreadable images, wrong checkpoints, contradictory options.
+
+    ``every_rank``: under torchrun the problem is this process's own (its LOCAL_RANK, say), so every
+    process that meets it prints it (see :func:`exit_on_user_error`)."""
+
+    def __init__(self, message, every_rank=False):
+        super().__init__(message)
+        self.every_rank = every_rank
 
 
 def first_line(err, limit=200):
@@ -97,19 +104,25 @@ def unknown_arguments_message(extras, known):
     return "; ".join(parts)
 
 
-def launch_rank():
-    """This process's rank as torchrun set it (``RANK``, in the environment before Python starts), 0
-    when not started by torchrun or when the variable is not a number."""
+def launch_rank(variable="RANK"):
+    """This process's rank as torchrun set it (``RANK``, or ``LOCAL_RANK``: the rank on its machine; in
+    the environment before Python starts), 0 when not started by torchrun or when the variable is not
+    a number."""
     try:
-        return int(os.environ.get("RANK", "0"))
+        return int(os.environ.get(variable, "0"))
     except ValueError:
         return 0
 
 
 def exit_on_user_error(err):
-    """Print ``error: <err>`` on stderr and exit with status 2. Under torchrun every rank refuses the
-    same input, so only rank 0 prints the line; the others exit 2 quietly."""
-    if launch_rank() == 0:
+    """Print ``error: <err>`` on stderr and exit with status 2. Under torchrun every process refuses the
+    same input, so one process per machine prints the line (LOCAL_RANK 0: on one machine that is rank
+    0; each machine prints its own, since a file can be missing on one machine only), the others exit
+    2 quietly; a UserError with ``every_rank`` is printed by every process that raised it, named by its
+    rank."""
+    if getattr(err, "every_rank", False) and launch_rank() != 0:
+        print(f"error: rank {launch_rank()}: {err}", file=sys.stderr)
+    elif launch_rank("LOCAL_RANK") == 0:
         print(f"error: {err}", file=sys.stderr)
     sys.exit(2)
 
