@@ -83,9 +83,9 @@ class Evaluator:
                                 "--direction BtoA, or use --metric fid")
             self.net = load_drn(opt.drn_path, self.device, explicit="drn_path" in user_set)
             if self.net is None and "metric" in user_set:  # asked for by name: refused, not skipped
-                raise UserError(f"--metric miou needs the DRN weights, not found at {os.path.expanduser(opt.drn_path)}: "
-                                "download drn-d-105_ms_cityscapes.pth (see README) there or pass its path with "
-                                "--drn_path")
+                raise UserError(f"--metric miou needs the DRN weights, not found at "
+                                f"{os.path.expanduser(opt.drn_path)}: download drn-d-105_ms_cityscapes.pth (see "
+                                "README) there or pass its path with --drn_path")
             if self.net is None:
                 logger.warning("mIoU is skipped: no DRN weights at %s; download drn-d-105_ms_cityscapes.pth "
                                "(see README) there or pass --drn_path", os.path.expanduser(opt.drn_path))
