@@ -45,7 +45,7 @@ class Evaluator:
 
     When the metric network's weights are absent at their default location the evaluator is
     disabled (``enabled`` False, one warning), unless the metric was asked for by name (``--metric
-    miou``), which is then a UserError; a path the user gave that does not exist is a UserError.
+    fid``, ``--metric miou``), which is then a UserError; a path the user gave that does not exist is a UserError.
     """
 
     def __init__(self, opt, device):
@@ -71,6 +71,9 @@ class Evaluator:
         if metric == "fid":
             self.net = load_inception(opt.inception_path, self.device)
             self._inception = inception_file(opt.inception_path)
+            if self.net is None and "metric" in user_set:  # asked for by name: refused, not skipped
+                raise UserError(f"--metric fid needs the Inception weights, not found at {default_inception_path()}: "
+                                f"download {INCEPTION_URL} there or pass its path with --inception_path")
             if self.net is None:
                 logger.warning("FID is skipped: no Inception weights at %s; download %s there or pass "
                                "--inception_path", default_inception_path(), INCEPTION_URL)

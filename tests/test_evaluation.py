@@ -238,3 +238,33 @@ def test_explicit_miou_without_drn_weights_is_refused_and_auto_skips(toy_root, t
         evaluator = build_evaluator(options.parse("test", auto), "cpu")
     assert evaluator.metric == "miou" and not evaluator.enabled
     assert any("mIoU is skipped" in r.getMessage() for r in caplog.records)
+
+
+def test_explicit_fid_without_inception_weights_is_refused_and_auto_skips(tmp_path, monkeypatch, caplog):
+    """``--metric fid`` asked for by name without the Inception weights stops with one line naming
+    --inception_path before anything is written; chosen automatically it is skipped with a warning."""
+    import logging
+
+    import options
+    from metrics.evaluate import build_evaluator
+    from tests.conftest import script_module
+    from util.errors import UserError
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no pt_inception-*.pth in the hub cache
+    argv = tiny_args(tmp_path / "exp", "fid", "cyclegan")
+    if "--metric" in argv:
+        argv[argv.index("--metric") + 1] = "fid"
+    else:
+        argv += ["--metric", "fid"]
+    trained = []
+    monkeypatch.setattr(script_module("train").Trainer, "train", lambda self: trained.append(self))
+    assert run_main("train", argv) == 2
+    assert not trained and not (tmp_path / "exp" / "fid").exists()
+    with pytest.raises(UserError, match=r"--metric fid needs the Inception weights.*--inception_path"):
+        build_evaluator(options.parse("test", argv), "cpu")
+
+    auto = argv[:argv.index("--metric")] + argv[argv.index("--metric") + 2:]
+    with caplog.at_level(logging.WARNING):
+        evaluator = build_evaluator(options.parse("test", auto), "cpu")
+    assert evaluator.metric == "fid" and not evaluator.enabled
+    assert any("FID is skipped" in r.getMessage() for r in caplog.records)
