@@ -7,7 +7,8 @@ code's): the generator of ``--direction`` is loaded with ``models.load_generator
 generator (bound 0) is pruned first. The file has a dynamic batch axis; inputs are
 ``[N, input_nc, H, W]`` in [-1, 1] with H, W multiples of the generator's size multiple (4 for a
 ResNet, 2^levels for a U-Net): exactly ``--size`` px in ONNX unless ``--dynamic_size``, any such size
-in TorchScript. After writing, the file is run once against PyTorch and the largest difference logged.
+in TorchScript; ``--size`` defaults to the crop size the checkpoint was trained with (256 for the
+original code's files). An ``--output`` that is the checkpoint, or any other checkpoint, is refused. After writing, the file is run once against PyTorch and the largest difference logged.
 """
 import os
 
@@ -15,7 +16,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import logging
 
 from models import DIRECTIONS
-from util.checkpoint import read_checkpoint
+from util.checkpoint import is_checkpoint_file, read_checkpoint
 from util.errors import ArgumentParser, UserError, cli_entry
 from util.export import (FORMATS, OPSET, OPSETS, check_size, deployable, export_onnx, export_torchscript,
                          max_difference, min_size)
@@ -26,6 +27,8 @@ log = logging.getLogger("dmad")
 
 # exported and PyTorch outputs agree to float rounding; more means a broken export
 TOLERANCE = 1e-4
+# --size of a file that does not record its crop size (the original code's)
+DEFAULT_SIZE = 256
 
 
 def build_parser():
@@ -37,8 +40,9 @@ def build_parser():
     parser.add_argument("--format", default="onnx", choices=tuple(FORMATS), help="default: onnx")
     parser.add_argument("--output", default=None,
                         help="file to write. default: next to the checkpoint, <name>_<direction>.onnx / .torchscript.pt")
-    parser.add_argument("--size", type=int, default=256,
-                        help="image side the graph is traced at (ONNX input size unless --dynamic_size). default: 256")
+    parser.add_argument("--size", type=int, default=None,
+                        help="image side the graph is traced at (ONNX input size unless --dynamic_size). default: "
+                             f"the crop size the checkpoint was trained with, else {DEFAULT_SIZE}")
     parser.add_argument("--dynamic_size", action="store_true",
                         help="ONNX: H and W dynamic too (multiples of the size multiple); slower in onnxruntime")
     parser.add_argument("--opset", type=int, default=OPSET,
@@ -52,13 +56,31 @@ def default_output(load_path, direction, fmt):
     return f"{stem}_{direction}{FORMATS[fmt]}"
 
 
-def check_output(output, fmt):
-    """UserError for an output that is a folder or lies where nothing can be written; a warning for a
-    name whose extension is another format's."""
+def check_output(output, fmt, load_path):
+    """UserError for an output that is a folder, lies where nothing can be written, or is a checkpoint
+    (``load_path`` or another: a file of an earlier export is overwritten, a checkpoint never); a
+    warning for a name whose extension is another format's or a checkpoint's."""
     check_writable_file(output, "--output")
+    if os.path.exists(output):
+        if os.path.samefile(output, os.path.expanduser(load_path)):
+            raise UserError(f"--output {output} is the checkpoint --load_path: give another --output")
+        if is_checkpoint_file(output):
+            raise UserError(f"--output {output} is a checkpoint, which export.py does not overwrite: give "
+                            "another --output")
     others = [f for f, ext in FORMATS.items() if f != fmt and output.endswith(ext)]
     if others:
         log.warning("--output %s has the extension of the %s format, but --format is %s", output, others[0], fmt)
+    elif output.endswith(".pth"):
+        log.warning("--output %s has the extension of a checkpoint, but holds a %s file", output, fmt)
+
+
+def default_size(record):
+    """The crop size ``record`` (a Checkpoint) was trained with, else :data:`DEFAULT_SIZE`."""
+    size = record.options.get("crop_size")
+    if type(size) is int and size > 0:
+        log.info("--size %d: the crop size %s was trained with", size, record.path)
+        return size
+    return DEFAULT_SIZE
 
 
 @cli_entry
@@ -71,7 +93,9 @@ def main(argv=None):
     record = read_checkpoint(opt.load_path)
     opt.direction = record.fit_direction(opt.direction or "AtoB", opt.direction is not None)
     output = opt.output or default_output(opt.load_path, opt.direction, opt.format)
-    check_output(output, opt.format)
+    check_output(output, opt.format, opt.load_path)
+    if opt.size is None:
+        opt.size = default_size(record)
     generator = record.generator(opt.direction).cpu()
     multiple = check_size(generator, opt.size)  # before pruning: a wrong size is the only line
     net = deployable(generator)

@@ -274,3 +274,39 @@ def test_output_that_cannot_be_written_and_exported_files_as_checkpoints_are_one
     with caplog.at_level(logging.WARNING, logger="dmad"):
         assert run_main("export", argv + ["--format", "torchscript", "--output", str(tmp_path / "g.onnx")]) == 0
     assert "extension of the onnx format" in caplog.text
+
+
+def test_an_output_that_is_a_checkpoint_is_refused_and_left_as_it_was(tmp_path, capsys, caplog):
+    """--output naming --load_path, or any other checkpoint, is one line, exit 2, the file untouched; an
+    earlier export (ONNX or TorchScript) at --output is overwritten; a .pth name is warned about."""
+    ckpt = write_checkpoint(tmp_path / "pruned.pth", {"G_A": pruned_generator("resnet", seed=9)})
+    other = write_checkpoint(tmp_path / "other.pth", {"G_A": pruned_generator("resnet", seed=10)})
+    argv = ["--load_path", ckpt, "--size", str(SIZE), "--no_check"]
+    for target, words in ((ckpt, "is the checkpoint --load_path"), (other, "is a checkpoint")):
+        before = open(target, "rb").read()
+        assert run_main("export", argv + ["--output", target]) == 2
+        assert words in capsys.readouterr().err
+        assert open(target, "rb").read() == before
+    for fmt, name in (("onnx", "g.onnx"), ("torchscript", "g.torchscript.pt")):
+        out = tmp_path / name
+        assert run_main("export", argv + ["--format", fmt, "--output", str(out)]) == 0
+        assert run_main("export", argv + ["--format", fmt, "--output", str(out)]) == 0  # an export: overwritten
+    with caplog.at_level(logging.WARNING, logger="dmad"):
+        assert run_main("export", argv + ["--output", str(tmp_path / "new.pth")]) == 0
+    assert "extension of a checkpoint" in caplog.text
+
+
+def test_size_defaults_to_the_crop_size_the_checkpoint_was_trained_with(tmp_path):
+    ckpt = write_checkpoint(tmp_path / "pruned.pth", {"G_A": pruned_generator("resnet", seed=11)})
+    state = load_checkpoint(ckpt)
+    state["options"] = {"crop_size": 40}
+    save_checkpoint(state, ckpt)
+    out = tmp_path / "g.onnx"
+    assert run_main("export", ["--load_path", ckpt, "--output", str(out)]) == 0
+    dims = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims[2:]] == [40, 40]
+    state["options"] = {}  # files that do not record it (the original code's): 256
+    save_checkpoint(state, ckpt)
+    assert run_main("export", ["--load_path", ckpt, "--output", str(out), "--no_check"]) == 0
+    dims = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims[2:]] == [256, 256]

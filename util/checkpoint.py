@@ -97,6 +97,17 @@ def load_checkpoint(path, map_location="cpu", option=None):
     return state
 
 
+def is_checkpoint_file(path):
+    """True for a ``torch.save`` archive that is not an exported TorchScript module: a checkpoint,
+    which exporters must not overwrite."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return any(n.endswith("/data.pkl") for n in names) and not _is_torchscript(path)
+
+
 def _is_torchscript(path):
     """True for a ``torch.jit.save`` archive (it holds the module's code and constants)."""
     try:
