@@ -10,6 +10,10 @@
 # sees a GPU (a machine with a CUDA PyTorch already installed, offline ones included: no .venv is made);
 # else `make install` makes .venv (pip downloads a CUDA build of the pinned torch).
 set -uo pipefail
+# a relative GPU_CHECK_PYTHON is relative to where the script was started, not to the repository
+if [[ -n "${GPU_CHECK_PYTHON:-}" && "$GPU_CHECK_PYTHON" == */* && "$GPU_CHECK_PYTHON" != /* ]]; then
+  GPU_CHECK_PYTHON="$PWD/$GPU_CHECK_PYTHON"
+fi
 cd "$(dirname "$0")/.."
 status=0
 
@@ -35,6 +39,10 @@ if ! command -v "$PY" >/dev/null 2>&1; then
   echo "gpu-check: no Python at '$PY' ($why): give an existing interpreter as GPU_CHECK_PYTHON=..."
   exit 2
 fi
+if [[ "$("$PY" -c 'import sys; print(sys.version_info[0])' 2>/dev/null)" != "3" ]]; then
+  echo "gpu-check: '$PY' ($why) is not a Python 3 interpreter: give one as GPU_CHECK_PYTHON=..."
+  exit 2
+fi
 # every package the tests and the benchmark import, named as pip knows them, before anything runs
 missing=$("$PY" - <<'EOF'
 import importlib.util
@@ -49,8 +57,14 @@ if [[ -n "$missing" ]]; then
   exit 2
 fi
 if ! has_cuda_torch "$PY"; then
-  echo "gpu-check: CUDA is not available to the torch of $PY ($why; torch $("$PY" -c 'import torch; print(torch.__version__)')):" \
-       "nothing to check; install a CUDA build of torch (README, set-up) on a GPU machine"
+  build=$("$PY" -c 'import torch; print(torch.__version__, torch.version.cuda or "")')
+  if [[ "$build" == *" " ]]; then  # no CUDA version: a CPU build
+    echo "gpu-check: the torch of $PY ($why) is a CPU build (${build% }): install a CUDA build of torch" \
+         "(README, set-up) on a GPU machine"
+  else
+    echo "gpu-check: the torch of $PY ($why; ${build% *}, CUDA ${build##* }) sees no GPU: nothing to check;" \
+         "run it on a machine with an NVIDIA GPU and its driver (nvidia-smi lists it)"
+  fi
   exit 2
 fi
 "$PY" -c "import torch, sys; print('gpu-check on', torch.cuda.get_device_name(0), '| torch', torch.__version__, '| CUDA', torch.version.cuda, '| Python', sys.version.split()[0])"

@@ -86,5 +86,20 @@ def test_gpu_check_refuses_a_missing_python(tmp_path):
 def test_gpu_check_without_a_gpu_says_so_in_one_line():
     status, out = _gpu_check(sys.executable)
     assert status == 2
-    assert out.strip().splitlines()[-1].startswith("gpu-check: CUDA is not available to the torch of")
-    assert len(out.strip().splitlines()) == 1
+    lines = out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gpu-check: the torch of")
+    assert ("sees no GPU" if torch.version.cuda else "is a CPU build") in lines[0]
+
+
+def test_gpu_check_refuses_what_is_not_a_python():
+    status, out = _gpu_check("/bin/false")
+    assert status == 2 and out.strip() == ("gpu-check: '/bin/false' (GPU_CHECK_PYTHON) is not a Python 3 interpreter: "
+                                           "give one as GPU_CHECK_PYTHON=...")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU this would run the whole check")
+def test_gpu_check_takes_a_relative_python_from_where_it_was_started(tmp_path):
+    os.symlink(sys.executable, tmp_path / "python")
+    done = subprocess.run(["bash", GPU_CHECK], cwd=tmp_path, env=dict(os.environ, GPU_CHECK_PYTHON="./python"),
+                          capture_output=True, text=True, timeout=120)
+    assert "no Python at" not in done.stdout and "(GPU_CHECK_PYTHON" in done.stdout
