@@ -57,3 +57,17 @@ def test_user_errors_survive_pickling():
 
     err = pickle.loads(pickle.dumps(UserError("x", every_rank=True)))
     assert str(err) == "x" and isinstance(err, UserError) and err.every_rank
+
+
+@cli_entry
+def _interrupted():
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("local_rank, printed", [(None, True), ("0", True), ("1", False)])
+def test_one_process_per_machine_says_interrupted(monkeypatch, capsys, local_rank, printed):
+    _launched_as(monkeypatch, local_rank, local_rank)
+    with pytest.raises(SystemExit) as exit_:
+        _interrupted()
+    assert exit_.value.code == 130
+    assert capsys.readouterr().err == ("interrupted\n" if printed else "")

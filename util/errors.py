@@ -146,7 +146,8 @@ def cli_entry(main):
             exit_on_user_error(err)
         except KeyboardInterrupt:
             release_console()
-            print("interrupted", file=sys.stderr)
+            if launch_rank("LOCAL_RANK") == 0:  # under torchrun every process gets the Ctrl-C: one says so
+                print("interrupted", file=sys.stderr)
             sys.exit(130)
         except BaseException:
             release_console()
