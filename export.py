@@ -110,7 +110,9 @@ def main(argv=None):
         diff = max_difference(net, output, opt.format, size=opt.size)
         level = logging.INFO if diff <= TOLERANCE else logging.WARNING
         log.log(level, "largest difference to PyTorch on a random batch of 2: %.2e%s", diff,
-                "" if diff <= TOLERANCE else f" (more than {TOLERANCE:g}: check the runtime)")
+                "" if diff <= TOLERANCE else f" (more than {TOLERANCE:g}: a runtime that computes otherwise, or "
+                "channels that are nearly constant, whose rounding instance normalisation magnifies; compare "
+                "outputs on real images)")
     return output
 
 

@@ -310,3 +310,14 @@ def test_size_defaults_to_the_crop_size_the_checkpoint_was_trained_with(tmp_path
     assert run_main("export", ["--load_path", ckpt, "--output", str(out), "--no_check"]) == 0
     dims = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_value for d in dims[2:]] == [256, 256]
+
+
+def test_a_large_difference_to_pytorch_is_warned_with_its_likely_causes(tmp_path, monkeypatch, caplog):
+    import export
+
+    ckpt = write_checkpoint(tmp_path / "pruned.pth", {"G_A": pruned_generator("resnet", seed=12)})
+    monkeypatch.setattr(export, "max_difference", lambda *args, **kwargs: 1e-3)
+    with caplog.at_level(logging.WARNING, logger="dmad"):
+        assert export.main(["--load_path", ckpt, "--size", str(SIZE), "--output", str(tmp_path / "g.onnx")]) \
+            == str(tmp_path / "g.onnx")
+    assert "1.00e-03 (more than 0.0001" in caplog.text and "instance normalisation" in caplog.text
