@@ -10,7 +10,7 @@ import torch
 
 import options
 from conftest import REPO, randomise, run_main, tiny_args
-from models import create_model
+from models import MODELS, create_model
 from models.layers import masks
 from models.mask_search import MaskSearch
 from models.pruning import prune_generator
@@ -49,7 +49,7 @@ def on_gpu(module):
 
 
 @pytest.mark.parametrize("amp", [None, "bf16", "fp16"])
-@pytest.mark.parametrize("model", ["cyclegan", "pix2pix"])
+@pytest.mark.parametrize("model", list(MODELS))
 def test_models_train_on_the_gpu_with_and_without_amp(tmp_path, model, amp):
     extra = {"amp": True, "amp_dtype": amp} if amp else {}
     opt = options.parse("train", gpu_args(tmp_path, "g", model=model, mask=True, mask_weight_decay=0.01, **extra))
