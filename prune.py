@@ -21,7 +21,7 @@ from metrics.evaluate import build_evaluator
 from models.pruning import format_prune_summary, format_prune_table, prune_generator
 from options import parse
 from util import distributed
-from util.checkpoint import check_checkpoint_file, header, read_checkpoint, save_checkpoint
+from util.checkpoint import check_checkpoint_file, header, load_checkpoint, read_checkpoint, save_checkpoint
 from util.device import select_device
 from util.errors import UserError, cli_entry
 from util.finetune import finetune, prepare_finetune
@@ -97,6 +97,52 @@ def prune_nets(opt, source, path, device):
     return nets, reports
 
 
+def pruned_from(run, state):
+    """The search checkpoint the fine-tune run ``run`` was pruned from, as its fine-tune checkpoint
+    ``state`` or its ``model_0.pth`` records it; None when neither does."""
+    if state.get("source"):
+        return state["source"]
+    model_0 = run.checkpoint_path(0)
+    if os.path.isfile(model_0):
+        try:
+            recorded = load_checkpoint(model_0).get("source")
+        except UserError:  # a damaged model_0.pth records nothing
+            recorded = None
+        if recorded:
+            return recorded
+    given = (state.get("options") or {}).get("load_path")
+    return given or None
+
+
+def check_resumed_structure(opt, run, path, nets, resume):
+    """Before anything is written: UserError unless the generators ``nets`` pruned from ``--load_path``
+    ``path`` have the widths of the fine-tune checkpoint ``resume`` (``(path, state)``) that
+    ``--continue_train`` resumes. Returns the run's ``model_0.pth`` (its loaded dict) when it holds these
+    widths, so that the resume leaves it untouched; None when it is missing or differs (it is written)."""
+    resume_path, state = resume
+    configs = state.get("configs") or {}
+    for name in MODELS[opt.model].generator_names:
+        if configs.get(name) != nets[name].config():
+            recorded = pruned_from(run, state)
+            fix = (f"give --load_path {recorded}" if recorded else
+                   "give the --load_path of the search checkpoint the run was pruned from")
+            raise UserError(f"--load_path {path} prunes {name} to other widths than {resume_path} was fine-tuned "
+                            f"with" + (f" (the run was pruned from {recorded})" if recorded else "") + f": {fix}, "
+                            "or fine-tune this search under another --name")
+    model_0 = run.checkpoint_path(0)
+    if not os.path.isfile(model_0):
+        return None
+    try:
+        existing = load_checkpoint(model_0)
+    except UserError:  # damaged: written anew
+        return None
+    stored = existing.get("configs") or {}
+    if all(stored.get(name) == nets[name].config() for name in MODELS[opt.model].generator_names):
+        existing.setdefault("source", pruned_from(run, state))
+        return existing
+    return None
+
+
 def evaluate(opt, evaluator, nets):
     """``{"metric", "scores": {direction: score}}`` of the pruned generators; empty without an
     enabled evaluator."""
@@ -124,6 +170,10 @@ def prune(opt, device):
     """Prune (every rank computes the same slim nets; rank 0 writes them) and, with --finetune,
     fine-tune. ``device``: torchrun's device for this process, or None (``--gpu_ids``)."""
     main_rank = distributed.is_main()
+    if opt.continue_train and not opt.finetune:
+        # pruning alone starts nothing that could be resumed; it would only replace model_0.pth
+        raise UserError("--continue_train resumes a fine-tune: add --finetune (prune.py --finetune --continue_train), "
+                        "or drop --continue_train to prune into another --name")
     if not opt.mask:
         raise UserError("prune.py prunes a mask-search checkpoint: add --mask")
     if not opt.load_path:
@@ -136,20 +186,23 @@ def prune(opt, device):
                         "(model_best.pth, latest.pth or checkpoints/model_<epoch>.pth)")
     run = Run(opt)
     run.check()
-    run.refuse_overwrite()
+    run.refuse_overwrite(resumable=opt.finetune)
     source = read_search_checkpoint(opt, path)
     take_training_options(opt, source)
     # everything that can fail on bad input is checked before the run folder is written
     device = device or select_device(opt.gpu_ids, announce=False)
     evaluator = build_evaluator(opt, device) if main_rank else None  # only rank 0 evaluates
     prepared = prepare_finetune(opt, device) if opt.finetune else None
+    nets, reports = prune_nets(opt, source, path, device)
+    kept = None  # the run's model_0.pth, when a resume keeps it
+    if prepared is not None and prepared["resume"] is not None:
+        kept = check_resumed_structure(opt, run, path, nets, prepared["resume"])
     run.open(device)  # rank 0 locks the folder and logs to it
     scores = source.scores(opt.direction)
     if scores:
         metric = {"fid": "FID", "miou": "mIoU"}.get(source.metric or opt.metric, "score")
         log.info("After Training. %s", "\t".join(f"{d} {metric}: {s:.2f}" for d, s in sorted(scores.items())))
 
-    nets, reports = prune_nets(opt, source, path, device)
     log.info("Prune done!!!")
     detail_logger().info("\n%s", format_prune_table(reports))  # per layer: logger.log only
     for line in format_prune_summary(reports).splitlines():
@@ -168,11 +221,16 @@ def prune(opt, device):
     for name in discs:
         state["nets"][name] = source.nets[name]
         state["configs"][name] = dict(source.configs[name])
-    state.update(evaluate(opt, evaluator, nets))  # "metric" and the pruned model's "scores"
     out = run.checkpoint_path(0)
-    if main_rank:
-        save_checkpoint(state, out)
-        log.info("pruned model saved to %s", out)
+    if kept is not None:
+        # the resume trains on from the fine-tune checkpoint: the pruned model of the run stays as it was
+        state["source"] = kept.get("source") or state["source"]
+        log.info("resuming: %s is kept as it is (pruned from %s)", out, state["source"])
+    else:
+        state.update(evaluate(opt, evaluator, nets))  # "metric" and the pruned model's "scores"
+        if main_rank:
+            save_checkpoint(state, out)
+            log.info("pruned model saved to %s", out)
     distributed.barrier()
 
     if opt.finetune:

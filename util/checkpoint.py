@@ -8,7 +8,8 @@ interrupted save never leaves a truncated checkpoint behind. The kinds:
 * ``training``: a resumable state, ``checkpoints/model_<epoch>.pth`` and ``checkpoints/latest.pth``
   (stage ``train``, ``search`` or ``finetune``): ``nets``, ``configs``, ``epoch``, ``iteration``,
   ``images_seen``, ``best`` ({direction: {"score", "epoch"}}), ``rng``, the optimisers and the
-  model's extra state, and ``search`` for a mask search.
+  model's extra state, ``search`` for a mask search and, for a fine-tune, ``source`` (the absolute path
+  of the search checkpoint the model was pruned from).
 * ``best``: ``model_best.pth``, per direction the networks of its best epoch, with ``scores`` and
   ``epochs`` per direction.
 * ``pruned``: prune.py's ``checkpoints/model_0.pth``: the slim generators and ``cfg``,

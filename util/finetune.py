@@ -101,6 +101,7 @@ def finetune(opt, pruned_state, device, prepared=None, evaluator=None):
         evaluator = build_evaluator(opt, device)
     trainer = Trainer(opt, model, run, "finetune", visualizer=Visualizer(opt) if main_rank else None,
                       evaluator=evaluator, dataset=prepared.get("dataset"))
+    trainer.source = pruned_state.get("source")  # a resume names the search the run was pruned from
     if resume is not None:
         trainer.restore(resume[1], resume[0])
     distributed.prepare_model(model)

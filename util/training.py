@@ -60,16 +60,18 @@ class Run:
         found += [p for p in (self.latest_path, self.best_path) if os.path.isfile(p)]
         return found
 
-    def refuse_overwrite(self):
+    def refuse_overwrite(self, resumable=True):
         """UserError when the folder holds checkpoints and neither ``--continue_train`` nor ``--overwrite``
-        says what to do with them."""
+        says what to do with them. ``resumable``: whether this command can resume the run (prune.py
+        without --finetune cannot, so its error does not suggest ``--continue_train``)."""
         if self.opt.continue_train or getattr(self.opt, "overwrite", False):
             return
         found = self.existing_checkpoints()
         if found:
+            resume = "resume it with --continue_train, " if resumable else ""
             raise UserError(f"{self.dir} already holds checkpoints of an earlier run ({os.path.basename(found[0])}"
-                            f"{f' and {len(found) - 1} more' if len(found) > 1 else ''}): resume it with "
-                            f"--continue_train, choose another --name, or pass --overwrite to replace it")
+                            f"{f' and {len(found) - 1} more' if len(found) > 1 else ''}): {resume}"
+                            f"choose another --name, or pass --overwrite to replace it")
 
     def release(self):
         """Drop the folder's lock (the end of the process drops it too)."""
@@ -279,6 +281,8 @@ class Trainer:
         self.last_saved = None  # (path, epoch) of the newest checkpoint of this run
         self._bad = None  # the first non-finite losses, recorded on the device (see watch_finite)
         self._on_gpu = False
+        # the fine-tune stage: the search checkpoint the model was pruned from, recorded in every checkpoint
+        self.source = None
 
     @property
     def last_epoch(self):
@@ -293,6 +297,8 @@ class Trainer:
         state.update(self.model.state_dict())
         if self.search is not None:
             state["search"] = self.search.state_dict()
+        if self.source:
+            state["source"] = self.source
         return state
 
     def restore(self, state, source, model_loaded=False):

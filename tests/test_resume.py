@@ -1,0 +1,67 @@
+"""Resuming runs: prune.py's run folders (model_0.pth and the fine-tune checkpoints) and train.py
+--continue_train with changed options."""
+import os
+
+import pytest
+import torch
+
+from tests.conftest import hash_tree, run_main, tiny_args
+
+
+def _one_line_error(capsys):
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def searches(tmp_path_factory, toy_root):
+    """Two finished mask searches whose pruned generators differ, and a fine-tune run pruned from the
+    first: {"root", "s1", "s2", "ft"} (the search checkpoints' paths, the fine-tune's argv)."""
+    root = tmp_path_factory.mktemp("resume")
+    paths = {}
+    for name, seed in (("s1", 0), ("s2", 5)):
+        assert run_main("train", tiny_args(root, name, mask=True, seed=seed, mask_weight_decay=0.5)) == 0
+        paths[name] = str(root / name / "checkpoints" / "latest.pth")
+    ft = tiny_args(root, "ft", mask=True, finetune=True, lambda_attention_distill=0, lambda_discriminator_distill=0)
+    assert run_main("prune", ft + ["--load_path", paths["s1"]]) == 0
+    pruned = [root / "p2" / "checkpoints" / "model_0.pth", root / "ft" / "checkpoints" / "model_0.pth"]
+    assert run_main("prune", tiny_args(root, "p2", mask=True, load_path=paths["s2"])) == 0
+    configs = [torch.load(p, weights_only=True)["configs"]["G_A"]["widths"] for p in pruned]
+    assert configs[0] != configs[1]  # the two searches prune to different widths
+    return {"root": root, "ft": ft, **paths}
+
+
+def test_prune_without_finetune_on_a_run_folder_suggests_no_resume(searches, capsys):
+    run = searches["root"] / "ft"
+    before = hash_tree(run)
+    argv = tiny_args(searches["root"], "ft", mask=True, load_path=searches["s2"])
+    assert run_main("prune", argv) == 2
+    err = _one_line_error(capsys)
+    assert "--continue_train" not in err and "--name" in err and "--overwrite" in err
+    # following the earlier advice (--continue_train) is refused too: it resumes a fine-tune only
+    assert run_main("prune", argv + ["--continue_train"]) == 2
+    err = _one_line_error(capsys)
+    assert "--continue_train resumes a fine-tune: add --finetune" in err
+    assert hash_tree(run) == before
+
+
+def test_finetune_resume_from_another_search_is_refused_before_writing(searches, capsys):
+    run = searches["root"] / "ft"
+    before = hash_tree(run)
+    assert run_main("prune", searches["ft"] + ["--load_path", searches["s2"], "--continue_train"]) == 2
+    err = _one_line_error(capsys)
+    assert f"the run was pruned from {searches['s1']}" in err and f"give --load_path {searches['s1']}" in err
+    assert hash_tree(run) == before
+
+
+def test_finetune_resume_keeps_model_0_and_records_the_search(searches):
+    ckpt = searches["root"] / "ft" / "checkpoints"
+    model_0 = (ckpt / "model_0.pth").read_bytes()
+    assert torch.load(ckpt / "latest.pth", weights_only=True)["source"] == searches["s1"]
+    argv = searches["ft"] + ["--load_path", searches["s1"], "--continue_train", "--n_epochs", "2"]
+    assert run_main("prune", argv) == 0
+    assert (ckpt / "model_0.pth").read_bytes() == model_0  # byte for byte
+    latest = torch.load(ckpt / "latest.pth", weights_only=True)
+    assert latest["epoch"] == 2 and latest["source"] == searches["s1"]
+    assert os.path.isfile(ckpt / "model_2.pth")
