@@ -478,6 +478,19 @@ class MaskSearch:
         g = self.by_direction.get(direction)
         return self.bound == 0 or (g is not None and g.stopped)
 
+    def reopening(self, iteration, start_epoch):
+        """Where a settled search (bound 0) resumed after ``iteration`` batches, at ``start_epoch``, is
+        re-opened by a longer schedule than it settled under (the bound follows the schedule of the
+        options): ``(bound, epoch)`` of its first update point, or None when the bound stays 0 there
+        (or every generator stopped early, which keeps it at 0)."""
+        if self.bound != 0 or all(g.stopped for g in self.gens):
+            return None
+        first = (int(iteration) // self.freq + 1) * self.freq  # the next update point
+        bound = bound_at(first * self.batch_size, self.total, self.opt.update_bound_rule)
+        if bound <= 0:
+            return None
+        return bound, start_epoch + (first - int(iteration) - 1) // self.n_batches
+
     # ---------------------------------------------------------------- state
     def state_dict(self):
         """Plain data; the masks' bounds and weights live in the generators."""

@@ -65,3 +65,42 @@ def test_finetune_resume_keeps_model_0_and_records_the_search(searches):
     latest = torch.load(ckpt / "latest.pth", weights_only=True)
     assert latest["epoch"] == 2 and latest["source"] == searches["s1"]
     assert os.path.isfile(ckpt / "model_2.pth")
+
+
+def _resume_search(searches, name, monkeypatch, *extra):
+    """Resume a copy of the first search with the options ``extra``; the epochs are not run."""
+    import shutil
+
+    from util.training import Trainer
+
+    shutil.copytree(searches["root"] / "s1", searches["root"] / name)
+    monkeypatch.setattr(Trainer, "_train", lambda self: None)
+    argv = tiny_args(searches["root"], name, mask=True, mask_weight_decay=0.5, continue_train=True)
+    for flag in ("--n_epochs", "--n_epochs_decay"):  # the schedule is what ``extra`` gives
+        i = argv.index(flag)
+        del argv[i:i + 2]
+    return run_main("train", argv + list(extra))
+
+
+def test_resuming_with_the_same_options_says_nothing(searches, monkeypatch, caplog):
+    assert _resume_search(searches, "same", monkeypatch, "--n_epochs", "1", "--n_epochs_decay", "0") == 0
+    assert "other options" not in caplog.text and "had settled" not in caplog.text
+
+
+def test_resuming_a_settled_search_with_a_longer_schedule_warns(searches, monkeypatch, caplog):
+    assert _resume_search(searches, "longer", monkeypatch, "--n_epochs", "2", "--n_epochs_decay", "0",
+                          "--crop_size", "32", "--lr", "0.001") == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    changed = [w for w in warnings if "was trained with other options" in w]
+    assert len(changed) == 1 and "--n_epochs 1 -> 2, --lr 0.0002 -> 0.001;" in changed[0]
+    settled = [w for w in warnings if "the mask search had settled (bound 0)" in w]
+    assert len(settled) == 1 and "re-opens the bound to 0." in settled[0] and "at epoch 2" in settled[0]
+    assert "resume with --n_epochs 1 --n_epochs_decay 0" in settled[0]
+
+
+def test_resuming_without_the_schedule_names_the_defaults(searches, monkeypatch, caplog):
+    assert _resume_search(searches, "defaults", monkeypatch) == 0
+    changed = [r.getMessage() for r in caplog.records if "was trained with other options" in r.getMessage()]
+    assert len(changed) == 1
+    assert "--n_epochs 1 -> 100 (default), --n_epochs_decay 0 -> 100 (default)" in changed[0]
+    assert "schedule (--n_epochs, --n_epochs_decay, --lr_policy) is this command's" in changed[0]

@@ -227,6 +227,17 @@ def _check_resumable(opt, path, state, search=None):
         raise UserError(f"{path} is {kind} checkpoint: resume it {'with' if 'search' in state else 'without'} --mask")
 
 
+# options that change what a resumed run trains: a resume that changes one gets a warning
+SEARCH_OPTIONS = ("mask_weight_decay", "mask_loss_type", "update_bound_rule", "block_coeff", "upconv_coeff",
+                  "upconv_solo", "upconv_bound", "upconv_relu", "lambda_update_coeff", "lambda_group_lasso",
+                  "threshold", "frozen_threshold", "AtoB_macs_threshold", "BtoA_macs_threshold")
+DISTILL_OPTIONS = ("lambda_attention_distill", "lambda_discriminator_distill", "attention_normal")
+RESUME_OPTIONS = ("dataset_mode", "direction", "serial_batches", "batch_size", "load_size", "crop_size",
+                  "max_dataset_size", "preprocess", "no_flip", "n_epochs", "n_epochs_decay", "lr", "beta1",
+                  "gan_mode", "pool_size", "lr_policy", "lr_decay_iters", "lambda_A", "lambda_B", "lambda_identity",
+                  "lambda_L1", "amp", "amp_dtype") + SEARCH_OPTIONS + DISTILL_OPTIONS
+
+
 def resume_command(opt):
     """The command line that resumes this run: the script and its options, without those that would
     restart it (``--epoch_count``, ``--overwrite``; for train.py ``--load_path``), plus ``--continue_train``."""
@@ -320,10 +331,36 @@ class Trainer:
         self.start_epoch = self.opt.epoch_count if self.opt.epoch_count_given else stored
         log.info("resuming from %s at epoch %d (iteration %d, %d images seen)", source, self.start_epoch,
                  self.iteration, self.images_seen)
+        trained = state.get("options") if isinstance(state.get("options"), dict) else {}
+        self.warn_changed_options(trained, source)
+        reopened = self.search.reopening(self.iteration, self.start_epoch) if self.search is not None else None
+        if reopened is not None:
+            was = " ".join(f"--{k} {trained[k]}" for k in ("n_epochs", "n_epochs_decay") if k in trained)
+            log.warning("%s: the mask search had settled (bound 0), but this schedule (--n_epochs %d --n_epochs_decay "
+                        "%d) re-opens the bound to %.3f at epoch %d and the masks change again%s", source,
+                        self.opt.n_epochs, self.opt.n_epochs_decay, reopened[0], reopened[1],
+                        f"; resume with {was} to keep the settled masks" if was else "")
         processes = int(state.get("world_size", 1))
         if processes != self.world:
             log.warning("%s was trained by %d process(es), this run has %d: the global batch is now %d instead of %d",
                         source, processes, self.world, self.opt.batch_size * self.world, self.opt.batch_size * processes)
+
+    def warn_changed_options(self, trained, source):
+        """One warning naming the options of :data:`RESUME_OPTIONS` that differ from ``trained`` (the
+        options the checkpoint ``source`` recorded), old -> new: the run goes on with the new values, and
+        the schedule is the one of this command line (defaults for options not given)."""
+        names = [n for n in RESUME_OPTIONS if n in trained and hasattr(self.opt, n)]
+        if self.search is None:
+            names = [n for n in names if n not in SEARCH_OPTIONS]
+        if self.stage != "finetune":
+            names = [n for n in names if n not in DISTILL_OPTIONS]
+        given = getattr(self.opt, "user_set", ())
+        changed = [f"--{n} {trained[n]} -> {getattr(self.opt, n)}{'' if n in given else ' (default)'}"
+                   for n in names if trained[n] != getattr(self.opt, n)]
+        if changed:
+            log.warning("%s was trained with other options: %s; the run goes on with the new values, and its "
+                        "schedule (--n_epochs, --n_epochs_decay, --lr_policy) is this command's, the defaults where "
+                        "not given: repeat the checkpoint's values to keep them", source, ", ".join(changed))
 
     def save(self, epoch, numbered, announce=True):
         state = self.state(epoch)
