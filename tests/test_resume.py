@@ -104,3 +104,16 @@ def test_resuming_without_the_schedule_names_the_defaults(searches, monkeypatch,
     assert len(changed) == 1
     assert "--n_epochs 1 -> 100 (default), --n_epochs_decay 0 -> 100 (default)" in changed[0]
     assert "schedule (--n_epochs, --n_epochs_decay, --lr_policy) is this command's" in changed[0]
+
+
+@pytest.mark.parametrize("name", ["latest.pth", "model_0.pth"])
+def test_train_py_refuses_to_resume_a_pruned_checkpoint(searches, capsys, name):
+    run = searches["root"] / "ft"
+    before = hash_tree(run)
+    path = run / "checkpoints" / name
+    argv = tiny_args(searches["root"], "teacher", continue_train=True, load_path=path)
+    assert run_main("train", argv) == 2
+    err = _one_line_error(capsys)
+    assert err == (f"error: {path} holds pruned generators (a prune.py checkpoint): resume it with prune.py --finetune "
+                   f"--continue_train --checkpoints_dir {searches['root']} --name ft --load_path {searches['s1']}")
+    assert hash_tree(run) == before and not (searches["root"] / "teacher").exists()

@@ -177,9 +177,12 @@ def test_one_resume_path_for_both_stages(tmp_path):
     _checkpoint(tmp_path / "other.pth", "train", 1, format="other")
     with pytest.raises(UserError, match="not a training checkpoint of this project"):
         resume_state(opt, run, [str(tmp_path / "other.pth")], stages=None, kind="checkpoint", fix="x")
+    with pytest.raises(UserError, match=r"holds pruned generators \(a prune.py checkpoint\): resume it with prune.py"):
+        resume_state(opt, run, [str(ckpt / "model_1.pth")], stages=None, kind="checkpoint", fix="x", search=False)
+    _checkpoint(tmp_path / "plain.pth", "train", 1)
     with pytest.raises(UserError, match=r"plain \(no --mask\) checkpoint: resume it without --mask"):
-        resume_state(opt, run, [str(ckpt / "model_1.pth")], stages=None, kind="checkpoint", fix="x", search=True)
-    assert resume_state(opt, run, [str(ckpt / "model_1.pth")], stages=None, kind="checkpoint", fix="x",
-                        search=False)[0] == str(ckpt / "model_1.pth")
+        resume_state(opt, run, [str(tmp_path / "plain.pth")], stages=None, kind="checkpoint", fix="x", search=True)
+    assert resume_state(opt, run, [str(tmp_path / "plain.pth")], stages=None, kind="checkpoint", fix="x",
+                        search=False)[0] == str(tmp_path / "plain.pth")
     with pytest.raises(UserError, match="found no checkpoint in .*: give --load_path"):
         resume_state(opt, run, [], stages=None, kind="checkpoint", fix="give --load_path")

@@ -198,9 +198,25 @@ def resume_state(opt, run, candidates, stages, kind, fix, search=None):
         # the path the user gave is named by its option in the errors
         state = load_checkpoint(path, option="--load_path" if opt.load_path and path == opt.load_path else None)
         if stages is None or (is_native(state) and state.get("stage") in stages and "epoch" in state):
+            if stages is None:
+                _refuse_pruned(path, state)
             _check_resumable(opt, path, state, search)
             return path, state
     raise UserError(f"--continue_train found no {kind} in {run.ckpt_dir}: {fix}")
+
+
+def _refuse_pruned(path, state):
+    """UserError when ``state`` (loaded from ``path``) holds pruned generators, prune.py's model_0.pth or
+    a fine-tune checkpoint: train.py builds full-width ones, and the fine-tune resumes through prune.py."""
+    if not is_native(state) or not (state.get("kind") == "pruned" or state.get("stage") in ("pruned", "finetune")):
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.basename(folder) == "checkpoints":  # the run folder <checkpoints_dir>/<name>/checkpoints
+        folder = os.path.dirname(folder)
+    search = state.get("source") or (state.get("options") or {}).get("load_path") or "<its search checkpoint>"
+    raise UserError(f"{path} holds pruned generators (a prune.py checkpoint): resume it with prune.py --finetune "
+                    f"--continue_train --checkpoints_dir {os.path.dirname(folder)} --name {os.path.basename(folder)} "
+                    f"--load_path {search}")
 
 
 def _check_resumable(opt, path, state, search=None):
