@@ -191,7 +191,9 @@ def prune(opt, device):
     take_training_options(opt, source)
     # everything that can fail on bad input is checked before the run folder is written
     device = device or select_device(opt.gpu_ids, announce=False)
-    evaluator = build_evaluator(opt, device) if main_rank else None  # only rank 0 evaluates
+    # only rank 0 evaluates; pruning alone scores the pruned generators only when the weights are there
+    optional = not opt.finetune and "metric" not in getattr(opt, "user_set", ())
+    evaluator = build_evaluator(opt, device, optional=optional) if main_rank else None
     prepared = prepare_finetune(opt, device) if opt.finetune else None
     nets, reports = prune_nets(opt, source, path, device)
     kept = None  # the run's model_0.pth, when a resume keeps it

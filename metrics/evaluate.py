@@ -44,11 +44,11 @@ class Evaluator:
     its folder to the ``opt.direction`` generator.
 
     When the metric network's weights are absent at their default location the evaluator is
-    disabled (``enabled`` False, one warning), unless the metric was asked for by name (``--metric
+    disabled (``enabled`` False, one warning; none when ``quiet``), unless the metric was asked for by name (``--metric
     fid``, ``--metric miou``), which is then a UserError; a path the user gave that does not exist is a UserError.
     """
 
-    def __init__(self, opt, device):
+    def __init__(self, opt, device, quiet=False):
         self.opt = opt
         self.device = torch.device(device)
         metric = opt.metric
@@ -74,7 +74,7 @@ class Evaluator:
             if self.net is None and "metric" in user_set:  # asked for by name: refused, not skipped
                 raise UserError(f"--metric fid needs the Inception weights, not found at {default_inception_path()}: "
                                 f"download {INCEPTION_URL} there or pass its path with --inception_path")
-            if self.net is None:
+            if self.net is None and not quiet:
                 logger.warning("FID is skipped: no Inception weights at %s; download %s there or pass "
                                "--inception_path", default_inception_path(), INCEPTION_URL)
         elif metric == "miou":
@@ -89,7 +89,7 @@ class Evaluator:
                 raise UserError(f"--metric miou needs the DRN weights, not found at "
                                 f"{os.path.expanduser(opt.drn_path)}: download drn-d-105_ms_cityscapes.pth (see "
                                 "README) there or pass its path with --drn_path")
-            if self.net is None:
+            if self.net is None and not quiet:
                 logger.warning("mIoU is skipped: no DRN weights at %s; download drn-d-105_ms_cityscapes.pth "
                                "(see README) there or pass --drn_path", os.path.expanduser(opt.drn_path))
             else:
@@ -321,9 +321,11 @@ def _rgb(x):
     return x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x
 
 
-def build_evaluator(opt, device):
+def build_evaluator(opt, device, optional=False):
     """The Evaluator the options ask for, or None with ``--no_eval`` / ``--metric none``. Built before a
-    run writes anything: an explicitly given weights file that does not exist is a UserError."""
+    run writes anything: an explicitly given weights file that does not exist is a UserError.
+    ``optional``: the caller only scores when it can (prune.py without --finetune): absent default
+    weights disable the evaluator without a line."""
     if opt.no_eval or opt.metric == "none":
         return None
-    return Evaluator(opt, device)
+    return Evaluator(opt, device, quiet=optional)

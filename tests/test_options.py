@@ -2,12 +2,13 @@
 validation, GPU selection and aliases."""
 import logging
 import math
+import os
 
 import pytest
 import torch
 
 import options
-from conftest import UNALIGNED, run_main, run_script
+from conftest import REPO, UNALIGNED, run_main, run_script
 from util.device import select_device
 from util.errors import UserError
 
@@ -334,6 +335,19 @@ def test_the_seed_readme_commands_warn_only_about_test_mask():
     assert options.ignored_options(parse(*prune_argv, script="prune")) == []
     test_argv = ["--name", "test", "--model", "cyclegan", "--mask", "--gpu_ids", "-1", "--load_path", "m.pth"]
     assert [flag for flag, _ in options.ignored_options(parse(*test_argv, script="test"))] == ["--mask"]
+
+
+def test_the_readme_prune_command_warns_about_nothing_with_or_without_its_finetune_part():
+    """README.md's prune block: the options above its blank line prune, the ones below add the
+    fine-tune; run either way, as written, no option is reported as without effect."""
+    readme = open(os.path.join(REPO, "README.md")).read()
+    block = readme.split("#### Prune", 1)[1].split("```shell", 1)[1].split("```", 1)[0]
+    prune_part, finetune_part = block.strip().split("\n\n")
+    prune_argv = [a for line in prune_part.splitlines()[1:] for a in line.split()]
+    finetune_argv = [a for line in finetune_part.splitlines() for a in line.split()]
+    assert "--finetune" in finetune_argv and "--finetune" not in prune_argv
+    assert options.ignored_options(parse(*prune_argv, script="prune")) == []
+    assert options.ignored_options(parse(*prune_argv, *finetune_argv, script="prune")) == []
 
 
 def test_crop_larger_than_load_is_refused_where_images_are_cropped_only():

@@ -117,3 +117,13 @@ def test_train_py_refuses_to_resume_a_pruned_checkpoint(searches, capsys, name):
     assert err == (f"error: {path} holds pruned generators (a prune.py checkpoint): resume it with prune.py --finetune "
                    f"--continue_train --checkpoints_dir {searches['root']} --name ft --load_path {searches['s1']}")
     assert hash_tree(run) == before and not (searches["root"] / "teacher").exists()
+
+
+def test_pruning_alone_says_nothing_about_absent_fid_weights(searches, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no Inception weights in the hub cache
+    argv = tiny_args(tmp_path, "p", mask=True, load_path=searches["s1"])
+    i = argv.index("--metric")
+    del argv[i:i + 2]  # the default metric (auto: FID)
+    assert run_main("prune", argv) == 0
+    assert (tmp_path / "p" / "checkpoints" / "model_0.pth").is_file()
+    assert "FID is skipped" not in caplog.text
