@@ -348,9 +348,11 @@ class Trainer:
         log.info("resuming from %s at epoch %d (iteration %d, %d images seen)", source, self.start_epoch,
                  self.iteration, self.images_seen)
         trained = state.get("options") if isinstance(state.get("options"), dict) else {}
-        self.warn_changed_options(trained, source)
+        # every process resumes the same state: one says what changed
+        if self.main:
+            self.warn_changed_options(trained, source)
         reopened = self.search.reopening(self.iteration, self.start_epoch) if self.search is not None else None
-        if reopened is not None:
+        if reopened is not None and self.main:
             was = " ".join(f"--{k} {trained[k]}" for k in ("n_epochs", "n_epochs_decay") if k in trained)
             log.warning("%s: the mask search had settled (bound 0), but this schedule (--n_epochs %d --n_epochs_decay "
                         "%d) re-opens the bound to %.3f at epoch %d and the masks change again%s", source,
