@@ -359,7 +359,7 @@ class Trainer:
                         self.opt.n_epochs, self.opt.n_epochs_decay, reopened[0], reopened[1],
                         f"; resume with {was} to keep the settled masks" if was else "")
         processes = int(state.get("world_size", 1))
-        if processes != self.world:
+        if processes != self.world and self.main:
             log.warning("%s was trained by %d process(es), this run has %d: the global batch is now %d instead of %d",
                         source, processes, self.world, self.opt.batch_size * self.world, self.opt.batch_size * processes)
 
