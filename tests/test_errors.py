@@ -71,3 +71,17 @@ def test_one_process_per_machine_says_interrupted(monkeypatch, capsys, local_ran
         _interrupted()
     assert exit_.value.code == 130
     assert capsys.readouterr().err == ("interrupted\n" if printed else "")
+
+
+@cli_entry
+def _interrupted_and_reported():
+    err = KeyboardInterrupt()
+    err.reported = True  # as the Trainer marks it once it wrote how to resume
+    raise err
+
+
+def test_no_bare_interrupted_line_after_the_resume_line(monkeypatch, capsys):
+    _launched_as(monkeypatch, None, None)
+    with pytest.raises(SystemExit) as exit_:
+        _interrupted_and_reported()
+    assert exit_.value.code == 130 and capsys.readouterr().err == ""

@@ -129,6 +129,7 @@ def test_partial_files_are_removed_and_ctrl_c_says_how_to_resume(toy_root, tmp_p
     command = f"python train.py {' '.join(shlex.quote(a) for a in argv)} --continue_train"
     for text in (out.out + out.err, log):
         assert expected in text and command in text
+    assert "interrupted\n" not in out.err  # the resume line says it already
     monkeypatch.setattr(Trainer, "train_epoch", real_epoch)
     stale = run / "checkpoints" / ".tmp-latest.pth.k1ll3d"  # a save killed half-way
     stale.write_bytes(b"half a checkpoint")
@@ -148,3 +149,22 @@ def test_checkpoints_get_the_permissions_of_the_umask(tmp_path):
         os.umask(old)
     for name in ("c.pth", "i.png"):
         assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o640, name
+
+
+@pytest.mark.parametrize("earlier", ["folder", "file", "link"])
+def test_atomic_folder_replaces_whatever_had_the_name_and_leaves_nothing_beside_it(tmp_path, earlier):
+    from util.files import atomic_folder
+
+    target = tmp_path / "results"
+    if earlier == "folder":
+        target.mkdir()
+        (target / "stale.png").write_text("earlier run")
+    elif earlier == "file":
+        target.write_text("a file with the folder's name")
+    else:
+        (tmp_path / "elsewhere").mkdir()
+        target.symlink_to(tmp_path / "elsewhere")
+    with atomic_folder(target) as staging:
+        (tmp_path / staging / "index.html").write_text("new run")
+    assert sorted(os.listdir(target)) == ["index.html"]
+    assert sorted(os.listdir(tmp_path)) == (["elsewhere", "results"] if earlier == "link" else ["results"])

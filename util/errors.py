@@ -144,9 +144,11 @@ def cli_entry(main):
             drop_console()  # the error is the only line: messages held back during the checks go
             logging.shutdown()
             exit_on_user_error(err)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as err:
             release_console()
-            if launch_rank("LOCAL_RANK") == 0:  # under torchrun every process gets the Ctrl-C: one says so
+            # under torchrun every process gets the Ctrl-C: one says so, unless a line saying how to
+            # resume was already written (``reported``, set by util.training.Trainer.train)
+            if launch_rank("LOCAL_RANK") == 0 and not getattr(err, "reported", False):
                 print("interrupted", file=sys.stderr)
             sys.exit(130)
         except BaseException:

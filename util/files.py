@@ -106,7 +106,10 @@ def atomic_folder(path, fix="choose a folder you may write to"):
             old = tmp + ".old"
             os.rename(path, old)
             os.rename(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
+            if os.path.isdir(old) and not os.path.islink(old):
+                shutil.rmtree(old, ignore_errors=True)
+            else:  # a file or a link had the name
+                os.remove(old)
         else:
             os.rename(tmp, path)
     finally:

@@ -455,7 +455,8 @@ class Trainer:
         """Run the epochs; on Ctrl-C, say which checkpoint was saved last and how to resume, then re-raise."""
         try:
             self._train()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as err:
+            err.reported = True  # the entry point adds no bare "interrupted" line (util.errors.cli_entry)
             if self.last_saved is not None:
                 saved = f"the last checkpoint saved is {self.last_saved[0]} (end of epoch {self.last_saved[1]})"
             else:
