@@ -186,7 +186,9 @@ def prune(opt, device):
                         "(model_best.pth, latest.pth or checkpoints/model_<epoch>.pth)")
     run = Run(opt)
     run.check()
-    run.refuse_overwrite(resumable=opt.finetune)
+    # only a fine-tune checkpoint can be resumed: a folder that holds just the pruned model_0.pth cannot
+    run.refuse_overwrite(resumable=opt.finetune and any(os.path.basename(p) != "model_0.pth"
+                                                        for p in run.existing_checkpoints()))
     source = read_search_checkpoint(opt, path)
     take_training_options(opt, source)
     # everything that can fail on bad input is checked before the run folder is written

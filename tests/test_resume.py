@@ -46,6 +46,22 @@ def test_prune_without_finetune_on_a_run_folder_suggests_no_resume(searches, cap
     assert hash_tree(run) == before
 
 
+def test_finetune_on_a_folder_holding_only_the_pruned_model_suggests_no_resume(searches, capsys):
+    """A folder with only model_0.pth has no fine-tune to resume: the refusal names --name and
+    --overwrite, and --continue_train there says to use --overwrite."""
+    run = searches["root"] / "p2"
+    before = hash_tree(run)
+    argv = tiny_args(searches["root"], "p2", mask=True, finetune=True, load_path=searches["s2"],
+                     lambda_attention_distill=0, lambda_discriminator_distill=0)
+    assert run_main("prune", argv) == 2
+    err = _one_line_error(capsys)
+    assert "--continue_train" not in err and "--name" in err and "--overwrite" in err
+    assert run_main("prune", argv + ["--continue_train"]) == 2
+    err = _one_line_error(capsys)
+    assert "found no fine-tune checkpoint" in err and "--overwrite" in err
+    assert hash_tree(run) == before
+
+
 def test_finetune_resume_from_another_search_is_refused_before_writing(searches, capsys):
     run = searches["root"] / "ft"
     before = hash_tree(run)

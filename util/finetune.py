@@ -43,7 +43,8 @@ def prepare_finetune(opt, device):
         # checkpoint is resumed, passing over the pruned model_0.pth
         run = Run(opt)
         resume = resume_state(opt, run, run.resume_candidates(), stages=("finetune",), kind="fine-tune checkpoint",
-                              fix="run prune.py --finetune without --continue_train first")
+                              fix="run prune.py --finetune without --continue_train first (with --overwrite when the "
+                                  "folder holds only the pruned model_0.pth)")
     teacher = load_teacher(opt, device) if distill or opt.use_pretrain_d else None
     dataset = create_dataset(opt)  # a bad --dataroot fails before prune.py writes model_0.pth
     return {"teacher": teacher, "resume": resume, "dataset": dataset}
