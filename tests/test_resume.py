@@ -130,8 +130,11 @@ def test_train_py_refuses_to_resume_a_pruned_checkpoint(searches, capsys, name):
     argv = tiny_args(searches["root"], "teacher", continue_train=True, load_path=path)
     assert run_main("train", argv) == 2
     err = _one_line_error(capsys)
-    assert err == (f"error: {path} holds pruned generators (a prune.py checkpoint): resume it with prune.py --finetune "
-                   f"--continue_train --checkpoints_dir {searches['root']} --name ft --load_path {searches['s1']}")
+    dataroot = argv[argv.index("--dataroot") + 1]
+    assert err == (f"error: {path} holds pruned generators (a prune.py checkpoint): resume it with prune.py --dataroot "
+                   f"{dataroot} --model cyclegan --mask --finetune --continue_train --checkpoints_dir {searches['root']} "
+                   f"--name ft --load_path {searches['s1']} and the fine-tune's other options "
+                   f"({searches['root'] / 'ft' / 'opt.txt'})")
     assert hash_tree(run) == before and not (searches["root"] / "teacher").exists()
 
 

@@ -213,10 +213,13 @@ def _refuse_pruned(path, state):
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.basename(folder) == "checkpoints":  # the run folder <checkpoints_dir>/<name>/checkpoints
         folder = os.path.dirname(folder)
-    search = state.get("source") or (state.get("options") or {}).get("load_path") or "<its search checkpoint>"
-    raise UserError(f"{path} holds pruned generators (a prune.py checkpoint): resume it with prune.py --finetune "
-                    f"--continue_train --checkpoints_dir {os.path.dirname(folder)} --name {os.path.basename(folder)} "
-                    f"--load_path {search}")
+    options = state.get("options") or {}
+    search = state.get("source") or options.get("load_path") or "<its search checkpoint>"
+    dataroot = f"--dataroot {shlex.quote(str(options['dataroot']))} " if options.get("dataroot") else ""
+    raise UserError(f"{path} holds pruned generators (a prune.py checkpoint): resume it with prune.py {dataroot}"
+                    f"--model {state.get('model')} --mask --finetune --continue_train --checkpoints_dir "
+                    f"{os.path.dirname(folder)} --name {os.path.basename(folder)} --load_path {search} and the "
+                    f"fine-tune's other options ({os.path.join(folder, 'opt.txt')})")
 
 
 def _check_resumable(opt, path, state, search=None):
