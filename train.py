@@ -15,6 +15,7 @@ from models import create_model
 from models.mask_search import MaskSearch
 from options import parse
 from util import distributed
+from util.checkpoint import read_checkpoint
 from util.device import select_device
 from util.errors import cli_entry
 from util.logger import setup_logging
@@ -33,6 +34,10 @@ def main(argv=None):
         train(opt, device)
 
 
+# the generator and discriminator widths: a resume takes them from its checkpoint unless given
+ARCHITECTURE_OPTIONS = ("ngf", "ndf")
+
+
 def train(opt, device):
     """The run of ``opt``; ``device`` is torchrun's device for this process, or None (``--gpu_ids``)."""
     main_rank = distributed.is_main()
@@ -45,6 +50,9 @@ def train(opt, device):
         candidates = [opt.load_path] if opt.load_path else run.resume_candidates()
         resume = resume_state(opt, run, candidates, stages=None, kind="checkpoint",
                               fix="give --load_path or start without --continue_train", search=opt.mask)
+        # the widths are the checkpoint's: a resume need not repeat --ngf / --ndf
+        record = read_checkpoint(resume[0])
+        record.log_taken(record.take_options(opt, ARCHITECTURE_OPTIONS))
     dataset = create_dataset(opt)
     device = device or select_device(opt.gpu_ids, announce=False)
     seed_everything(opt.seed)

@@ -146,3 +146,19 @@ def test_pruning_alone_says_nothing_about_absent_fid_weights(searches, tmp_path,
     assert run_main("prune", argv) == 0
     assert (tmp_path / "p" / "checkpoints" / "model_0.pth").is_file()
     assert "FID is skipped" not in caplog.text
+
+
+def test_a_resume_takes_the_widths_from_its_checkpoint(searches, caplog):
+    """train.py --continue_train without --ngf / --ndf builds the networks of the checkpoint (ngf and
+    ndf 8 here, not the defaults 64) and says so."""
+    import logging
+    import shutil
+
+    shutil.copytree(searches["root"] / "s1", searches["root"] / "widths")
+    argv = tiny_args(searches["root"], "widths", mask=True, mask_weight_decay=0.5, continue_train=True)
+    for option in ("--ngf", "--ndf"):
+        i = argv.index(option)
+        del argv[i:i + 2]
+    with caplog.at_level(logging.INFO, logger="dmad"):
+        assert run_main("train", argv) == 0
+    assert any("--ngf 8 and --ndf 8 taken from the options" in r.getMessage() for r in caplog.records)
