@@ -138,7 +138,8 @@ def check_resumed_structure(opt, run, path, nets, resume):
         return None
     stored = existing.get("configs") or {}
     if all(stored.get(name) == nets[name].config() for name in MODELS[opt.model].generator_names):
-        existing.setdefault("source", pruned_from(run, state))
+        if not existing.get("source"):  # looked up only when model_0.pth does not record it
+            existing["source"] = pruned_from(run, state)
         return existing
     return None
 

@@ -15,7 +15,7 @@ from models import create_model
 from models.mask_search import MaskSearch
 from options import parse
 from util import distributed
-from util.checkpoint import read_checkpoint
+from util.checkpoint import checkpoint_from_state
 from util.device import select_device
 from util.errors import cli_entry
 from util.logger import setup_logging
@@ -51,7 +51,7 @@ def train(opt, device):
         resume = resume_state(opt, run, candidates, stages=None, kind="checkpoint",
                               fix="give --load_path or start without --continue_train", search=opt.mask)
         # the widths are the checkpoint's: a resume need not repeat --ngf / --ndf
-        record = read_checkpoint(resume[0])
+        record = checkpoint_from_state(resume[1], resume[0])
         record.log_taken(record.take_options(opt, ARCHITECTURE_OPTIONS))
     dataset = create_dataset(opt)
     device = device or select_device(opt.gpu_ids, announce=False)

@@ -317,7 +317,12 @@ def read_checkpoint(path, option=None):
     damaged, newer or unknown file; ``option``, the command-line option that gave ``path``, is named
     in the errors of a missing, unreadable or damaged file (see :func:`load_checkpoint`)."""
     path = os.path.expanduser(path)
-    state = load_checkpoint(path, option=option)
+    return checkpoint_from_state(load_checkpoint(path, option=option), path)
+
+
+def checkpoint_from_state(state, path):
+    """The :class:`Checkpoint` of ``state``, a checkpoint already loaded from ``path`` (see
+    :func:`read_checkpoint`, which raises the same UserErrors)."""
     if not is_native(state):
         if not isinstance(state, dict):
             raise UserError(f"{path} is not a model checkpoint: it holds a {type(state).__name__}, not a dict")
