@@ -168,3 +168,37 @@ def test_atomic_folder_replaces_whatever_had_the_name_and_leaves_nothing_beside_
         (tmp_path / staging / "index.html").write_text("new run")
     assert sorted(os.listdir(target)) == ["index.html"]
     assert sorted(os.listdir(tmp_path)) == (["elsewhere", "results"] if earlier == "link" else ["results"])
+
+
+def test_atomic_folder_clears_what_a_killed_run_left_and_spares_a_running_one(tmp_path):
+    from util.files import FolderLock, atomic_folder
+
+    killed = tmp_path / ".tmp-results.killed1"  # a run killed while filling its folder
+    (killed / "images").mkdir(parents=True)
+    running = tmp_path / ".tmp-results.running"  # a run filling its folder now (it holds the lock)
+    running.mkdir()
+    other = tmp_path / ".tmp-other.killed2"  # another target's: not ours to judge
+    other.mkdir()
+    lock = FolderLock(str(running))
+    assert lock.acquire()
+    try:
+        with atomic_folder(tmp_path / "results") as staging:
+            (tmp_path / staging / "index.html").write_text("new run")
+    finally:
+        lock.release()
+    assert sorted(os.listdir(tmp_path)) == [".tmp-other.killed2", ".tmp-results.running", "results"]
+
+
+def test_atomic_folder_completes_a_swap_cut_between_its_renames(tmp_path):
+    from util.files import _clear_leftovers
+
+    # killed after moving the earlier results aside and before renaming the finished new folder
+    (tmp_path / ".tmp-results.cut").mkdir()
+    (tmp_path / ".tmp-results.cut" / "index.html").write_text("new run")
+    (tmp_path / ".tmp-results.cut.old").mkdir()
+    (tmp_path / ".tmp-results.cut.old" / "index.html").write_text("earlier run")
+    # killed after the swap, before removing the earlier results
+    (tmp_path / ".tmp-results.done.old").write_text("a file that had the name")
+    _clear_leftovers(str(tmp_path), "results")
+    assert sorted(os.listdir(tmp_path)) == ["results"]
+    assert (tmp_path / "results" / "index.html").read_text() == "new run"

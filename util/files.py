@@ -2,10 +2,13 @@
 
 Every output is first written to a temporary file named ``.tmp-*`` in the folder of its target and
 then renamed over it, so a reader never sees half a file; a save killed half-way leaves only such a
-temporary, which the next run on the folder removes.
+temporary, which the next run on the folder removes; a results folder (:func:`atomic_folder`) is
+filled under a temporary name and swapped in whole, and what a killed run left of one is cleared
+by the next.
 """
 import contextlib
 import errno
+import logging
 import os
 import shutil
 import tempfile
@@ -95,26 +98,93 @@ def atomic_folder(path, fix="choose a folder you may write to"):
     parent, name = os.path.split(path)
     try:
         os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(dir=parent, prefix=f"{TMP_PREFIX}{name}.")
+        _clear_leftovers(parent, name)
+        tmp, lock = _locked_folder(parent, f"{TMP_PREFIX}{name}.")
     except OSError as err:
         raise UserError(f"cannot write {path} ({err.strerror}): {fix}") from None
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private
-        if os.path.lexists(path):
-            # the earlier folder is moved aside before the new one takes its name, and removed after
-            old = tmp + ".old"
-            os.rename(path, old)
-            os.rename(tmp, path)
-            if os.path.isdir(old) and not os.path.islink(old):
-                shutil.rmtree(old, ignore_errors=True)
-            else:  # a file or a link had the name
-                os.remove(old)
-        else:
-            os.rename(tmp, path)
+        _swap_in(tmp, path)
     finally:
+        lock.release()
         if os.path.lexists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _locked_folder(parent, prefix):
+    """``(folder, FolderLock)``: a new folder ``<prefix>XXXX`` in ``parent``, locked for as long as it
+    is filled and swapped in, so that another run's :func:`_clear_leftovers` leaves it alone. A folder
+    that such a run took between its creation and the lock is given up for a new one."""
+    for _ in range(10):
+        tmp = tempfile.mkdtemp(dir=parent, prefix=prefix)
+        lock = FolderLock(tmp)
+        try:
+            if lock.acquire():
+                return tmp, lock
+        except FileNotFoundError:
+            pass
+    raise OSError(errno.EBUSY, "other runs keep removing the new folders")
+
+
+def _swap_in(tmp, path):
+    """Rename the finished folder ``tmp`` to ``path``; whatever had that name is moved aside to
+    ``<tmp>.old`` first and removed after."""
+    if not os.path.lexists(path):
+        os.rename(tmp, path)
+        return
+    old = tmp + ".old"
+    os.rename(path, old)
+    os.rename(tmp, path)
+    _remove(old)
+
+
+def _remove(path):
+    """Remove a folder tree, a file or a link; nothing when it is gone already."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
+def _clear_leftovers(parent, name):
+    """Deal with what an :func:`atomic_folder` for ``parent/name`` that was killed left behind: its
+    unfinished ``.tmp-<name>.XXXX`` folder is removed; a swap cut between its two renames (``name``
+    gone, ``.tmp-<name>.XXXX.old`` kept) is completed, since the new folder was finished by then.
+    Folders still locked by a running process are left alone; without ``fcntl`` nothing is touched,
+    as a running process cannot be told from a killed one."""
+    if fcntl is None:
+        return
+    log = logging.getLogger("dmad")
+    prefix = f"{TMP_PREFIX}{name}."
+    for entry in sorted(os.listdir(parent)):
+        tmp = os.path.join(parent, entry)
+        if not entry.startswith(prefix) or entry.endswith(".old") or not os.path.isdir(tmp):
+            continue
+        lock = FolderLock(tmp)
+        try:
+            if not lock.acquire():
+                continue  # a run filling it now
+        except OSError:
+            continue
+        try:
+            old = tmp + ".old"
+            if os.path.lexists(old) and not os.path.lexists(os.path.join(parent, name)):
+                os.rename(tmp, os.path.join(parent, name))
+                log.info("completed the replacement of %s that an interrupted run had begun",
+                         os.path.join(parent, name))
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
+                log.info("removed %s, left by a run that was killed", tmp)
+        finally:
+            lock.release()
+    for entry in os.listdir(parent):
+        old = os.path.join(parent, entry)
+        # an .old whose new folder is gone: the swap finished (or was completed above) but the earlier
+        # results were not yet removed
+        if entry.startswith(prefix) and entry.endswith(".old") and not os.path.lexists(old[:-4]):
+            _remove(old)
 
 
 def remove_temporaries(folder):
