@@ -13,6 +13,10 @@ original code's files). An ``--output`` that is the checkpoint, or any other che
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from util.errors import quiet_start  # noqa: E402
+
+quiet_start()  # before torch loads: a Ctrl-C meanwhile ends without a traceback
+
 import logging
 
 from models import DIRECTIONS

@@ -7,6 +7,10 @@ import os
 # Idle OpenMP threads sleep instead of spinning: on a shared or busy CPU, spinning threads make
 # training many times slower. Must be set before torch loads OpenMP; an explicit setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from util.errors import quiet_start  # noqa: E402
+
+quiet_start()  # before torch loads: a Ctrl-C meanwhile ends without a traceback
+
 import logging
 
 from data import create_dataset

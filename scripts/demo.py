@@ -19,6 +19,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from util.errors import quiet_start  # noqa: E402
+
+quiet_start()  # before torch loads: a Ctrl-C meanwhile ends without a traceback
+
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 

@@ -13,6 +13,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from util.errors import quiet_start  # noqa: E402
+
+quiet_start()  # before torch loads: a Ctrl-C meanwhile ends without a traceback
+
 from tqdm import tqdm  # noqa: E402
 
 import data  # noqa: E402

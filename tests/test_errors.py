@@ -1,5 +1,7 @@
 """util/errors.py: a refused input is one line on stderr and exit 2, printed under torchrun by one process
 per machine (LOCAL_RANK 0), or by each process whose own problem it is."""
+import os
+
 import pytest
 
 from util.errors import UserError, cli_entry, exit_on_user_error, launch_rank
@@ -85,3 +87,29 @@ def test_no_bare_interrupted_line_after_the_resume_line(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_:
         _interrupted_and_reported()
     assert exit_.value.code == 130 and capsys.readouterr().err == ""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="watches the import through /proc (Linux)")
+@pytest.mark.parametrize("script", ["train", "test", "prune", "export", "scripts/get_real_stat", "scripts/demo"])
+def test_ctrl_c_while_torch_imports_ends_without_a_traceback(script):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    proc = subprocess.Popen([sys.executable, os.path.join(REPO, f"{script}.py"), "-h"], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    # torch's shared library is mapped early in `import torch`, whose Python part then loads for a while
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        with open(f"/proc/{proc.pid}/maps") as maps:
+            if "libtorch" in maps.read():
+                break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-2000:]
+    assert (proc.returncode, err.strip()) == (130, "interrupted"), (proc.returncode, err[-2000:], out[-500:])

@@ -8,6 +8,7 @@ import difflib
 import functools
 import logging
 import os
+import signal
 import sys
 
 
@@ -127,11 +128,28 @@ def exit_on_user_error(err):
     sys.exit(2)
 
 
+def _interrupted_while_starting(signum, frame):
+    if launch_rank("LOCAL_RANK") == 0:
+        print("interrupted", file=sys.stderr)
+    sys.exit(130)
+
+
+def quiet_start():
+    """Make a Ctrl-C while an entry point is still importing (torch takes seconds) end it as one
+    during the run does: "interrupted" on stderr and exit status 130, not a KeyboardInterrupt
+    traceback from inside an import. Called before the entry point's heavy imports; :func:`cli_entry`
+    restores Python's own handler when ``main`` starts."""
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupted_while_starting)
+
+
 def cli_entry(main):
     """Wrap a script's ``main`` so that a :class:`UserError` becomes one line on stderr and exit 2."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
+        if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # KeyboardInterrupt again, handled below
         from util.files import release_locks
         from util.logger import drop_console, release_console
 
