@@ -1,6 +1,7 @@
 """The shipped ``scripts/<architecture>/<dataset>/*.sh``: each one runs through bash with ``$PYTHON``
-standing for a stub that parses the command line with the real option parser, so a script that
-names an unknown option, a bad value or a contradiction fails here."""
+standing for a stub that records its command line, which the real option parser then parses here
+(in this process: a Python that imports torch for every script would take most of this file's
+time), so a script that names an unknown option, a bad value or a contradiction fails here."""
 import glob
 import json
 import os
@@ -15,15 +16,10 @@ SCRIPTS = sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, 
 ARCHITECTURES = {"cyclegan": "cyclegan", "mobile_cyclegan": "mobilecyclegan", "pix2pix": "pix2pix",
                  "mobile_pix2pix": "mobilepix2pix"}
 
-# parses ``<script>.py ARGS`` like the entry point would, and prints the parsed options as JSON
+# prints the command line it was given and the folder it was started in, as JSON
 STUB = """
 import json, os, sys
-sys.path.insert(0, os.getcwd())
-from options import parse
-script = os.path.splitext(os.path.basename(sys.argv[1]))[0]
-opt = parse(script, sys.argv[2:])
-print(json.dumps({"script": script, "cwd": os.getcwd(),
-                  **{k: v for k, v in vars(opt).items() if isinstance(v, (str, int, float, bool, type(None)))}}))
+print(json.dumps({"argv": sys.argv[1:], "cwd": os.getcwd()}))
 """
 
 
@@ -45,10 +41,23 @@ def stub(tmp_path_factory):
 
 
 def run(script, stub, *extra, env=None):
+    """The options ``script`` gives its entry point, parsed as the entry point would, in the folder
+    the script started it in; with ``script`` (train or prune) and ``cwd``."""
+    from options import parse
+
     proc = subprocess.run(["bash", os.path.join(REPO, script), *extra], capture_output=True, text=True,
                           env=dict(os.environ, PYTHON=stub, **(env or {})), cwd="/", timeout=120)
     assert proc.returncode == 0, f"{script}: {proc.stderr.strip().splitlines()[-1:]}"
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    called = json.loads(proc.stdout.strip().splitlines()[-1])
+    entry = os.path.splitext(os.path.basename(called["argv"][0]))[0]
+    here = os.getcwd()
+    os.chdir(called["cwd"])
+    try:
+        opt = parse(entry, called["argv"][1:])
+    finally:
+        os.chdir(here)
+    return {"script": entry, "cwd": called["cwd"],
+            **{k: v for k, v in vars(opt).items() if isinstance(v, (str, int, float, bool, type(None)))}}
 
 
 def test_every_task_has_its_three_stages():
