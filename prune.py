@@ -28,7 +28,7 @@ from util import distributed
 from util.checkpoint import check_checkpoint_file, header, load_checkpoint, read_checkpoint, save_checkpoint
 from util.device import select_device
 from util.errors import UserError, cli_entry
-from util.finetune import finetune, prepare_finetune
+from util.finetune import check_teacher, finetune, prepare_finetune
 from util.logger import detail_logger, setup_logging
 from util.training import Run
 
@@ -62,9 +62,17 @@ def read_search_checkpoint(opt, path):
 def take_training_options(opt, source):
     """Options not given on the command line that must match the search: ``--load_size`` /
     ``--crop_size`` (the MACs are counted, and the fine-tune trains, at the size the search trained
-    at) and ``--ndf`` (the fine-tune loads the search's discriminators) are taken from the checkpoint;
-    a given ``--ndf`` that does not fit its discriminators is a UserError before anything is written."""
+    at), ``--direction`` (the side each generator maps) and ``--ndf`` (the fine-tune loads the
+    search's discriminators) are taken from the checkpoint; a given ``--direction``, or with
+    ``--finetune`` a given ``--ndf``, that does not fit is a UserError before anything is written."""
     taken = source.take_sizes(opt)
+    trained = source.options.get("direction")
+    if trained in ("AtoB", "BtoA") and opt.direction != trained:
+        # the generators map the sides they were searched on: the other direction would run them backwards
+        if "direction" in opt.user_set:
+            raise UserError(f"--direction {opt.direction} does not fit {source.path}: the search was trained with "
+                            f"--direction {trained}; drop --direction or give --direction {trained}")
+        taken["direction"] = opt.direction = trained
     model = MODELS[opt.model]
     stored = {source.configs[name].get("ndf") for name in model.discriminator_names}
     if len(stored) == 1 and None not in stored:
@@ -203,6 +211,8 @@ def prune(opt, device):
     evaluator = build_evaluator(opt, device, optional=optional) if main_rank else None
     prepared = prepare_finetune(opt, device) if opt.finetune else None
     nets, reports = prune_nets(opt, source, path, device)
+    if prepared is not None:
+        check_teacher(opt, nets, prepared["teacher"])  # before model_0.pth is written or --overwrite removes a run
     kept = None  # the run's model_0.pth, when a resume keeps it
     if prepared is not None and prepared["resume"] is not None:
         kept = check_resumed_structure(opt, run, path, nets, prepared["resume"])

@@ -149,6 +149,22 @@ def load_teacher(opt, device):
     return Teacher(nets, configs, path).to(device)
 
 
+def check_generator_fits(name, student, teacher):
+    """UserError when the teacher's generator ``name`` cannot be distilled into the student's
+    (another family, depth or channel count): the student's features are matched to the teacher's
+    layer by layer (method.md §7). ``student``, ``teacher``: generator modules."""
+    if student.family != teacher.family:
+        raise UserError(f"the teacher's {name} is a {teacher.family} generator but the student's is a "
+                        f"{student.family} one: give a teacher trained with the same --netG")
+    depth = student.depth_name
+    if getattr(student, depth) != getattr(teacher, depth):
+        raise UserError(f"the teacher's {name} has {depth}={getattr(teacher, depth)} but the student's has "
+                        f"{getattr(student, depth)}: give a teacher trained with the same --netG")
+    if (student.input_nc, student.output_nc) != (teacher.input_nc, teacher.output_nc):
+        raise UserError(f"the teacher's {name} maps {teacher.input_nc}->{teacher.output_nc} channels, the "
+                        f"student's {student.input_nc}->{student.output_nc}: use the same --input_nc/--output_nc")
+
+
 # ---------------------------------------------------------------------------------------- distiller
 
 class Distiller:
@@ -177,22 +193,10 @@ class Distiller:
         self.roles = {}
         for g, _, _, _ in self.pairs:
             student, teacher_g = model.nets[g], self.teacher.nets[g]
-            self._check_compatible(g, student, teacher_g)
+            check_generator_fits(g, student, teacher_g)
             self.roles[g] = teacher_g.distill_roles()
             if self.lambda_att > 0:
                 model.feature_names[g] = list(self.roles[g])
-
-    def _check_compatible(self, name, student, teacher):
-        if student.family != teacher.family:
-            raise UserError(f"the teacher's {name} is a {teacher.family} generator but the student's is a "
-                            f"{student.family} one: give a teacher trained with the same --netG")
-        depth = student.depth_name
-        if getattr(student, depth) != getattr(teacher, depth):
-            raise UserError(f"the teacher's {name} has {depth}={getattr(teacher, depth)} but the student's has "
-                            f"{getattr(student, depth)}: give a teacher trained with the same --netG")
-        if (student.input_nc, student.output_nc) != (teacher.input_nc, teacher.output_nc):
-            raise UserError(f"the teacher's {name} maps {teacher.input_nc}->{teacher.output_nc} channels, the "
-                            f"student's {student.input_nc}->{student.output_nc}: use the same --input_nc/--output_nc")
 
     def _d_input(self, real, image):
         return torch.cat((real, image), 1) if self.conditional else image

@@ -17,7 +17,7 @@ from models.families.resnet import ResnetGenerator
 from models.structure import full_widths
 from models.families.unet import UnetGenerator
 from util.checkpoint import FORMAT, VERSION, is_native, load_checkpoint, save_checkpoint
-from tests.conftest import randomise
+from tests.conftest import hash_tree, randomise, run_main
 from util.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -246,11 +246,12 @@ def test_format_prune_table_has_the_original_log_lines():
 
 # ------------------------------------------------------------------------------------------ prune.py
 
-def search_checkpoint(path, model="cyclegan", mask=True, seed=0):
-    """A native search checkpoint as util/training.py writes it (nets + configs)."""
+def search_checkpoint(path, model="cyclegan", mask=True, seed=0, n_blocks=9, options=None):
+    """A native search checkpoint as util/training.py writes it (nets + configs); ``mask=False``: a
+    plain one, such as a teacher. ``options``: stored options added to the default ones."""
     torch.manual_seed(seed)
     if model == "cyclegan":
-        config = {"family": "resnet", "input_nc": 3, "output_nc": 3, "ngf": 8, "n_blocks": 9, "widths": None,
+        config = {"family": "resnet", "input_nc": 3, "output_nc": 3, "ngf": 8, "n_blocks": n_blocks, "widths": None,
                   "mask": mask, "unmask_last_upconv": False}
         d_config = {"input_nc": 3, "ndf": 8, "n_layers": 3, "norm": "instance"}
         names = ("G_A", "G_B"), ("D_A", "D_B")
@@ -261,13 +262,13 @@ def search_checkpoint(path, model="cyclegan", mask=True, seed=0):
         names = ("G",), ("D",)
     state = {"format": FORMAT, "version": VERSION, "kind": "training", "model": model, "stage": "search" if mask else "train",
              "epoch": 1, "nets": {}, "configs": {}, "best": {"AtoB": {"score": 50.0, "epoch": 1}},
-             "options": {"metric": "fid"}}
+             "options": {"metric": "fid", **(options or {})}}
     gens = {}
     for i, name in enumerate(names[0]):
         net = build_generator(config)
         if mask:
             randomise(net, seed + i, bound=0)
-            if model == "cyclegan":
+            if model == "cyclegan" and n_blocks > 4:
                 with torch.no_grad():
                     net.blocks["4"].conv1.mask.mask_weight.fill_(-1.0)
         gens[name] = net.eval()
@@ -320,6 +321,31 @@ def test_prune_py_cyclegan_end_to_end(tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert (results / "pruned" / "test_0" / "index.html").is_file()
+
+
+def test_prune_py_takes_the_direction_of_the_search_and_refuses_another(tmp_path, capsys):
+    ckpt = tmp_path / "search.pth"
+    search_checkpoint(ckpt, model="pix2pix", options={"direction": "BtoA"})
+    # a B->A generator run on A images would translate the wrong side, silently
+    assert run_main("prune", prune_args(tmp_path, ckpt, "pix2pix", "--direction", "AtoB")) == 2
+    assert "the search was trained with --direction BtoA" in capsys.readouterr().err
+    assert not (tmp_path / "exp").exists()
+    assert run_main("prune", prune_args(tmp_path, ckpt, "pix2pix")) == 0
+    out = tmp_path / "exp" / "pruned" / "checkpoints" / "model_0.pth"
+    assert load_checkpoint(str(out))["options"]["direction"] == "BtoA"
+
+
+def test_a_teacher_that_does_not_fit_stops_prune_py_before_it_writes(tmp_path, capsys):
+    ckpt, teacher = tmp_path / "search.pth", tmp_path / "teacher.pth"
+    search_checkpoint(ckpt)
+    search_checkpoint(teacher, mask=False, n_blocks=6)
+    assert run_main("prune", prune_args(tmp_path, ckpt)) == 0  # an earlier run in the folder
+    before = hash_tree(tmp_path / "exp")
+    finetune = ["--finetune", "--overwrite", "--pretrain_path", str(teacher), "--lambda_attention_distill", "1",
+                "--max_dataset_size", "2", "--num_threads", "0", "--ngf", "8", "--ndf", "8"]
+    assert run_main("prune", prune_args(tmp_path, ckpt, "cyclegan", *finetune)) == 2
+    assert "has n_blocks=6 but the student's has 9" in capsys.readouterr().err
+    assert hash_tree(tmp_path / "exp") == before  # --overwrite removed nothing, model_0.pth was not rewritten
 
 
 def test_prune_py_pix2pix_and_finetune_hook(tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ import logging
 from data import create_dataset
 from metrics.evaluate import build_evaluator
 from models import MODELS, create_model
-from models.distill import Distiller, load_teacher
+from models.distill import Distiller, check_generator_fits, load_teacher
 from models.networks import init_weights
 from util import distributed
 from util.errors import UserError
@@ -78,11 +78,8 @@ def finetune(opt, pruned_state, device, prepared=None, evaluator=None):
     model = create_model(opt, device, gen_configs=gen_configs)
     nets, configs = dict(nets), dict(configs)
     if opt.use_pretrain_d and not opt.scratch:
+        check_pretrain_d(teacher, {n: model.configs[n] for n in model_cls.discriminator_names})
         for name in model_cls.discriminator_names:
-            if teacher.configs[name] != model.configs[name]:
-                raise UserError(f"--use_pretrain_d: the teacher's {name} ({_describe(teacher.configs[name])}) does "
-                                f"not fit the student's ({_describe(model.configs[name])}): give --ndf "
-                                f"{teacher.configs[name].get('ndf')} or drop --use_pretrain_d")
             nets[name] = teacher.nets[name].state_dict()
             configs[name] = teacher.configs[name]
         log.info("student discriminators initialised from the teacher %s", opt.pretrain_path)
@@ -109,6 +106,29 @@ def finetune(opt, pruned_state, device, prepared=None, evaluator=None):
     log.info("Start Finetune....")
     log.info("The number of training images = %d", len(trainer.dataset))
     trainer.train()
+
+
+def check_teacher(opt, generators, teacher):
+    """UserError when ``teacher`` (a models.distill.Teacher, or None) cannot serve the fine-tune of
+    the pruned ``generators`` ({name: module}): the checks :func:`finetune` meets, made before prune.py
+    writes its model_0.pth or lets --overwrite remove an earlier run."""
+    if teacher is None:
+        return
+    if opt.lambda_attention_distill > 0 or opt.lambda_discriminator_distill > 0:
+        for name, net in generators.items():
+            check_generator_fits(name, net, teacher.nets[name])
+    if opt.use_pretrain_d and not opt.scratch:
+        check_pretrain_d(teacher, MODELS[opt.model].discriminator_configs(opt))
+
+
+def check_pretrain_d(teacher, configs):
+    """--use_pretrain_d: UserError unless each teacher discriminator has the config the student's is
+    built with (``configs``: {discriminator name: config})."""
+    for name, config in configs.items():
+        if teacher.configs[name] != config:
+            raise UserError(f"--use_pretrain_d: the teacher's {name} ({_describe(teacher.configs[name])}) does "
+                            f"not fit the student's ({_describe(config)}): give --ndf "
+                            f"{teacher.configs[name].get('ndf')} or drop --use_pretrain_d")
 
 
 def _describe(config):
