@@ -3,9 +3,9 @@
     python test.py --dataroot datasets/toy/unaligned --model cyclegan --name toy [--load_path ckpt.pth]
 
 Without --load_path it loads ``<checkpoints_dir>/<name>/model_best.pth``, else the run's latest
-checkpoint. Results go to ``<results_dir>/<name>/test_<epoch or best>/``, replacing those of an earlier
-run as a whole once complete (a run that fails leaves them as they were); ``metrics.json`` holds the
-MACs/params of the generators, FID or mIoU when their weights are present and, on aligned data, L1,
+checkpoint. Results go to ``<results_dir>/<name>/<phase>_<epoch or best>/`` (``test_...`` by default),
+replacing those of an earlier run as a whole once complete (a run that fails leaves them as they
+were); ``metrics.json`` holds the split (``phase``), the MACs/params of the generators, FID or mIoU when their weights are present and, on aligned data, L1,
 PSNR and SSIM of the outputs against the ground truth (the other half of each pair; metrics/paired.py).
 """
 import os
@@ -184,7 +184,8 @@ def main(argv=None):
     warn_ignored_options(opt)
     release_console()
     warn_unsettled(generators)
-    web_dir = os.path.join(opt.results_dir, opt.name, f"test_{label}")
+    # named after the split as well (as the original's <phase>_<epoch>): another --phase keeps its own results
+    web_dir = os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{label}")
     earlier = os.path.lexists(web_dir)
     # written into a fresh folder that replaces web_dir only once complete: a rerun leaves no file of the
     # earlier run behind, and one that fails or is interrupted leaves the earlier results as they were
@@ -206,8 +207,8 @@ def write_results(opt, folder, web_dir, record, dataset, generators, evaluator, 
         raise UserError(f"cannot write the results to {web_dir} ({err.strerror}): choose another --results_dir") \
             from None
     # the MACs are counted for one crop_size x crop_size image: its (height, width) in px goes with them
-    report = {"checkpoint": os.path.abspath(record.path), "macs_image_size": [opt.crop_size, opt.crop_size], "macs": {},
-              "params": {}}
+    report = {"checkpoint": os.path.abspath(record.path), "phase": opt.phase,
+              "macs_image_size": [opt.crop_size, opt.crop_size], "macs": {}, "params": {}}
     for direction, net in generators.items():
         net = generators[direction] = net.to(device)
         macs, params = count_macs_params(counted(net), (1, net.config()["input_nc"], opt.crop_size, opt.crop_size))

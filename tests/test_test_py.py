@@ -165,3 +165,13 @@ def test_a_rerun_replaces_the_results_and_a_failed_one_keeps_them(search, tmp_pa
     with pytest.raises(RuntimeError):
         run_main("test", argv + ["--ntest", "2"])
     assert len(calls) == 2 and hash_tree(page) == second and os.listdir(page.parent) == [page.name]
+
+
+def test_another_split_keeps_its_own_results_and_metrics_json_names_it(search, tmp_path, capsys):
+    report, _, page = _test(tmp_path, search, capsys)
+    assert page.name == "test_1" and report["phase"] == "test"
+    argv = _without_sizes(tiny_args(tmp_path, "t", mask=True)) + [
+        "--load_path", str(search), "--results_dir", str(tmp_path / "res"), "--ntest", "1", "--phase", "train"]
+    assert run_main("test", argv) == 0
+    assert sorted(p.name for p in (tmp_path / "res" / "t").iterdir()) == ["test_1", "train_1"]
+    assert json.loads((tmp_path / "res" / "t" / "train_1" / "metrics.json").read_text())["phase"] == "train"
