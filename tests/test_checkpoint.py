@@ -111,3 +111,33 @@ def test_save_checkpoint_is_atomic_and_flushed(tmp_path, monkeypatch):
         save_checkpoint({"w": torch.zeros(3), "bad": Unpicklable()}, str(path))
     assert torch.equal(torch.load(path, weights_only=True)["w"], torch.ones(3))
     assert os.listdir(path.parent) == ["latest.pth"]
+
+
+@pytest.mark.parametrize("how", ["OSError", "RuntimeError during the OSError"])
+def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_earlier_file(tmp_path, monkeypatch, how):
+    import errno
+
+    path = tmp_path / "latest.pth"
+    save_checkpoint({"epoch": 1}, str(path))
+    before = path.read_bytes()
+
+    def full_disk(state, handle):
+        handle.write(b"half a checkpoint")
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            if how == "OSError":
+                raise
+            raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos")  # as torch's writer does
+
+    monkeypatch.setattr(util.checkpoint.torch, "save", full_disk)
+    with pytest.raises(UserError, match=r"No space left on device\): free disk space .* --continue_train"):
+        save_checkpoint({"epoch": 2}, str(path))
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["latest.pth"]
+
+    def bug(state, handle):
+        raise RuntimeError("not a disk problem")
+
+    monkeypatch.setattr(util.checkpoint.torch, "save", bug)
+    with pytest.raises(RuntimeError, match="not a disk problem"):  # other failures are not disguised
+        save_checkpoint({"epoch": 2}, str(path))

@@ -48,9 +48,19 @@ def header(kind, model, stage, opt):
 
 def save_checkpoint(state, path):
     """Write ``state`` to ``path`` atomically (:func:`util.files.atomic_path`, flushed to the disk
-    before the rename), creating the folder."""
-    with atomic_path(path, fsync=True) as tmp, open(tmp, "wb") as handle:
-        torch.save(state, handle)
+    before the rename), creating the folder. UserError when the file system refuses the write (a
+    full disk, a quota): the file at ``path``, and every other, is left as it was."""
+    try:
+        with atomic_path(path, fsync=True) as tmp, open(tmp, "wb") as handle:
+            torch.save(state, handle)
+    except (OSError, RuntimeError) as err:
+        # torch's archive writer turns a failed write into a RuntimeError raised while handling the OSError
+        cause = err if isinstance(err, OSError) else err.__context__
+        if not isinstance(cause, OSError):
+            raise
+        raise UserError(f"cannot write the checkpoint {path} ({cause.strerror or cause}): free disk space or choose "
+                        "another --checkpoints_dir; the checkpoints written before are intact (a training run "
+                        "resumes from them with --continue_train)") from None
 
 
 def check_checkpoint_file(path, option="--load_path"):
