@@ -97,6 +97,9 @@ def prune_nets(opt, source, path, device):
     """The pruned generators and their reports: ({name: slim net}, {name: report})."""
     gens = MODELS[opt.model].generator_names
     nets, reports = {}, {}
+    if opt.threshold > 0:
+        log.warning("--threshold %d also removes residual-stream channels that up to %d of their masks keep: the "
+                    "pruned generators do not give the masked ones' output", opt.threshold, opt.threshold)
     for name in gens:
         config = source.configs[name]
         check_size(opt, config)

@@ -335,6 +335,16 @@ def test_prune_py_takes_the_direction_of_the_search_and_refuses_another(tmp_path
     assert load_checkpoint(str(out))["options"]["direction"] == "BtoA"
 
 
+@pytest.mark.parametrize("threshold", [0, 2])
+def test_a_threshold_that_changes_the_output_is_said(tmp_path, capsys, threshold):
+    ckpt = tmp_path / "search.pth"
+    search_checkpoint(ckpt)
+    assert run_main("prune", prune_args(tmp_path, ckpt, "cyclegan", "--threshold", str(threshold))) == 0
+    captured = capsys.readouterr()
+    said = "do not give the masked ones' output" in captured.out + captured.err
+    assert said == (threshold > 0)
+
+
 def test_a_teacher_that_does_not_fit_stops_prune_py_before_it_writes(tmp_path, capsys):
     ckpt, teacher = tmp_path / "search.pth", tmp_path / "teacher.pth"
     search_checkpoint(ckpt)
