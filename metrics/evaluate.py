@@ -30,6 +30,20 @@ def image_stem(path):
     return os.path.basename(path).split(".", 1)[0]
 
 
+# the ``made_by`` of the statistics scripts/get_real_stat.py writes: the user's own files, used as they are
+SCRIPT_STATISTICS = "scripts/get_real_stat.py"
+
+
+def statistics_record(opt, dataset, domain, inception_path):
+    """What FID statistics of the real ``domain`` images of ``dataset`` describe (stored with them,
+    :func:`metrics.fid.save_statistics`): domain, split, image count, preprocessing and sizes, and the
+    Inception weights file (:func:`metrics.fid.weights_identity`)."""
+    images = len(getattr(dataset, f"{domain}_paths", None) or dataset)  # aligned: one pair per item
+    return {"domain": domain, "split": dataset.phase, "images": images, "preprocess": opt.preprocess,
+            "load_size": opt.load_size, "crop_size": opt.crop_size, "input_nc": opt.input_nc,
+            "output_nc": opt.output_nc, **weights_identity(inception_path)}
+
+
 METRICS = ("auto", "fid", "miou", "none")  # --metric; auto: mIoU for Cityscapes, else FID
 
 
@@ -143,36 +157,53 @@ class Evaluator:
 
     def _stat_meta(self, domain):
         """What the real statistics of ``domain`` describe; a saved file that differs is recomputed."""
-        o = self.opt
-        dataset = self._get_dataset()
-        images = len(getattr(dataset, f"{domain}_paths", None) or dataset)  # aligned: one pair per item
-        return {"domain": domain, "split": dataset.phase, "images": images, "preprocess": o.preprocess,
-                "load_size": o.load_size, "crop_size": o.crop_size, "input_nc": o.input_nc,
-                "output_nc": o.output_nc, **weights_identity(self._inception)}
+        return statistics_record(self.opt, self._get_dataset(), domain, self._inception)
 
     def _cached_real(self, domain):
         """Statistics of real ``domain`` images from memory or file, else None. A file this project
         wrote (:meth:`own_stat_path`) for other evaluation data (another split size or preprocessing)
-        or with other Inception weights, or that does not record them, is not used. A file without
-        any record (the authors' published statistics, scripts/get_real_stat.py) at :meth:`stat_path`
-        is used as it is, also for part of the split when no file of that part exists."""
+        or with other Inception weights, or that does not record them, is not used. The user's files
+        (:meth:`_users_file`: the authors' published statistics, without a record, and those of
+        scripts/get_real_stat.py) at :meth:`stat_path` are used as they are, also for part of the split
+        when no file of that part exists; what a get_real_stat.py record shows to differ is warned about."""
         if domain in self._real:
             return self._real[domain]
         path = self.own_stat_path(domain)
         if os.path.isfile(path):
-            meta, want = statistics_meta(path), self._stat_meta(domain)
-            if meta is not None and meta != want:
-                changed = ", ".join(f"{k} {meta.get(k, 'unrecorded')} (now {want.get(k, 'unrecorded')})"
-                                    for k in sorted(set(meta) | set(want)) if meta.get(k) != want.get(k))
-                logger.info("FID statistics %s were made for other evaluation data or Inception weights (%s): "
-                            "recomputing them", path, changed)
-                return None
-        elif os.path.isfile(self.stat_path(domain)) and statistics_meta(self.stat_path(domain)) is None:
+            if not self._users_file(path):
+                changed = self._changed(statistics_meta(path), domain)
+                if changed:
+                    logger.info("FID statistics %s were made for other evaluation data or Inception weights (%s): "
+                                "recomputing them", path, changed)
+                    return None
+        elif os.path.isfile(self.stat_path(domain)) and self._users_file(self.stat_path(domain)):
             path = self.stat_path(domain)
         else:
             return None
+        meta = statistics_meta(path)
+        if meta is not None and meta.get("made_by") == SCRIPT_STATISTICS:
+            # the user's own file: used as it is, never replaced, but a difference is named
+            changed = self._changed(meta, domain, ignore=("made_by",))
+            if changed:
+                logger.warning("FID statistics %s were made by %s for other data (%s): they are used as they are; "
+                               "delete the file to have statistics of this evaluation's images computed", path,
+                               SCRIPT_STATISTICS, changed)
         self._real[domain] = load_statistics(path)
         return self._real[domain]
+
+    @staticmethod
+    def _users_file(path):
+        """True for statistics this project did not compute for an evaluation: published ones
+        (no record) and scripts/get_real_stat.py's."""
+        meta = statistics_meta(path)
+        return meta is None or meta.get("made_by") == SCRIPT_STATISTICS
+
+    def _changed(self, meta, domain, ignore=()):
+        """``"key old (now new), ..."`` for the entries of a statistics record ``meta`` that differ
+        from what :meth:`_stat_meta` gives now; "" when none does."""
+        want = self._stat_meta(domain)
+        return ", ".join(f"{k} {meta.get(k, 'unrecorded')} (now {want.get(k, 'unrecorded')})"
+                         for k in sorted(set(meta) | set(want)) if k not in ignore and meta.get(k) != want.get(k))
 
     def check_statistics(self, directions=None):
         """The target domains of ``directions`` (default: all) whose real FID statistics are neither

@@ -21,6 +21,7 @@ from tqdm import tqdm  # noqa: E402
 
 import data  # noqa: E402
 import options  # noqa: E402
+from metrics.evaluate import SCRIPT_STATISTICS, statistics_record  # noqa: E402
 from metrics.fid import (default_inception_path, fake_to_unit, feature_statistics,  # noqa: E402
                          inception_features, load_inception, save_statistics)
 from util.device import select_device  # noqa: E402
@@ -74,7 +75,8 @@ def main(argv=None):
     if args.dataset_mode == "single":
         domain = "A"  # one folder: its images are the statistics
     # the weights are required here: naming the default path makes its absence a UserError too
-    model = load_inception(args.inception_path or default_inception_path(), "cpu")
+    inception_path = args.inception_path or default_inception_path()
+    model = load_inception(inception_path, "cpu")
     dataset = data.create_dataset(opt, train=False)
     setup_logging()
     device = select_device(opt.gpu_ids)
@@ -93,7 +95,10 @@ def main(argv=None):
 
     feats = inception_features(model, unique_batches(), device)
     mu, sigma = feature_statistics(feats)
-    save_statistics(args.output_path, mu, sigma)
+    # recorded, so that an evaluation on other data names the difference (it uses the file as it is)
+    record = dict(statistics_record(opt, dataset, domain, inception_path), images=len(feats),
+                  made_by=SCRIPT_STATISTICS)
+    save_statistics(args.output_path, mu, sigma, meta=record)
     log.info("statistics of %d %s images of %s written to %s", len(feats), domain, args.dataroot,
              args.output_path)
 

@@ -5,6 +5,7 @@ loaded through the same functions as the published weights. Images are 32 px.
 """
 import logging
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -358,7 +359,7 @@ def _run_script(*args):
 
 
 @pytest.mark.slow
-def test_get_real_stat_writes_mu_and_sigma(tmp_path, inception_file):
+def test_get_real_stat_writes_mu_and_sigma(tmp_path, inception_file, caplog):
     root = tmp_path / "pairs"
     _make_aligned(str(root), 3, np.random.default_rng(0))
     out = tmp_path / "stats" / "real_stat_B.npz"
@@ -368,6 +369,20 @@ def test_get_real_stat_writes_mu_and_sigma(tmp_path, inception_file):
     mu, sigma = fid.load_statistics(str(out))
     assert mu.shape == (2048,) and sigma.shape == (2048, 2048)
     assert np.allclose(sigma, sigma.T) and np.abs(mu).max() > 0
+    record = fid.statistics_meta(str(out))
+    assert record["made_by"] == "scripts/get_real_stat.py" and record["images"] == 3
+    assert (record["split"], record["preprocess"], record["crop_size"]) == ("val", "none", 256)
+
+    # an evaluation on other preprocessing uses the user's file as it is, names the difference, keeps the file
+    shutil.copy(out, root / "real_stat_B.npz")
+    before = (root / "real_stat_B.npz").read_bytes()
+    evaluator = Evaluator(_parse(root, "--model", "pix2pix", "--inception_path", inception_file), "cpu")
+    with caplog.at_level(logging.WARNING, logger="metrics.evaluate"):
+        assert not evaluator.check_statistics()
+    warned = [r.getMessage() for r in caplog.records if "were made by scripts/get_real_stat.py" in r.getMessage()]
+    assert len(warned) == 1 and "preprocess none (now resize_and_crop)" in warned[0], warned
+    np.testing.assert_array_equal(evaluator._real["B"][0], mu)
+    assert (root / "real_stat_B.npz").read_bytes() == before
 
 
 def test_get_real_stat_without_weights_is_one_line(tmp_path):
