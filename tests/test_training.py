@@ -455,3 +455,13 @@ def test_prune_takes_sizes_and_ndf_from_the_search(toy_root, tmp_path, capsys):
     assert run_main("prune", without(argv, "--name") + ["--name", "wrong", "--ndf", "8"]) == 2
     assert "--ndf 8 does not fit" in capsys.readouterr().err
     assert not (tmp_path / "wrong").exists()
+
+
+def test_the_resume_command_names_the_script_as_it_was_started(monkeypatch):
+    from util import training
+
+    opt = types.SimpleNamespace(script="train", argv=["--dataroot", "my data", "--name", "x"])
+    monkeypatch.setattr("sys.argv", ["../dmad/train.py"])  # started from another folder
+    assert training.resume_command(opt) == "python ../dmad/train.py --dataroot 'my data' --name x --continue_train"
+    monkeypatch.setattr("sys.argv", ["scripts/demo.py"])  # another entry point ran the stage
+    assert training.resume_command(opt).startswith("python train.py ")

@@ -17,6 +17,7 @@ import math
 import os
 import re
 import shlex
+import sys
 import time
 
 import torch
@@ -280,6 +281,9 @@ def resume_command(opt):
         launcher = ["torchrun", f"--nproc_per_node={os.environ.get('LOCAL_WORLD_SIZE', distributed.world_size())}"]
         if os.environ.get("GROUP_WORLD_SIZE", "1") != "1":
             launcher.append(f"--nnodes={os.environ['GROUP_WORLD_SIZE']}")
+    # the script as it was started (another folder's train.py, say), so that the line runs where it was printed
+    if os.path.basename(sys.argv[0]) == script:
+        script = sys.argv[0]
     return shlex.join([*launcher, script, *out, "--continue_train"])
 
 
