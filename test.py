@@ -100,6 +100,13 @@ def fit_generators(opt, generators, path):
                 raise UserError(f"--{name} {getattr(opt, name)} does not fit {path}, whose generator has "
                                 f"{name.split('_')[0]} {value} channel(s): use --{name} {value} or omit it")
             setattr(opt, name, value)
+    if "netG" in opt.user_set:
+        given, stored = families.for_netG(opt.netG), families.of_config(config)
+        depth = stored.depth_name
+        if given is not stored or any(config.get(k) != v for k, v in given.netG_args(opt.netG).items()):
+            log.warning("--netG %s has no effect in test.py: %s holds a %s generator with %s %s, which is tested "
+                        "as it is (the architecture comes from the checkpoint)", opt.netG, path, config["family"],
+                        depth, config.get(depth))
     configs = [net.config() for net in generators.values()]
     multiple = max(families.of_config(c).size_multiple(c) for c in configs)
     smallest = max(families.of_config(c).min_size(c) for c in configs)

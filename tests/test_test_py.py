@@ -175,3 +175,9 @@ def test_another_split_keeps_its_own_results_and_metrics_json_names_it(search, t
     assert run_main("test", argv) == 0
     assert sorted(p.name for p in (tmp_path / "res" / "t").iterdir()) == ["test_1", "train_1"]
     assert json.loads((tmp_path / "res" / "t" / "train_1" / "metrics.json").read_text())["phase"] == "train"
+
+
+@pytest.mark.parametrize("netG, warned", [("resnet_6blocks", True), ("resnet_9blocks", False)])
+def test_a_netG_that_contradicts_the_checkpoint_is_said_to_have_no_effect(search, tmp_path, capsys, netG, warned):
+    _, out, _ = _test(tmp_path, search, capsys, "--netG", netG)
+    assert ("--netG resnet_6blocks has no effect in test.py" in out and "n_blocks 9" in out) == warned, out
