@@ -162,3 +162,15 @@ def test_a_resume_takes_the_widths_from_its_checkpoint(searches, caplog):
     with caplog.at_level(logging.INFO, logger="dmad"):
         assert run_main("train", argv) == 0
     assert any("--ngf 8 and --ndf 8 taken from the options" in r.getMessage() for r in caplog.records)
+
+
+def test_a_damaged_latest_checkpoint_points_to_the_one_before_it(tmp_path, capsys):
+    argv = tiny_args(tmp_path, "cut", n_epochs=2, save_epoch_freq=1)
+    assert run_main("train", argv) == 0
+    latest = tmp_path / "cut" / "checkpoints" / "latest.pth"
+    latest.write_bytes(latest.read_bytes()[:1000])  # a copy cut short
+    assert run_main("train", argv + ["--continue_train", "--n_epochs", "3"]) == 2
+    err = capsys.readouterr().err
+    earlier = tmp_path / "cut" / "checkpoints" / "model_2.pth"
+    assert "is not a readable checkpoint" in err and f"--load_path {earlier}" in err, err
+    assert run_main("train", argv + ["--continue_train", "--n_epochs", "3", "--load_path", str(earlier)]) == 0

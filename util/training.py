@@ -195,9 +195,18 @@ def resume_state(opt, run, candidates, stages, kind, fix, search=None):
     of another ``--model``, one lacking an entry of :data:`RESUME_KEYS` or with a damaged one, and one
     whose mask-search state disagrees with ``search``.
     """
-    for path in candidates:
-        # the path the user gave is named by its option in the errors
-        state = load_checkpoint(path, option="--load_path" if opt.load_path and path == opt.load_path else None)
+    candidates = list(candidates)
+    for i, path in enumerate(candidates):
+        given = bool(opt.load_path) and path == opt.load_path
+        try:
+            # the path the user gave is named by its option in the errors
+            state = load_checkpoint(path, option="--load_path" if given else None)
+        except UserError as err:
+            earlier = [p for p in candidates[i + 1:] if os.path.basename(p) != "model_0.pth"]
+            if given or not earlier:
+                raise
+            # a damaged latest.pth (a disk fault, a copy cut short): the numbered checkpoints before it may be whole
+            raise UserError(f"{err}; or resume from the checkpoint before it with --load_path {earlier[0]}") from None
         if stages is None or (is_native(state) and state.get("stage") in stages and "epoch" in state):
             if stages is None:
                 _refuse_pruned(path, state)
