@@ -465,3 +465,11 @@ def test_the_resume_command_names_the_script_as_it_was_started(monkeypatch):
     assert training.resume_command(opt) == "python ../dmad/train.py --dataroot 'my data' --name x --continue_train"
     monkeypatch.setattr("sys.argv", ["scripts/demo.py"])  # another entry point ran the stage
     assert training.resume_command(opt).startswith("python train.py ")
+
+
+@pytest.mark.parametrize("decay, warned", [(2, True), (0, False)])
+def test_a_cosine_schedule_that_rises_again_is_said(tmp_path, capsys, decay, warned):
+    argv = tiny_args(tmp_path, "cos", lr_policy="cosine", n_epochs=1, n_epochs_decay=decay, max_dataset_size=1)
+    assert run_main("train", argv) == 0
+    out = capsys.readouterr()
+    assert ("rises again after it: epochs 3-3 train at rising rates" in out.out + out.err) == warned

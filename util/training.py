@@ -487,6 +487,11 @@ class Trainer:
         if self.start_epoch > self.last_epoch:
             log.info("nothing to train: epoch %d is past the last epoch %d", self.start_epoch, self.last_epoch)
             return
+        if opt.lr_policy == "cosine" and self.last_epoch > max(1, opt.n_epochs) + 1 and self.main:
+            # the original's schedule (method.md §8): a cosine of period 2 * n_epochs over all the epochs
+            log.warning("--lr_policy cosine anneals to 0 over --n_epochs %d and rises again after it: epochs %d-%d "
+                        "train at rising rates; give --n_epochs_decay 0 and the whole length as --n_epochs for one "
+                        "annealing", opt.n_epochs, max(1, opt.n_epochs) + 2, self.last_epoch)
         for epoch in range(self.start_epoch, self.last_epoch + 1):
             lr = model.set_learning_rate(epoch)
             log.info("Epoch:%d (learning rate = %.7f)", epoch, lr)
