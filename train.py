@@ -77,7 +77,7 @@ def train(opt, device):
                       evaluator=evaluator, search=search, dataset=dataset)
     if resume is not None:
         trainer.restore(resume[1], resume[0], model_loaded=True)
-    distributed.prepare_model(model)
+    distributed.prepare_model(model, split_random=not trainer.process_state_restored)
     log.info("The number of training images = %d", len(dataset))
     trainer.train()
 

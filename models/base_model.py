@@ -308,6 +308,14 @@ class BaseModel:
                 "lr_state": self.schedule.state_dict(),
                 **({"grad_scaler": self.scaler.state_dict()} if self.scaler.is_enabled() else {})}
 
+    def process_state(self):
+        """The state of this process alone, beside the networks every process shares under torchrun
+        (plain data; e.g. CycleGAN's image pools): a checkpoint holds one per process. Empty here."""
+        return {}
+
+    def load_process_state(self, state):
+        """Restore :meth:`process_state`'s entries from ``state`` (a checkpoint or one process's record)."""
+
     def load_state_dict(self, state, source="checkpoint", optimizers=True):
         """Load networks (strictly) and, when present and wanted, optimisers; a checkpoint of another
         architecture is a UserError, never a partial load."""

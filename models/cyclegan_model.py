@@ -112,11 +112,19 @@ class CycleGANModel(BaseModel):
 
     def state_dict(self):
         state = super().state_dict()
-        state["pools"] = {k: v.state_dict() for k, v in self.pools.items()}
+        state.update(self.process_state())
         return state
 
     def load_state_dict(self, state, source="checkpoint", optimizers=True):
         super().load_state_dict(state, source, optimizers)
-        if optimizers and state.get("pools"):
+        if optimizers:
+            self.load_process_state(state)
+
+    def process_state(self):
+        """The image pools: each process under torchrun keeps its own history of fakes."""
+        return {"pools": {k: v.state_dict() for k, v in self.pools.items()}}
+
+    def load_process_state(self, state):
+        if state.get("pools"):
             for key, pool in self.pools.items():
                 pool.load_state_dict(state["pools"][key], self.device)

@@ -1,6 +1,7 @@
 """Data-parallel training with torchrun on the CPU (2 gloo processes): every rank holds bit-identical
-weights and masks after a few iterations of the mask search and of fine-tuning, and the first step
-matches one process with the same global batch."""
+weights and masks after a few iterations of the mask search and of fine-tuning, the first step
+matches one process with the same global batch, and a run resumed under torchrun ends bit-identical
+to the uninterrupted one (every rank gets back its own image pools and random generators)."""
 import os
 import subprocess
 import sys
@@ -31,6 +32,11 @@ FLIPS_ALLOWED = 1e-3  # share of the compared weights
 
 # pool_size 0: each process would otherwise draw from its own history of fakes
 COMMON = dict(pool_size=0, max_dataset_size=6)
+# the search: 2 epochs of 3 steps per process, a checkpoint after each. The pool holds 2 fakes: full
+# after 2 steps, so the first step still matches one process, and every later step draws from each
+# process's own pool (what a resume must give back to each process)
+SEARCH = dict(COMMON, mask=True, mask_weight_decay=0.01, lambda_update_coeff=1.0, pool_size=2, n_epochs=1,
+              n_epochs_decay=1, save_epoch_freq=1)
 
 
 def torchrun(out, script, argv, nproc=2):
@@ -80,9 +86,8 @@ def configs_of(path):
 
 
 def test_two_processes_match_each_other_and_one_process(tmp_path, monkeypatch):
-    # mask search: 3 steps per process, the bound updated during the run
-    search = tiny_args(tmp_path, "ddp", mask=True, batch_size=1, mask_weight_decay=0.01, lambda_update_coeff=1.0,
-                       **COMMON)
+    # mask search: 2 epochs of 3 steps per process, the bound updated during the run
+    search = tiny_args(tmp_path, "ddp", batch_size=1, **SEARCH)
     (end0, end1), (first0, first1) = torchrun(tmp_path / "dump", "train", search)
     assert_identical(end0, end1)
     assert_identical(first0, first1)
@@ -90,8 +95,19 @@ def test_two_processes_match_each_other_and_one_process(tmp_path, monkeypatch):
     saved = torch.load(tmp_path / "ddp" / "checkpoints" / "latest.pth", weights_only=True)
     assert_identical(end0, saved["nets"])  # rank 0 wrote what every rank holds
     assert saved["world_size"] == 2  # a resume with another number of processes is warned about
-    single = tiny_args(tmp_path, "one", mask=True, batch_size=2, mask_weight_decay=0.01, lambda_update_coeff=1.0,
-                       **COMMON)
+    # every rank's per-process state is in the checkpoint: rank 0's at the top level, the others' apart
+    assert len(saved["rank_states"]) == 1 and set(saved["rank_states"][0]) == {"rng", "pools"}
+    assert len(saved["pools"]["A"]["images"]) == 2
+    assert not torch.equal(saved["pools"]["A"]["images"][0], saved["rank_states"][0]["pools"]["A"]["images"][0])
+
+    # resumed from the first epoch's checkpoint: bit-identical to the uninterrupted run
+    resumed = tiny_args(tmp_path, "ddp_resumed", batch_size=1, continue_train=True,
+                        load_path=tmp_path / "ddp" / "checkpoints" / "model_1.pth", **SEARCH)
+    (again0, again1), _ = torchrun(tmp_path / "dump_resumed", "train", resumed)
+    assert_identical(again0, again1)
+    assert_identical(end0, again0)
+
+    single = tiny_args(tmp_path, "one", batch_size=2, **SEARCH)
     one = single_process("train", single, monkeypatch)
     assert_first_step_matches(first0, one, saved["configs"])
     final_one = torch.load(tmp_path / "one" / "checkpoints" / "latest.pth", weights_only=True)["nets"]
@@ -103,6 +119,7 @@ def test_two_processes_match_each_other_and_one_process(tmp_path, monkeypatch):
     finetune = tiny_args(tmp_path, "ft_ddp", mask=True, finetune=True, load_path=load, batch_size=1, **COMMON)
     (end0, end1), (first0, first1) = torchrun(tmp_path / "dump_ft", "prune", finetune)
     assert_identical(end0, end1)
+    assert len(torch.load(tmp_path / "ft_ddp" / "checkpoints" / "latest.pth", weights_only=True)["rank_states"]) == 1
     single = tiny_args(tmp_path, "ft_one", mask=True, finetune=True, load_path=load, batch_size=2, **COMMON)
     one = single_process("prune", single, monkeypatch)
     assert_first_step_matches(first0, one, configs_of(tmp_path / "ft_one" / "checkpoints" / "latest.pth"))
@@ -130,7 +147,8 @@ def test_options_that_make_no_sense_distributed_are_refused(tmp_path, monkeypatc
 
 def test_resume_command_and_world_size_warning(tmp_path, monkeypatch, caplog):
     """Under torchrun the resume command relaunches as many processes (the global batch is theirs);
-    a checkpoint resumed by another number of processes says how the global batch changed."""
+    a checkpoint resumed by another number of processes says how the global batch changed and that
+    the per-process state is rank 0's; a damaged per-process record stops the resume."""
     import logging
 
     from util import distributed, training
@@ -150,7 +168,10 @@ def test_resume_command_and_world_size_warning(tmp_path, monkeypatch, caplog):
     state = torch.load(latest, weights_only=True)
     assert state["world_size"] == 1
     state["world_size"] = 2
+    torch.save({**state, "rank_states": [{"rng": {"torch": state["rng"]["torch"]}}]}, latest)  # damaged
+    assert run_main("train", argv + ["--continue_train", "--n_epochs", "2"]) == 2
     torch.save(state, latest)
     with caplog.at_level(logging.WARNING, logger="dmad"):
         assert run_main("train", argv + ["--continue_train", "--n_epochs", "2"]) == 0
     assert "trained by 2 process(es), this run has 1: the global batch is now 1 instead of 2" in caplog.text
+    assert "per-process state (random generators, image pools) is not restored exactly" in caplog.text

@@ -8,8 +8,11 @@ interrupted save never leaves a truncated checkpoint behind. The kinds:
 * ``training``: a resumable state, ``checkpoints/model_<epoch>.pth`` and ``checkpoints/latest.pth``
   (stage ``train``, ``search`` or ``finetune``): ``nets``, ``configs``, ``epoch``, ``iteration``,
   ``images_seen``, ``best`` ({direction: {"score", "epoch"}}), ``rng``, the optimisers and the
-  model's extra state, ``search`` for a mask search and, for a fine-tune, ``source`` (the absolute path
-  of the search checkpoint the model was pruned from).
+  model's extra state (CycleGAN's image ``pools``), ``world_size``, ``search`` for a mask search and,
+  for a fine-tune, ``source`` (the absolute path of the search checkpoint the model was pruned from).
+  ``rng`` and ``pools`` are rank 0's under torchrun; ``rank_states`` (written when ``world_size`` > 1)
+  lists ``{"rng", ["pools"]}`` of ranks 1 .. world_size-1, so that a resume with as many processes
+  gives each its own back.
 * ``best``: ``model_best.pth``, per direction the networks of its best epoch, with ``scores`` and
   ``epochs`` per direction.
 * ``pruned``: prune.py's ``checkpoints/model_0.pth``: the slim generators and ``cfg``,

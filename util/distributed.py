@@ -62,6 +62,17 @@ def broadcast_flag(flag):
     return box[0]
 
 
+def gather_to_main(obj):
+    """Every rank's ``obj`` (picklable; tensors in it on the CPU), as a list in rank order on rank 0 and
+    None on the others; ``[obj]`` when not distributed. Uses ``torch.distributed.gather_object``, which
+    works on gloo and on NCCL (where it stages the pickled bytes on this process's GPU)."""
+    if not active():
+        return [obj]
+    gathered = [None] * dist.get_world_size() if is_main() else None
+    dist.gather_object(obj, gathered, dst=0)
+    return gathered
+
+
 def setup(opt):
     """Join the process group when launched with several processes; returns the device of this
     process (``cuda:LOCAL_RANK``, or the CPU with ``--gpu_ids -1`` / without CUDA), or None when not
@@ -124,14 +135,17 @@ def batches_per_epoch(n_items, batch_size):
     return -(-share // batch_size)
 
 
-def prepare_model(model):
+def prepare_model(model, split_random=True):
     """Before the first step: every rank takes rank 0's networks (they are already equal when every
-    rank initialised from the same seed or loaded the same file: this makes it certain), and the
-    random streams of each rank are split (dropout) from the common state, deterministically: every
-    rank draws the same ``base`` and reseeds with ``seed_everything(base + rank)``."""
+    rank initialised from the same seed or loaded the same file: this makes it certain), and, with
+    ``split_random``, the random streams of each rank are split (dropout) from the common state,
+    deterministically: every rank draws the same ``base`` and reseeds with ``seed_everything(base +
+    rank)``. A resume that gave every rank back its own generators passes ``split_random=False``."""
     if not active():
         return
     broadcast_state(model.nets.values())
+    if not split_random:
+        return
     base = int(torch.randint(0, 2 ** 62, (1,)))  # the same draw on every rank
     seed_everything(base + rank())
 

@@ -102,7 +102,7 @@ def finetune(opt, pruned_state, device, prepared=None, evaluator=None):
     trainer.source = pruned_state.get("source")  # a resume names the search the run was pruned from
     if resume is not None:
         trainer.restore(resume[1], resume[0])
-    distributed.prepare_model(model)
+    distributed.prepare_model(model, split_random=not trainer.process_state_restored)
     log.info("Start Finetune....")
     log.info("The number of training images = %d", len(trainer.dataset))
     trainer.train()

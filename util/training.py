@@ -251,6 +251,12 @@ def _check_resumable(opt, path, state, search=None):
     lost = [k for k in ("torch", "numpy", "python") if k not in state["rng"]]
     if lost:
         raise UserError(f"{path}: its random-generator state lacks {', '.join(lost)}: resume from another checkpoint")
+    others = state.get("rank_states")  # the other processes' state of a torchrun run
+    if others is not None and not (isinstance(others, list) and len(others) == int(state.get("world_size", 1)) - 1
+                                   and all(isinstance(o, dict) and isinstance(o.get("rng"), dict)
+                                           and all(k in o["rng"] for k in ("torch", "numpy", "python"))
+                                           for o in others)):
+        raise UserError(f"{path}: its per-process state (rank_states) is damaged: resume from another checkpoint")
     if search is not None and search != ("search" in state):
         kind = "a mask-search" if "search" in state else "a plain (no --mask)"
         raise UserError(f"{path} is {kind} checkpoint: resume it {'with' if 'search' in state else 'without'} --mask")
@@ -326,6 +332,9 @@ class Trainer:
         self._on_gpu = False
         # the fine-tune stage: the search checkpoint the model was pruned from, recorded in every checkpoint
         self.source = None
+        # whether :meth:`restore` gave every process under torchrun back its own random generators (then
+        # util.distributed.prepare_model must not split them again)
+        self.process_state_restored = False
 
     @property
     def last_epoch(self):
@@ -334,10 +343,16 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def state(self, epoch):
         state = header("training", self.opt.model, self.stage, self.opt)
+        # the state of each process (random generators, image pools): rank 0's at the top level, as a
+        # single process writes it, the other ranks' in "rank_states" (a collective: every rank calls this)
+        own = {"rng": rng_state(), **self.model.process_state()}
+        gathered = distributed.gather_to_main(own)
         state.update({"epoch": epoch, "iteration": self.iteration, "images_seen": self.images_seen,
                       "world_size": self.world,
-                      "best": {k: dict(v) for k, v in self.best.items()}, "rng": rng_state()})
+                      "best": {k: dict(v) for k, v in self.best.items()}, "rng": own["rng"]})
         state.update(self.model.state_dict())
+        if self.world > 1 and self.main:
+            state["rank_states"] = gathered[1:]
         if self.search is not None:
             state["search"] = self.search.state_dict()
         if self.source:
@@ -357,7 +372,17 @@ class Trainer:
             if "search" not in state:
                 raise UserError(f"{source} is not a mask-search checkpoint: drop --mask or resume a --mask run")
             self.search.load_state_dict(state["search"])
-        set_rng_state(state["rng"])
+        processes = int(state.get("world_size", 1))
+        others = state.get("rank_states")
+        # each process takes back its own state when the checkpoint has one per process of this run;
+        # otherwise every process takes rank 0's, and under torchrun their random streams are split
+        # again (util.distributed.prepare_model), as at the start of a run
+        exact = processes == self.world and (self.world == 1 or (isinstance(others, list)
+                                                                 and len(others) == self.world - 1))
+        own = others[self.rank - 1] if exact and self.rank > 0 else state
+        self.model.load_process_state(own)
+        set_rng_state(own["rng"])
+        self.process_state_restored = exact and self.world > 1
         self.last_saved = (source, int(state["epoch"]))
         stored = int(state["epoch"]) + 1
         self.start_epoch = self.opt.epoch_count if self.opt.epoch_count_given else stored
@@ -374,10 +399,15 @@ class Trainer:
                         "%d) re-opens the bound to %.3f at epoch %d and the masks change again%s", source,
                         self.opt.n_epochs, self.opt.n_epochs_decay, reopened[0], reopened[1],
                         f"; resume with {was} to keep the settled masks" if was else "")
-        processes = int(state.get("world_size", 1))
         if processes != self.world and self.main:
-            log.warning("%s was trained by %d process(es), this run has %d: the global batch is now %d instead of %d",
-                        source, processes, self.world, self.opt.batch_size * self.world, self.opt.batch_size * processes)
+            log.warning("%s was trained by %d process(es), this run has %d: the global batch is now %d instead of %d, "
+                        "and the per-process state (random generators, image pools) is not restored exactly: every "
+                        "process starts from rank 0's", source, processes, self.world,
+                        self.opt.batch_size * self.world, self.opt.batch_size * processes)
+        elif not exact and self.main:
+            log.warning("%s holds the per-process state (random generators, image pools) of rank 0 only (written by an "
+                        "earlier version): every process starts from rank 0's, so the run does not repeat an "
+                        "uninterrupted one exactly", source)
 
     def warn_changed_options(self, trained, source):
         """One warning naming the options of :data:`RESUME_OPTIONS` that differ from ``trained`` (the
