@@ -4,6 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
+# the demo's own folders: its stages' run folders and its report (make clean-demo removes both)
+DEMO_WORK ?= experiments/demo
+DEMO_OUT ?= results/demo
 
 .PHONY: demo test install toy photo clean-demo gpu-check
 
@@ -23,8 +26,12 @@ toy: $(STAMP)
 photo: $(STAMP)
 	$(PY) datasets/make_photo_dataset.py
 
+# each run starts over: the stage folders of an earlier run under $(DEMO_WORK) are removed first
 demo: toy
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py --work $(DEMO_WORK) --out $(DEMO_OUT)
+
+clean-demo:
+	rm -rf $(DEMO_WORK) $(DEMO_OUT)
 
 test: toy
 	$(PY) -m pytest -q -n 2 tests

@@ -5,6 +5,8 @@ at ``results/demo/index.html``: MACs/params before and after, CPU latency of the
 generator, the kept channels per layer, and input / teacher / searched / fine-tuned images side by side.
 
     python scripts/demo.py [--preset demo|tiny] [--out results/demo] [--work experiments/demo]
+
+Each run starts over: the stage folders an earlier run left under --work are removed first.
 """
 import os
 
@@ -13,6 +15,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import importlib.util
 import logging
+import shutil
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,9 +33,11 @@ from data import create_dataloader, create_dataset  # noqa: E402
 from models import MODELS, load_generator  # noqa: E402
 from options import parse  # noqa: E402
 from util.checkpoint import read_checkpoint  # noqa: E402
-from util.errors import ArgumentParser, cli_entry  # noqa: E402
+from util.errors import ArgumentParser, UserError, cli_entry  # noqa: E402
+from util.files import FolderLock  # noqa: E402
 from util.flops import format_count  # noqa: E402
 from util.image import save_image, tensor2im  # noqa: E402
+from util.logger import setup_logging  # noqa: E402
 from util.report import cpu_latency_ms, write_report  # noqa: E402
 from util.visualizer import mask_search_figure, plot_kept_channels  # noqa: E402
 
@@ -75,10 +80,43 @@ def _epochs(pair):
     return ["--n_epochs", str(pair[0]), "--n_epochs_decay", str(pair[1])]
 
 
+# The folders the stages write under --work: the demo's own, so a new run may remove them.
+STAGE_FOLDERS = ("teacher", "search", "student", "results")
+
+
+def start_over(work):
+    """Remove the stage folders an earlier demo run left under ``work`` (each run starts from scratch,
+    so that ``make demo`` can be run again); anything else in ``work`` is left alone.
+
+    Raises UserError when a stage folder is in use by a running train.py / prune.py."""
+    found = [os.path.join(work, name) for name in STAGE_FOLDERS if os.path.lexists(os.path.join(work, name))]
+    if not found:
+        return
+    folders = [path for path in found if os.path.isdir(path) and not os.path.islink(path)]
+    locks = [FolderLock(path) for path in folders]
+    try:
+        for lock in locks:
+            if not lock.acquire():
+                raise UserError(f"{lock.folder} is in use by another run (a demo still running?): wait for it to "
+                                "end, or give another --work")
+        log.info("%s holds an earlier demo run: starting over (removing %s)", work,
+                 ", ".join(os.path.basename(path) for path in found))
+        for path in found:
+            if path in folders:
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+    finally:
+        for lock in locks:
+            lock.release()
+
+
 def run_pipeline(preset="demo", work="experiments/demo", out="results/demo"):
-    """Run every stage and write the report; returns the report's path."""
+    """Run every stage (after removing an earlier run's stage folders under ``work``) and write the
+    report; returns the report's path."""
     p = PRESETS[preset]
     work, out = os.path.abspath(work), os.path.abspath(out)
+    start_over(work)
     common = _common(p, work)
     train = common + _training(p) + ["--ngf", str(p["ngf"])]  # prune.py reads ngf from the checkpoint
     teacher = os.path.join(work, "teacher", "checkpoints", "latest.pth")
@@ -195,6 +233,7 @@ def main(argv=None):
     parser.add_argument("--work", default=os.path.join(ROOT, "experiments", "demo"))
     parser.add_argument("--out", default=os.path.join(ROOT, "results", "demo"))
     args = parser.parse_args(argv)
+    setup_logging()
     page = run_pipeline(args.preset, args.work, args.out)
     print(f"report: {page}")
 

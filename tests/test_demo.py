@@ -73,3 +73,47 @@ def test_report_images_load_in_chromium(report, tmp_path):
     assert total and loaded, "the page's load handler did not run"
     assert int(total.group(1)) >= 18
     assert loaded.group(1) == total.group(1), f"{loaded.group(1)} of {total.group(1)} images loaded"
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_a_second_run_starts_over(report, monkeypatch, caplog, tmp_path):
+    """Running the demo again on the same folders removes the earlier run's stage folders and trains
+    the teacher afresh (instead of refusing the teacher's folder); stopped after that first stage."""
+    base, _ = report
+    work = tmp_path / "work"
+    shutil.copytree(base / "work", work)
+    (work / "notes.txt").write_text("kept")
+    demo = _demo()
+    real = demo._entry
+    done = []
+
+    def first_stage_only(name):
+        if done:
+            raise _Stop
+        done.append(name)
+        return real(name)
+
+    monkeypatch.setattr(demo, "_entry", first_stage_only)
+    caplog.set_level("INFO")
+    with pytest.raises(_Stop):
+        demo.run_pipeline("tiny", str(work), str(tmp_path / "report"))
+    assert done == ["train"]
+    assert f"{work} holds an earlier demo run: starting over (removing teacher, search, student, results)" in caplog.text
+    assert sorted(os.listdir(work)) == ["notes.txt", "teacher"]
+    assert os.path.isfile(work / "teacher" / "checkpoints" / "latest.pth")
+
+
+def test_make_clean_demo_removes_the_demo_folders(tmp_path):
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    work, out = tmp_path / "work", tmp_path / "out"
+    (work / "teacher").mkdir(parents=True)
+    out.mkdir()
+    (out / "index.html").write_text("")
+    (tmp_path / "other").write_text("")
+    subprocess.run(["make", "-s", "-C", REPO, "clean-demo", f"DEMO_WORK={work}", f"DEMO_OUT={out}"], check=True,
+                   capture_output=True, timeout=60)
+    assert sorted(os.listdir(tmp_path)) == ["other"]
