@@ -212,7 +212,8 @@ def _base_group(parser):
                    help="evaluate every this many epochs during training. default: --save_epoch_freq")
     _flag(g, "--no_eval", "switch evaluation during training off")
     g.add_argument("--eval_batch_size", type=int, default=16, help="batch size of evaluation. default: 16")
-    _flag(g, "--clean_checkpoints", "delete the per-epoch checkpoints at the end of a run (the original always did)")
+    _flag(g, "--clean_checkpoints", "delete the per-epoch checkpoints at the end of a run (the original always did); a "
+          "fine-tune keeps checkpoints/model_0.pth, the pruned model")
 
     g = parser.add_argument_group("pruning and fine-tuning")
     _flag(g, "--finetune", "Finetune after prune")

@@ -174,3 +174,19 @@ def test_a_damaged_latest_checkpoint_points_to_the_one_before_it(tmp_path, capsy
     earlier = tmp_path / "cut" / "checkpoints" / "model_2.pth"
     assert "is not a readable checkpoint" in err and f"--load_path {earlier}" in err, err
     assert run_main("train", argv + ["--continue_train", "--n_epochs", "3", "--load_path", str(earlier)]) == 0
+
+
+def test_finetune_clean_checkpoints_keeps_the_pruned_model(searches, caplog):
+    """--clean_checkpoints removes the fine-tune's per-epoch checkpoints but not model_0.pth, the pruned
+    generator; a resume afterwards keeps it as it is instead of pruning again."""
+    argv = tiny_args(searches["root"], "clean", mask=True, finetune=True, clean_checkpoints=True,
+                     lambda_attention_distill=0, lambda_discriminator_distill=0, load_path=searches["s1"])
+    assert run_main("prune", argv) == 0
+    ckpt = searches["root"] / "clean" / "checkpoints"
+    assert sorted(os.listdir(ckpt)) == ["latest.pth", "model_0.pth"]
+    assert "removed the per-epoch checkpoints (--clean_checkpoints); kept model_0.pth, the pruned model" in caplog.text
+    model_0 = (ckpt / "model_0.pth").read_bytes()
+    caplog.clear()
+    assert run_main("prune", argv + ["--continue_train", "--n_epochs", "2"]) == 0
+    assert "is kept as it is" in caplog.text and "pruned model saved to" not in caplog.text
+    assert (ckpt / "model_0.pth").read_bytes() == model_0

@@ -630,6 +630,11 @@ class Trainer:
         if os.path.isfile(self.run.best_path):
             log.info("Best model save in %s", self.run.best_path)
         if self.opt.clean_checkpoints:
-            for path in glob.glob(os.path.join(self.run.ckpt_dir, "model_*.pth")):
-                os.remove(path)
-            log.info("removed the per-epoch checkpoints (--clean_checkpoints)")
+            # a fine-tune's model_0.pth is the pruned generator prune.py wrote, not an epoch's checkpoint:
+            # it is the pruning's result, and a resume checks the run against it
+            pruned = self.run.checkpoint_path(0) if self.stage == "finetune" else None
+            for path in self.run.numbered_checkpoints():
+                if path != pruned:
+                    os.remove(path)
+            kept = f"; kept {os.path.basename(pruned)}, the pruned model" if pruned and os.path.isfile(pruned) else ""
+            log.info("removed the per-epoch checkpoints (--clean_checkpoints)%s", kept)
