@@ -262,8 +262,14 @@ def test_finetune_option_errors(tmp_path):
         finetune(opt, pruned_state(opt), CPU)
     path = teacher_file(tmp_path, "cyclegan", ndf=16)
     opt = student_opt("cyclegan", tmp_path, "--use_pretrain_d", "--pretrain_path", path)
-    with pytest.raises(UserError, match="--use_pretrain_d"):
+    with pytest.raises(UserError, match="--use_pretrain_d") as err:
         finetune(opt, pruned_state(opt), CPU)
+    # the student's discriminators are the search's (prune.py refuses another --ndf): the advice names
+    # only what works, another teacher or no --use_pretrain_d
+    message = str(err.value)
+    assert "give --ndf" not in message
+    assert message.endswith("give a --pretrain_path teacher whose discriminators are the search's (trained with "
+                            "--ndf 8), or drop --use_pretrain_d"), message
     opt = student_opt("cyclegan", tmp_path, "--continue_train", name="nothing_yet")
     with pytest.raises(UserError, match="no fine-tune checkpoint"):
         finetune(opt, pruned_state(opt), CPU)

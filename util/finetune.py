@@ -126,9 +126,12 @@ def check_pretrain_d(teacher, configs):
     built with (``configs``: {discriminator name: config})."""
     for name, config in configs.items():
         if teacher.configs[name] != config:
+            # the student's discriminators are the mask search's (prune.py takes --ndf from it and
+            # refuses another), so only another teacher, or none, can make them fit
             raise UserError(f"--use_pretrain_d: the teacher's {name} ({_describe(teacher.configs[name])}) does "
-                            f"not fit the student's ({_describe(config)}): give --ndf "
-                            f"{teacher.configs[name].get('ndf')} or drop --use_pretrain_d")
+                            f"not fit the student's, which are the mask search's ({_describe(config)}): give a "
+                            f"--pretrain_path teacher whose discriminators are the search's (trained with --ndf "
+                            f"{config.get('ndf')}), or drop --use_pretrain_d")
 
 
 def _describe(config):
