@@ -290,6 +290,7 @@ def validate(opt):
     if opt.dataset_mode == "single" and opt.script != "test":
         raise UserError("--dataset_mode single has no targets to train on; use it with test.py")
 
+    _check_floats(opt)
     positive = ("batch_size", "load_size", "crop_size", "ngf", "ndf", "input_nc", "output_nc", "print_freq",
                 "display_freq", "update_html_freq", "save_epoch_freq", "lr_decay_iters", "eval_batch_size",
                 "display_winsize")
@@ -311,14 +312,18 @@ def validate(opt):
         raise UserError(f"--epoch_count must be >= 1, got {opt.epoch_count}")
     if opt.lr <= 0:
         raise UserError(f"--lr must be positive, got {opt.lr}")
+    if not 0 <= opt.beta1 < 1:  # Adam's first-moment decay
+        raise UserError(f"--beta1 must lie in [0, 1), got {opt.beta1}: e.g. --beta1 0.5 (the default)")
     if not 0 <= opt.frozen_threshold <= 1:
         raise UserError(f"--frozen_threshold must lie in [0, 1], got {opt.frozen_threshold}")
     if opt.max_dataset_size < 1:
         raise UserError("--max_dataset_size must be at least 1")
     if opt.ntest < 1:
         raise UserError("--ntest must be at least 1")
-    if opt.aspect_ratio <= 0:
-        raise UserError("--aspect_ratio must be positive")
+    if not ASPECT_RATIO_RANGE[0] <= opt.aspect_ratio <= ASPECT_RATIO_RANGE[1]:
+        raise UserError(f"--aspect_ratio must lie between {ASPECT_RATIO_RANGE[0]} and {ASPECT_RATIO_RANGE[1]} (the "
+                        f"width / height the saved images are stretched to; 1 keeps them as they are), got "
+                        f"{opt.aspect_ratio}")
     if opt.eval_freq is not None and opt.eval_freq <= 0:
         raise UserError("--eval_freq must be positive; use --no_eval to switch evaluation off")
     if opt.script != "test":  # test.py resizes to --crop_size (the evaluation transform): no crop from load_size
@@ -340,6 +345,29 @@ def validate(opt):
     if opt.metric == "auto":
         opt.metric = "miou" if "cityscapes" in opt.dataroot.lower() else "fid"
     return opt
+
+
+# Float options that may be infinite (integers or ``inf``: no cap).
+INFINITE_ALLOWED = ("max_dataset_size", "ntest")
+# Saved result images are stretched to this width / height at most (either way): a larger factor
+# only makes huge images (1e6 would take hours and gigabytes per image).
+ASPECT_RATIO_RANGE = (1 / 16, 16)
+
+
+def _check_floats(opt):
+    """UserError when a float option is NaN, or infinite where infinity means nothing (every float
+    option but those in ``INFINITE_ALLOWED``, which take ``inf`` but not NaN or ``-inf``)."""
+    for name, value in sorted(vars(opt).items()):
+        if not isinstance(value, float) or math.isfinite(value):
+            continue
+        if name in INFINITE_ALLOWED:
+            if value == math.inf:
+                continue
+            raise UserError(f"--{name} must be an integer or inf, got {value}: e.g. --{name} 100, or --{name} inf "
+                            "for no cap")
+        default = build_parser(getattr(opt, "script", "train")).get_default(name)
+        example = f": e.g. --{name} {default} (the default)" if isinstance(default, float) else ""
+        raise UserError(f"--{name} must be a finite number, got {value}{example}")
 
 
 def _check_name(name):

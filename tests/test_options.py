@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import options
-from conftest import REPO, UNALIGNED, run_main, run_script
+from conftest import REPO, UNALIGNED, assert_user_error, run_main, run_script
 from util.device import select_device
 from util.errors import UserError
 
@@ -199,6 +199,47 @@ def test_invalid_values_are_one_line_user_errors(argv):
         parse(*argv)
     message = str(err.value)
     assert message.strip() and "\n" not in message
+
+
+NON_FINITE_OR_OUT_OF_RANGE = [
+    ("lr", "nan"), ("lr", "inf"), ("beta1", "1.5"), ("beta1", "-0.5"), ("beta1", "nan"), ("beta1", "1"),
+    ("mask_weight_decay", "nan"), ("lambda_identity", "nan"), ("upconv_coeff", "nan"),
+    ("lambda_group_lasso", "nan"), ("AtoB_macs_threshold", "nan"), ("lambda_A", "inf"),
+    ("lambda_attention_distill", "-inf"), ("frozen_threshold", "nan"), ("aspect_ratio", "inf"),
+    ("aspect_ratio", "1e6"), ("aspect_ratio", "nan"), ("aspect_ratio", "0.01"), ("aspect_ratio", "-1"),
+]
+
+
+@pytest.mark.parametrize("name,value", NON_FINITE_OR_OUT_OF_RANGE, ids=[f"{n}={v}" for n, v in NON_FINITE_OR_OUT_OF_RANGE])
+def test_non_finite_or_out_of_range_floats_are_refused(name, value):
+    with pytest.raises(UserError) as err:
+        parse(f"--{name}={value}", script="test" if name == "aspect_ratio" else "train")
+    message = str(err.value)
+    assert message.startswith(f"--{name} must ") and "\n" not in message, message
+
+
+def test_non_finite_messages_name_the_fix():
+    with pytest.raises(UserError, match=r"^--lr must be a finite number, got nan: e.g. --lr 0.0002 \(the default\)$"):
+        parse("--lr", "nan")
+    with pytest.raises(UserError, match=r"^--beta1 must lie in \[0, 1\), got 1.5: e.g. --beta1 0.5 \(the default\)$"):
+        parse("--beta1", "1.5")
+    with pytest.raises(UserError, match=r"^--aspect_ratio must lie between 0.0625 and 16 "):
+        parse("--aspect_ratio", "1e6", script="test")
+
+
+def test_float_options_keep_their_valid_values():
+    """Infinity stays the 'no cap' of --max_dataset_size and --ntest; the ends of the ranges are valid."""
+    opt = parse("--max_dataset_size", "inf", "--ntest", "inf", "--beta1", "0", "--aspect_ratio", "16",
+                "--lambda_identity", "0", "--lr", "1e-9", script="test")
+    assert opt.max_dataset_size == math.inf and opt.ntest == math.inf and opt.beta1 == 0
+    assert parse("--aspect_ratio", "0.0625", "--beta1", "0.999").aspect_ratio == 0.0625
+    assert parse().max_dataset_size == math.inf
+
+
+def test_aspect_ratio_inf_is_a_one_line_error_of_test_py(toy_root, tmp_path):
+    proc = run_script("test", ["--dataroot", UNALIGNED, "--gpu_ids", "-1", "--crop_size", "32", "--load_size", "32",
+                               "--checkpoints_dir", tmp_path, "--results_dir", tmp_path, "--aspect_ratio", "inf"])
+    assert "--aspect_ratio" in assert_user_error(proc)
 
 
 def test_dataroot_is_required():
