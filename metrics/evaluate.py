@@ -163,26 +163,29 @@ class Evaluator:
         """Statistics of real ``domain`` images from memory or file, else None. A file this project
         wrote (:meth:`own_stat_path`) for other evaluation data (another split size or preprocessing)
         or with other Inception weights, or that does not record them, is not used. The user's files
-        (:meth:`_users_file`: the authors' published statistics, without a record, and those of
+        (:meth:`_users_record`: the authors' published statistics, without a record, and those of
         scripts/get_real_stat.py) at :meth:`stat_path` are used as they are, also for part of the split
         when no file of that part exists; what a get_real_stat.py record shows to differ is warned about."""
         if domain in self._real:
             return self._real[domain]
         path = self.own_stat_path(domain)
         if os.path.isfile(path):
-            if not self._users_file(path):
-                changed = self._changed(statistics_meta(path), domain)
-                if changed:
-                    logger.info("FID statistics %s were made for other evaluation data or Inception weights (%s): "
-                                "recomputing them", path, changed)
-                    return None
-        elif os.path.isfile(self.stat_path(domain)) and self._users_file(self.stat_path(domain)):
-            path = self.stat_path(domain)
+            meta = statistics_meta(path)
+        elif os.path.isfile(self.stat_path(domain)):
+            path = self.stat_path(domain)  # the whole split's, for part of it: only the user's own file
+            meta = statistics_meta(path)
+            if not self._users_record(meta):
+                return None
         else:
             return None
-        meta = statistics_meta(path)
-        if meta is not None and meta.get("made_by") == SCRIPT_STATISTICS:
-            # the user's own file: used as it is, never replaced, but a difference is named
+        if not self._users_record(meta):
+            changed = self._changed(meta, domain)
+            if changed:
+                logger.info("FID statistics %s were made for other evaluation data or Inception weights (%s): "
+                            "recomputing them", path, changed)
+                return None
+        elif meta is not None:
+            # the user's own file (get_real_stat.py's): used as it is, never replaced, but a difference is named
             changed = self._changed(meta, domain, ignore=("made_by",))
             if changed:
                 logger.warning("FID statistics %s were made by %s for other data (%s): they are used as they are; "
@@ -192,10 +195,9 @@ class Evaluator:
         return self._real[domain]
 
     @staticmethod
-    def _users_file(path):
-        """True for statistics this project did not compute for an evaluation: published ones
-        (no record) and scripts/get_real_stat.py's."""
-        meta = statistics_meta(path)
+    def _users_record(meta):
+        """True for the record (:func:`metrics.fid.statistics_meta`) of statistics this project did not
+        compute for an evaluation: published ones (no record, None) and scripts/get_real_stat.py's."""
         return meta is None or meta.get("made_by") == SCRIPT_STATISTICS
 
     def _changed(self, meta, domain, ignore=()):
