@@ -452,29 +452,30 @@ def reading(summary, seeds):
     return sentences, rows
 
 
+INCONCLUSIVE = ("Inconclusive: this study cannot support a compression claim. It prints no floors (the input "
+                "copied, a classical method), and on the photo task a 6-parameter per-channel colour map beats every "
+                "network, the teacher included, so the numbers measure an early transient, not which small "
+                "generator is better; only the DMAD search trains at --lr 0.002 (every other arm at 2e-4); the "
+                "teacher is beaten by most of its students, so distillation from it cannot help; one seed, no "
+                "confidence interval, and a test set of two photographs.")
+
+
 def goal(summary):
-    """The goal of the study for the DMAD generators with at least 4x fewer MACs: L1 within 10 % of the
-    teacher's and lower than both baselines at the same level. Returns (reached, sentence)."""
+    """The verdict on the goal (a DMAD generator with >= 4x fewer MACs, L1 within 10 % of the teacher's and
+    lower than both baselines): always inconclusive for this study (see INCONCLUSIVE for why). Returns
+    (None, sentence); the sentence lists the raw comparisons without drawing a conclusion from them."""
     teacher = summary["teacher"]["mean"]
-    lines, reached = [], False
+    lines = []
     for level in LEVELS:
         d = summary[f"dmad_{level}x"]["mean"]
         ratio = teacher["macs"] / d["macs"]
         if ratio < 4:
             continue
-        within = d["L1"] <= 1.1 * teacher["L1"]
         a, b = summary[f"thin_{level}x"]["mean"]["L1"], summary[f"l1prune_{level}x"]["mean"]["L1"]
-        beats = d["L1"] < a and d["L1"] < b
-        reached = reached or (within and beats)
-        lines.append(f"DMAD at {ratio:.1f}x fewer MACs: L1 {d['L1']:.4f} is {100 * (d['L1'] / teacher['L1'] - 1):+.1f} % "
-                     f"from the teacher's {teacher['L1']:.4f} ({'within' if within else 'not within'} 10 %), and "
-                     f"{'lower' if d['L1'] < a else 'not lower'} than baseline A ({a:.4f}), "
-                     f"{'lower' if d['L1'] < b else 'not lower'} than baseline B ({b:.4f}).")
-    if not lines:
-        lines.append("No DMAD generator reached 4x fewer MACs.")
-    verdict = "reached" if reached else "NOT reached"
-    return reached, (f"Goal (a DMAD generator with >= 4x fewer MACs, L1 within 10 % of the teacher's and lower "
-                     f"than both baselines at the same MACs): {verdict}. " + " ".join(lines))
+        lines.append(f"At {ratio:.1f}x fewer MACs DMAD's L1 is {d['L1']:.4f} (teacher {teacher['L1']:.4f}, "
+                     f"baseline A {a:.4f}, baseline B {b:.4f}).")
+    return None, INCONCLUSIVE + " Raw numbers, not evidence: " + (" ".join(lines) or "no DMAD generator reached "
+                                                                  "4x fewer MACs.")
 
 
 def pareto_figure(summary, path, seeds, size):

@@ -64,7 +64,8 @@ def test_quick_study_runs_every_model_and_writes_the_page(study):
     assert all("spread" in s for s in data["reading"][:levels])
     beaten = any(v["mean"]["L1"] < teacher["L1"] for n, v in data["summary"].items() if n != "teacher")
     assert len(data["reading"]) == levels + beaten and (not beaten or "not converged" in data["reading"][-1])
-    assert "Goal" in page and ("NOT reached" in data["goal"]) != data["goal_reached"]
+    # the goal's verdict is inconclusive, whatever the numbers (the study has no floors and unequal arms)
+    assert "Goal" in page and data["goal"].startswith("Inconclusive") and data["goal_reached"] is None
     # the plot and the samples are files next to the page
     sources = re.findall(r'<img[^>]*src="([^"]+)"', page)
     assert "images/pareto.png" in sources
