@@ -204,7 +204,8 @@ def prune(opt, device):
     run.check()
     # only a fine-tune checkpoint can be resumed: a folder that holds just the pruned model_0.pth cannot
     run.refuse_overwrite(resumable=opt.finetune and any(os.path.basename(p) != "model_0.pth"
-                                                        for p in run.existing_checkpoints()))
+                                                        for p in run.existing_checkpoints()),
+                         reads=[("--load_path", path), ("--pretrain_path", opt.pretrain_path)])
     source = read_search_checkpoint(opt, path)
     take_training_options(opt, source)
     # everything that can fail on bad input is checked before the run folder is written
@@ -253,10 +254,12 @@ def prune(opt, device):
         if main_rank:
             save_checkpoint(state, out)
             log.info("pruned model saved to %s", out)
+            # with --finetune, an earlier run is cleared once the fine-tune saves its own first checkpoint
+            run.saved(out, clear=not opt.finetune)
     distributed.barrier()
 
     if opt.finetune:
-        finetune(opt, state, device, prepared, evaluator=evaluator)
+        finetune(opt, state, device, prepared, evaluator=evaluator, run=run)
 
 
 if __name__ == "__main__":

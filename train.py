@@ -21,7 +21,7 @@ from options import parse
 from util import distributed
 from util.checkpoint import checkpoint_from_state
 from util.device import select_device
-from util.errors import cli_entry
+from util.errors import UserError, cli_entry
 from util.logger import setup_logging
 from util.seed import seed_everything
 from util.training import Run, Trainer, check_first_batch, resume_state
@@ -48,6 +48,9 @@ def train(opt, device):
     run = Run(opt)
     # everything that can fail on bad input is checked before anything is written
     run.check()
+    if opt.load_path and not opt.continue_train:
+        raise UserError(f"--load_path {opt.load_path} is read by train.py only to resume a run: add --continue_train "
+                        "to resume the run saved in it, or drop --load_path to train from scratch")
     run.refuse_overwrite()
     resume = None
     if opt.continue_train:  # --load_path, else this run's newest checkpoint
@@ -66,7 +69,8 @@ def train(opt, device):
     # a missing explicit --inception_path fails here; only rank 0 evaluates
     evaluator = build_evaluator(opt, device) if main_rank else None
     first_epoch = opt.epoch_count if resume is None or opt.epoch_count_given else int(resume[1]["epoch"]) + 1
-    check_first_batch(opt, dataset, first_epoch)  # a truncated image in it fails here
+    dataset.verify()  # every image decoded: a truncated file fails here, before --overwrite clears anything
+    check_first_batch(opt, dataset, first_epoch)  # its preprocessing too
     run.open(device)  # rank 0 locks the folder and logs to it
     search = None
     if opt.mask:

@@ -7,7 +7,7 @@ import struct
 
 import torch.utils.data
 
-from data.image_folder import find_images, image_sizes, load_image, result_names
+from data.image_folder import find_images, image_sizes, load_image, result_names, verify_images
 from data.transforms import DEFAULT_MULTIPLE, Preprocess
 from util.errors import UserError
 
@@ -107,6 +107,15 @@ class BaseDataset(torch.utils.data.Dataset):
                            fresh[0], more)
         self.names.update(result_names(paths, folder))
         return paths
+
+    def image_paths(self):
+        """Every image file of the dataset, side by side lists in order (A, B, or A|B pairs)."""
+        return [p for side in ("A", "B", "AB") for p in getattr(self, f"{side}_paths", [])]
+
+    def verify(self):
+        """Decode every image of the split (:func:`data.image_folder.verify_images`); UserError naming the
+        first unreadable one. Run before a stage writes anything it cannot take back."""
+        verify_images(self.image_paths(), desc=f"checking {self.phase} images")
 
     def item_size_key(self, index):
         """The tensor sizes of item ``index`` (evaluation order: sides paired by index), from the file

@@ -5,7 +5,8 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
+from tqdm import tqdm
 
 from util.errors import UserError
 
@@ -99,10 +100,24 @@ def result_names(paths, root):
     return unique
 
 
+# EXIF orientations 5-8 turn the picture a quarter: its displayed width is the stored height
+_QUARTER_TURNS = (5, 6, 7, 8)
+_ORIENTATION = 0x0112
+
+
+def _displayed_size(img):
+    """(width, height) of an opened image as it is displayed: swapped when its EXIF orientation turns it."""
+    try:
+        turned = img.getexif().get(_ORIENTATION) in _QUARTER_TURNS
+    except Exception:  # a damaged EXIF block: Pillow's exif_transpose ignores it too
+        turned = False
+    return (img.size[1], img.size[0]) if turned else img.size
+
+
 def _header_size(path):
     try:
-        with Image.open(path) as img:  # reads the header only
-            return img.size
+        with Image.open(path) as img:  # reads the header (and EXIF) only
+            return _displayed_size(img)
     except _READ_ERRORS as err:
         raise UserError(f"cannot read image {path} ({type(err).__name__}): replace or delete the file") from None
 
@@ -158,14 +173,44 @@ def to_8bit(img):
 
 
 def load_image(path):
-    """The image at ``path`` decoded as an 8-bit ``L`` or ``RGB`` PIL image (see :func:`to_8bit`);
-    UserError naming the file if it is unreadable."""
+    """The image at ``path`` decoded as an 8-bit ``L`` or ``RGB`` PIL image (see :func:`to_8bit`), turned
+    upright as displayed when its EXIF orientation says so (phone photographs; Pillow's
+    ``ImageOps.exif_transpose``); UserError naming the file if it is unreadable."""
     try:
         with Image.open(path) as img:
             img.load()
-            return to_8bit(img)
+            return to_8bit(ImageOps.exif_transpose(img))
     except _READ_ERRORS as err:
         raise UserError(f"cannot read image {path} ({type(err).__name__}): replace or delete the file") from None
+
+
+def _decodes(path):
+    try:
+        with Image.open(path) as img:
+            img.load()
+        return None
+    except _READ_ERRORS as err:
+        return f"cannot read image {path} ({type(err).__name__}): replace or delete the file"
+
+
+def verify_images(paths, desc="checking images"):
+    """Decode every file of ``paths`` fully (threads: Pillow decodes without the GIL), with a progress bar
+    for long lists; UserError naming the first unreadable file in list order (a truncated JPEG or PNG
+    passes the header check of :func:`image_sizes` and fails only here)."""
+    paths = list(paths)
+    if len(paths) < 64:
+        errors = map(_decodes, paths)
+    else:
+        pool = ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1))
+        # the bar only on a terminal, where leave=False wipes it before an error line
+        errors = tqdm(pool.map(_decodes, paths), total=len(paths), desc=desc, leave=False, unit="img", disable=None)
+    try:
+        for error in errors:
+            if error:
+                raise UserError(error)
+    finally:
+        if len(paths) >= 64:
+            pool.shutdown(cancel_futures=True)
 
 
 def load_rgb(path):

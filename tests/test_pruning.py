@@ -361,7 +361,7 @@ def test_a_teacher_that_does_not_fit_stops_prune_py_before_it_writes(tmp_path, c
 def test_prune_py_pix2pix_and_finetune_hook(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(prune, "finetune",
-                        lambda opt, state, device, prepared=None, evaluator=None: calls.append((opt, state, device)))
+                        lambda opt, state, device, prepared=None, evaluator=None, run=None: calls.append((opt, state, device)))
     ckpt = tmp_path / "search.pth"
     gens, _ = search_checkpoint(ckpt, model="pix2pix")
     prune.main(prune_args(tmp_path, ckpt, "pix2pix", "--finetune"))

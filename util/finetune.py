@@ -47,10 +47,11 @@ def prepare_finetune(opt, device):
                                   "folder holds only the pruned model_0.pth)")
     teacher = load_teacher(opt, device) if distill or opt.use_pretrain_d else None
     dataset = create_dataset(opt)  # a bad --dataroot fails before prune.py writes model_0.pth
+    dataset.verify()  # so does a truncated image anywhere in the split
     return {"teacher": teacher, "resume": resume, "dataset": dataset}
 
 
-def finetune(opt, pruned_state, device, prepared=None, evaluator=None):
+def finetune(opt, pruned_state, device, prepared=None, evaluator=None, run=None):
     """Fine-tune the pruned model ``pruned_state`` (the native dict prune.py saved as model_0.pth).
 
     The student is built with the pruned widths (``pruned_state["configs"]``), takes the pruned
@@ -59,7 +60,8 @@ def finetune(opt, pruned_state, device, prepared=None, evaluator=None):
     ``"finetune"`` in ``<checkpoints_dir>/<name>/``; the distillation losses are attached when a
     distillation weight is positive. ``--continue_train`` resumes this run's newest fine-tune
     checkpoint. ``prepared`` is the result of :func:`prepare_finetune` and ``evaluator`` the caller's
-    metrics.Evaluator (both built here when not given). Raises UserError when ``pruned_state`` lacks a
+    metrics.Evaluator (both built here when not given); ``run`` the util.training.Run prune.py opened
+    (its --overwrite bookkeeping carries on into the fine-tune). Raises UserError when ``pruned_state`` lacks a
     network of ``--model`` or the options do not fit it."""
     model_cls = MODELS[opt.model]
     nets_needed = model_cls.generator_names + model_cls.discriminator_names
@@ -71,7 +73,7 @@ def finetune(opt, pruned_state, device, prepared=None, evaluator=None):
     prepared = prepare_finetune(opt, device) if prepared is None else prepared
     teacher, resume = prepared["teacher"], prepared["resume"]
     distill = opt.lambda_attention_distill > 0 or opt.lambda_discriminator_distill > 0
-    run = Run(opt)
+    run = Run(opt) if run is None else run
     seed_everything(opt.seed)
 
     gen_configs = {n: dict(pruned_state["configs"][n]) for n in model_cls.generator_names}

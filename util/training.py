@@ -50,6 +50,9 @@ class Run:
         self.dir = os.path.join(opt.checkpoints_dir, opt.name)
         self.ckpt_dir = os.path.join(self.dir, "checkpoints")
         self.lock = None
+        # --overwrite: the earlier run's checkpoints, removed only once this run has saved its first one
+        self.stale = []
+        self.written = set()  # real paths of the checkpoints this run has saved
 
     def check(self):
         """UserError when the run folder cannot be written (``--checkpoints_dir`` a file or read-only)."""
@@ -61,13 +64,24 @@ class Run:
         found += [p for p in (self.latest_path, self.best_path) if os.path.isfile(p)]
         return found
 
-    def refuse_overwrite(self, resumable=True):
+    def refuse_overwrite(self, resumable=True, reads=()):
         """UserError when the folder holds checkpoints and neither ``--continue_train`` nor ``--overwrite``
-        says what to do with them. ``resumable``: whether this command can resume the run (prune.py
-        without --finetune cannot, so its error does not suggest ``--continue_train``)."""
-        if self.opt.continue_train or getattr(self.opt, "overwrite", False):
+        says what to do with them, or when ``--overwrite`` would replace a file this command reads.
+
+        ``resumable``: whether this command can resume the run (prune.py without --finetune cannot, so
+        its error does not suggest ``--continue_train``). ``reads``: ``(option, path)`` of the checkpoints
+        the command reads (``--load_path``, ``--pretrain_path``); none of them may be a checkpoint of
+        this folder when ``--overwrite`` starts it afresh."""
+        if self.opt.continue_train:
             return
         found = self.existing_checkpoints()
+        if getattr(self.opt, "overwrite", False):
+            ours = {os.path.realpath(p) for p in found}
+            for option, path in reads:
+                if path and os.path.realpath(os.path.expanduser(path)) in ours:
+                    raise UserError(f"{option} {path} is a checkpoint of the run folder {self.dir}, which --overwrite "
+                                    f"would clear: choose another --name for this run (the earlier one is kept)")
+            return
         if found:
             resume = "resume it with --continue_train, " if resumable else ""
             raise UserError(f"{self.dir} already holds checkpoints of an earlier run ({os.path.basename(found[0])}"
@@ -98,12 +112,11 @@ class Run:
             if removed:
                 log.info("removed %d partial file(s) of an interrupted save: %s", len(removed), ", ".join(removed))
             if getattr(self.opt, "overwrite", False) and not self.opt.continue_train:
-                found = self.existing_checkpoints()
-                for path in found:
-                    os.remove(path)
-                if found:
-                    log.warning("%s already holds checkpoints of an earlier run: --overwrite removed them (%d files)",
-                                self.dir, len(found))
+                # nothing is removed yet: a run that fails before its first checkpoint leaves the earlier one whole
+                self.stale = self.existing_checkpoints()
+                if self.stale:
+                    log.warning("%s already holds checkpoints of an earlier run (%d files): --overwrite removes them "
+                                "once this run has saved its first checkpoint", self.dir, len(self.stale))
             text = options_text(self.opt)
             with open(os.path.join(self.dir, "opt.txt"), "w") as handle:
                 handle.write(text + "\n")
@@ -131,6 +144,22 @@ class Run:
             # shape and keeps the fastest (results differ only by the algorithms' rounding)
             torch.backends.cudnn.benchmark = True
             log.info("cuDNN autotuning on (torch.backends.cudnn.benchmark)")
+
+    def saved(self, *paths, clear=True):
+        """Record that this run has written the checkpoints ``paths`` (rank 0 only writes). With
+        ``--overwrite``, the first call with ``clear`` removes the earlier run's checkpoints that this
+        run has not replaced; ``clear=False`` (prune.py's model_0.pth before a fine-tune) only records."""
+        self.written.update(os.path.realpath(p) for p in paths)
+        if not self.stale or not clear:
+            return
+        removed = 0
+        for path in self.stale:
+            if os.path.realpath(path) not in self.written and os.path.isfile(path):
+                os.remove(path)
+                removed += 1
+        self.stale = []
+        log.warning("--overwrite: removed the %d checkpoint(s) of the earlier run in %s that this run did not "
+                    "replace", removed, self.dir)
 
     def checkpoint_path(self, epoch):
         return os.path.join(self.ckpt_dir, f"model_{epoch}.pth")
@@ -443,6 +472,7 @@ class Trainer:
                 if announce:
                     log.info("saving the model at the end of epoch %d, iters %d", epoch, self.images_seen)
             save_checkpoint(state, self.run.latest_path)
+            self.run.saved(self.run.latest_path, *([self.run.checkpoint_path(epoch)] if numbered else []))
         distributed.barrier()
         self.last_saved = (self.run.latest_path, epoch)
 
@@ -492,6 +522,7 @@ class Trainer:
                 best["scores"][direction] = self.best[direction]["score"]
                 best["epochs"][direction] = self.best[direction]["epoch"]
         save_checkpoint(best, path)
+        self.run.saved(path)
         for direction in directions:
             log.info("new best %s %s %.3f at epoch %d -> %s", direction, self.evaluator.metric_name,
                      self.best[direction]["score"], epoch, path)
@@ -503,13 +534,18 @@ class Trainer:
             self._train()
         except KeyboardInterrupt as err:
             err.reported = True  # the entry point adds no bare "interrupted" line (util.errors.cli_entry)
-            if self.last_saved is not None:
-                saved = f"the last checkpoint saved is {self.last_saved[0]} (end of epoch {self.last_saved[1]})"
-            else:
-                saved = "no checkpoint of this run was saved yet"
-            if self.main:  # every process gets the Ctrl-C; one says it
-                log.warning("interrupted at iteration %d (%d images seen): %s; resume with: %s", self.iteration,
-                            self.images_seen, saved, resume_command(self.opt))
+            if self.main and self.last_saved is not None:  # every process gets the Ctrl-C; one says it
+                log.warning("interrupted at iteration %d (%d images seen): the last checkpoint saved is %s (end of "
+                            "epoch %d); resume with: %s", self.iteration, self.images_seen, self.last_saved[0],
+                            self.last_saved[1], resume_command(self.opt))
+            elif self.main and self.opt.continue_train:  # the checkpoint this run resumed is still there
+                log.warning("interrupted at iteration %d (%d images seen), before a new checkpoint was saved; resume "
+                            "with: %s", self.iteration, self.images_seen, resume_command(self.opt))
+            elif self.main:
+                # nothing of this run to resume (a --continue_train would find none, or an earlier run's)
+                log.warning("interrupted at iteration %d (%d images seen), before this run saved its first "
+                            "checkpoint: nothing to resume; run the same command again to start it over",
+                            self.iteration, self.images_seen)
             raise
 
     def _train(self):
