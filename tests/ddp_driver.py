@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 torch.set_num_threads(1)
 
-from conftest import script_module  # noqa: E402
+from tests.conftest import script_module  # noqa: E402
 from util import distributed  # noqa: E402
 from models.base_model import BaseModel  # noqa: E402
 from util.training import Trainer  # noqa: E402

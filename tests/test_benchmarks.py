@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, assert_user_error, run_script
+from tests.conftest import REPO, assert_user_error, run_script
 
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 import run_all  # noqa: E402

@@ -5,7 +5,7 @@ import torch
 
 import options
 import util.checkpoint
-from conftest import run_main, tiny_args
+from tests.conftest import run_main, tiny_args
 from models import create_model
 from util.checkpoint import VERSION, header, load_checkpoint, options_dict, read_checkpoint, save_checkpoint
 from util.errors import UserError

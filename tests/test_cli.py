@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from conftest import ALIGNED, UNALIGNED, assert_user_error, run_main, run_script, tiny_args
+from tests.conftest import ALIGNED, UNALIGNED, assert_user_error, run_main, run_script, tiny_args
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import options
-from conftest import REPO, randomise, run_main, tiny_args
+from tests.conftest import REPO, randomise, run_main, tiny_args
 from models import MODELS, create_model
 from models.layers import masks
 from models.mask_search import MaskSearch

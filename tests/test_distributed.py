@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, run_main, tiny_args
-from ddp_driver import capture_first_step
+from tests.conftest import REPO, run_main, tiny_args
+from tests.ddp_driver import capture_first_step
 from models import generator_from_state
 from models.base_model import BaseModel
 

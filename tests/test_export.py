@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from conftest import assert_user_error, randomise, run_main, run_script
+from tests.conftest import assert_user_error, randomise, run_main, run_script
 from models.layers import masks
 from models.pruning import prune_generator
 from models.families.mobile_resnet import MobileResnetGenerator

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import options
-from conftest import ALIGNED, UNALIGNED, run_main
+from tests.conftest import ALIGNED, UNALIGNED, run_main
 from models import MODELS, mask_losses
 from models.mask_search import MaskSearch, bound_at, candidate_macs, total_images, update_frequency
 from models.networks import init_weights

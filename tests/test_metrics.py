@@ -15,7 +15,7 @@ from pytorch_fid.fid_score import calculate_frechet_distance
 from torch import nn
 
 import options
-from conftest import assert_user_error, run_main, run_script
+from tests.conftest import assert_user_error, run_main, run_script
 from metrics import drn as drn_mod
 from metrics import fid, miou
 from metrics.evaluate import Evaluator, image_stem

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import options
-from conftest import REPO, UNALIGNED, assert_user_error, run_main, run_script
+from tests.conftest import REPO, UNALIGNED, assert_user_error, run_main, run_script
 from util.device import select_device
 from util.errors import UserError
 

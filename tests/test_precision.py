@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import options
-from conftest import run_main, tiny_args
+from tests.conftest import run_main, tiny_args
 from models import create_model
 from models.layers import masks
 from models.mask_search import MaskSearch

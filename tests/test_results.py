@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_main, tiny_args
+from tests.conftest import run_main, tiny_args
 
 
 def _image(path, seed, size=40):

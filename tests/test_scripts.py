@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from tests.conftest import REPO
 
 SCRIPTS = sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "scripts", "*", "*", "*.sh")))
 ARCHITECTURES = {"cyclegan": "cyclegan", "mobile_cyclegan": "mobilecyclegan", "pix2pix": "pix2pix",

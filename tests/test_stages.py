@@ -9,7 +9,7 @@ import torch
 
 import options
 import util.training
-from conftest import run_main, tiny_args
+from tests.conftest import run_main, tiny_args
 from models import create_model
 from models.distill import Distiller, Teacher
 from models.mask_search import MaskSearch

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import _detach_logging, hash_tree, run_main, tiny_args
+from tests.conftest import _detach_logging, hash_tree, run_main, tiny_args
 from models import create_model, load_generator
 from models.base_model import LRSchedule
 from models.families.resnet import ResnetGenerator
