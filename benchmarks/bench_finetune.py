@@ -19,9 +19,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import options  # noqa: E402
 from models import create_model  # noqa: E402
-from models.distill import Distiller  # noqa: E402
+from compress.distill import Distiller  # noqa: E402
+from pipeline.finetune import load_teacher  # noqa: E402
 from models.families.resnet import ResnetGenerator  # noqa: E402
-from util.checkpoint import header, save_checkpoint  # noqa: E402
+from pipeline.checkpoint import header, save_checkpoint  # noqa: E402
 
 SIZE = 64
 
@@ -77,7 +78,7 @@ def main():
             opt = parse_opt(tmp, "--ngf", "16", *extra)
             model = create_model(opt, torch.device("cpu"), gen_configs={"G_A": student, "G_B": dict(student)})
             if extra:
-                model.add_loss_term(Distiller(opt, model, torch.device("cpu")).loss)
+                model.add_loss_term(Distiller(opt, model, load_teacher(opt, torch.device("cpu"))).loss)
             rows.append((label, *time_iterations(model, args.iters, args.warmup)))
     print(f"CycleGAN fine-tuning iteration, student ngf 16, teacher ngf 64, {SIZE} px, batch 1, "
           f"{args.threads} threads, median of {args.iters} after {args.warmup} warm-up")

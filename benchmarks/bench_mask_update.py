@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from models import create_model  # noqa: E402
-from models.mask_search import MaskSearch, candidate_macs  # noqa: E402
+from compress.mask_search import MaskSearch, candidate_macs  # noqa: E402
 from models.families.resnet import ResnetGenerator  # noqa: E402
 from options import parse  # noqa: E402
 from util.flops import count_macs_params  # noqa: E402

@@ -1,5 +1,5 @@
 """Time a convolution with 3 output channels (the generators' 7x7 RGB head) as it is and as the ONNX
-export writes it (:class:`util.export.RowColumnConv2d`: a 1x7 and a grouped one-hot 7x1 convolution).
+export writes it (:class:`pipeline.export.RowColumnConv2d`: a 1x7 and a grouped one-hot 7x1 convolution).
 
     python benchmarks/bench_narrow_conv.py [--threads 2] [--runs 20] [--size 256] [--channels 18 64]
 
@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from util.export import onnx_session, split_narrow_convs  # noqa: E402
+from pipeline.export import onnx_session, split_narrow_convs  # noqa: E402
 
 
 def median_ms(run, runs):

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 from models.layers import masks  # noqa: E402
-from models.pruning import prune_generator  # noqa: E402
+from compress.pruning import prune_generator  # noqa: E402
 from models.families.resnet import ResnetGenerator  # noqa: E402
 from util.flops import count_macs_params  # noqa: E402
 

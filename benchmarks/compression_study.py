@@ -52,13 +52,15 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from data import create_dataset  # noqa: E402
-from models import MODELS, load_generator  # noqa: E402
+from models import MODELS  # noqa: E402
+from pipeline.checkpoint import load_generator  # noqa: E402
 from options import parse  # noqa: E402
-from util.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from util.errors import UserError, cli_entry  # noqa: E402
-from util.image import save_image, tensor2im  # noqa: E402
+from pipeline.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from util.errors import UserError  # noqa: E402
+from util.cli import cli_entry  # noqa: E402
+from report.image import save_image, tensor2im  # noqa: E402
 from util.logger import setup_logging  # noqa: E402
-from util.report import cpu_latency_ms, write_report  # noqa: E402
+from report.page import cpu_latency_ms, write_report  # noqa: E402
 
 log = logging.getLogger("dmad")
 
@@ -255,7 +257,7 @@ class Study:
             self.results[seed][name] = self.score(seed, name, results_dir)
 
     def teacher_macs(self, path):
-        from util.flops import count_macs_params
+        from util.flops import count_macs_params  # only when the teacher's MACs are counted
 
         net = load_generator(path)
         return count_macs_params(net, (1, self.spec["input_nc"], self.size, self.size))[0]

@@ -40,8 +40,11 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, HERE)
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# torch and the networks are imported inside the functions that run in a row's subprocess, so that the
+# parent process, which only starts the rows and prints the table, never loads them
 
-from util.errors import ArgumentParser, UserError, cli_entry  # noqa: E402
+from util.errors import ArgumentParser, UserError  # noqa: E402
+from util.cli import cli_entry  # noqa: E402
 from util.files import atomic_path, check_writable_file  # noqa: E402
 from util.flops import format_count  # noqa: E402
 
@@ -66,6 +69,7 @@ VARIANTS = {"fp32": [], "amp": ["--amp"], "amp+channels_last": ["--amp", "--chan
 # ------------------------------------------------------------------------------ rows (child process)
 
 def _sync(device):
+    # here, not at the top: the parent process stays free of torch (each row's peak memory is its own)
     import torch
 
     if device.type == "cuda":
@@ -74,6 +78,7 @@ def _sync(device):
 
 def _peak_memory(device):
     """Peak bytes: CUDA allocator on a GPU, resident set size of this process on the CPU."""
+    # here, not at the top: the parent process stays free of torch (each row's peak memory is its own)
     import resource
 
     import torch
@@ -84,10 +89,11 @@ def _peak_memory(device):
 
 
 def _train_row(key, variant, device, args):
+    # here, not at the top: the parent process stays free of torch (each row's peak memory is its own)
     import torch
 
-    import options
-    from models import create_model
+    import options  # in the row's subprocess only (see the top)
+    from models import create_model  # in the row's subprocess only (see the top)
 
     label, extra = next((lab, opts) for k, lab, opts in TRAIN_ROWS if k == key)
     gpu = ["--gpu_ids", str(device.index or 0)] if device.type == "cuda" else ["--gpu_ids", "-1"]
@@ -98,20 +104,21 @@ def _train_row(key, variant, device, args):
         if key == "finetune256":
             from bench_finetune import make_teacher
             from bench_prune import search_like
-            from models.distill import Distiller
-            from models.pruning import prune_generator
+            from compress.distill import Distiller  # in the row's subprocess only (see the top)
+            from pipeline.finetune import load_teacher  # in the row's subprocess only (see the top)
+            from compress.pruning import prune_generator  # in the row's subprocess only (see the top)
 
             teacher = make_teacher(tmp)  # the weights do not depend on the image size
             student = prune_generator(search_like(64))[0].config()
             opt = options.parse("prune", argv + ["--pretrain_path", teacher])
             model = create_model(opt, device, gen_configs={"G_A": student, "G_B": dict(student)})
-            model.add_loss_term(Distiller(opt, model, device).loss)
+            model.add_loss_term(Distiller(opt, model, load_teacher(opt, device)).loss)
         else:
             opt = options.parse("train", argv)
             model = create_model(opt, device)
         search = None
         if opt.mask:
-            from models.mask_search import MaskSearch
+            from compress.mask_search import MaskSearch  # in the row's subprocess only (see the top)
 
             search = MaskSearch(opt, model, n_batches=1000)
             model.add_loss_term(search.loss_term)  # the mask losses, as train.py attaches them
@@ -126,7 +133,7 @@ def _train_row(key, variant, device, args):
 
         model.train()
         if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # as training does (util.training.Trainer.open)
+            torch.backends.cudnn.benchmark = True  # as training does (pipeline.trainer.Trainer.open)
             torch.cuda.reset_peak_memory_stats(device)
         times = []
         for i in range(args.warmup + args.iters):
@@ -145,6 +152,7 @@ def _train_row(key, variant, device, args):
 
 
 def _mask_update_row(device, args):
+    # here, not at the top: the parent process stays free of torch (each row's peak memory is its own)
     from bench_mask_update import build, time_schedule
 
     opt, model = build(64, 256)
@@ -154,9 +162,10 @@ def _mask_update_row(device, args):
 
 
 def _prune_row(device, args):
+    # here, not at the top: the parent process stays free of torch (each row's peak memory is its own)
     from bench_prune import search_like
 
-    from models.pruning import prune_generator
+    from compress.pruning import prune_generator  # in the row's subprocess only (see the top)
 
     net = search_like(64).to(device)
     prune_generator(net)
@@ -172,6 +181,7 @@ def _prune_row(device, args):
 
 
 def _eager_runner(net, x, device):
+    # here, not at the top: the parent process stays free of torch (each row's peak memory is its own)
     import torch
 
     net, x = net.to(device), x.to(device)
@@ -185,9 +195,10 @@ def _eager_runner(net, x, device):
 
 def _onnx_runner(net, x, threads, tmp, name):
     """A callable that runs ``net`` exported to ONNX in onnxruntime, or None without its CPU provider."""
+    # here, not at the top: the parent process stays free of torch (each row's peak memory is its own)
     import onnxruntime
 
-    from util.export import export_onnx, onnx_session
+    from pipeline.export import export_onnx, onnx_session  # in the row's subprocess only (see the top)
 
     if "CPUExecutionProvider" not in onnxruntime.get_available_providers():
         return None
@@ -225,15 +236,17 @@ def interleaved_latency(full, pruned, runs, pause=0.2):
 
 def _resnet9(**masks_like):
     """(the full ngf-64 ResNet-9, a search-like mask ResNet-9 at bound 0)"""
+    # here, not at the top: the parent process stays free of torch (each row's peak memory is its own)
     from bench_prune import search_like
-    from models.families.resnet import ResnetGenerator
+    from models.families.resnet import ResnetGenerator  # in the row's subprocess only (see the top)
 
     return ResnetGenerator(ngf=64).eval(), search_like(64, **masks_like)
 
 
 def _unet256(**masks_like):
     """(the full ngf-64 U-Net 256, a search-like mask U-Net 256 at bound 0)"""
-    from models.families.unet import UnetGenerator
+    # here, not at the top: the parent process stays free of torch (each row's peak memory is its own)
+    from models.families.unet import UnetGenerator  # in the row's subprocess only (see the top)
 
     return UnetGenerator(ngf=64, num_downs=8).eval(), unet_search_like(64, **masks_like)
 
@@ -251,12 +264,13 @@ LATENCY_ROWS = {
 
 
 def _latency_row(row, device, args):
+    # here, not at the top: the parent process stays free of torch (each row's peak memory is its own)
     import torch
 
-    from models.pruning import prune_generator
-    from util.errors import UserError
-    from util.export import check_size
-    from util.flops import count_macs_params
+    from compress.pruning import prune_generator  # in the row's subprocess only (see the top)
+    from util.errors import UserError  # in the row's subprocess only (see the top)
+    from pipeline.export import check_size  # in the row's subprocess only (see the top)
+    from util.flops import count_macs_params  # in the row's subprocess only (see the top)
 
     label, build, masks_like = LATENCY_ROWS[row]
     full, masked = build(**masks_like)
@@ -287,10 +301,11 @@ def _latency_row(row, device, args):
 def unet_search_like(ngf, seed=0, keep=0.35):
     """A mask U-Net-256 at bound 0 with about ``keep`` of each layer on (the pattern of bench_prune's
     ResNet: a search that ended near a third of the channels)."""
+    # here, not at the top: the parent process stays free of torch (each row's peak memory is its own)
     import torch
 
-    from models.layers import masks
-    from models.families.unet import UnetGenerator
+    from models.layers import masks  # in the row's subprocess only (see the top)
+    from models.families.unet import UnetGenerator  # in the row's subprocess only (see the top)
 
     g = torch.Generator().manual_seed(seed)
     net = UnetGenerator(ngf=ngf, num_downs=8, mask=True)
@@ -303,6 +318,7 @@ def unet_search_like(ngf, seed=0, keep=0.35):
 
 
 def run_row(spec, args):
+    # here, not at the top: the parent process stays free of torch (each row's peak memory is its own)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -448,6 +464,7 @@ def main():
     if args.row is not None:
         print(json.dumps(run_row(args.row, args)))
         return
+    # here, not at the top: the parent process stays free of torch (each row's peak memory is its own)
     import torch
 
     if args.device == "cuda" and not torch.cuda.is_available():

@@ -26,7 +26,8 @@ from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from metrics.miou import label_id_to_train_id  # noqa: E402
-from util.errors import ArgumentParser, UserError, cli_entry  # noqa: E402
+from util.errors import ArgumentParser, UserError  # noqa: E402
+from util.cli import cli_entry  # noqa: E402
 from util.logger import setup_logging  # noqa: E402
 
 log = logging.getLogger("dmad")

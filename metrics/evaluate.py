@@ -20,6 +20,7 @@ from metrics.fid import (INCEPTION_URL, default_inception_path, fake_to_unit, fe
 from models import MODELS
 from metrics.miou import NUM_CLASSES, fast_hist, find_label, mean_iou, read_label, read_table, segment_batch
 from util.errors import UserError
+from util.option_types import flag
 
 logger = logging.getLogger(__name__)
 
@@ -362,3 +363,20 @@ def build_evaluator(opt, device, optional=False):
     if opt.no_eval or opt.metric == "none":
         return None
     return Evaluator(opt, device, quiet=optional)
+
+
+def add_options(group):
+    """The options of the evaluation (FID, mIoU; docs/method.md §9), declared into the argparse
+    ``group`` options/ gives this owner."""
+    group.add_argument("--metric", type=str, default="auto", choices=METRICS,
+                       help="evaluation metric: fid, miou (Cityscapes), none, or auto (miou when the dataroot "
+                            "contains 'cityscapes', else fid). default: auto")
+    group.add_argument("--inception_path", type=str, default=None,
+                       help="FID Inception weights (pt_inception-2015-12-05-6726825d.pth). default: the torch hub "
+                            "checkpoint folder pytorch-fid uses")
+    group.add_argument("--drn_path", type=str, default="~/pretrain/drn-d-105_ms_cityscapes.pth",
+                       help="the path of drn model for mIoU computation. default: ~/pretrain/drn-d-105_ms_cityscapes.pth")
+    group.add_argument("--eval_freq", type=int, default=None,
+                       help="evaluate every this many epochs during training. default: --save_epoch_freq")
+    flag(group, "--no_eval", "switch evaluation during training off")
+    group.add_argument("--eval_batch_size", type=int, default=16, help="batch size of evaluation. default: 16")

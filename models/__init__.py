@@ -5,7 +5,6 @@ from models.mobile_cyclegan_model import MobileCycleGANModel
 from models.mobile_pix2pix_model import MobilePix2PixModel
 from models.pix2pix_model import Pix2PixModel
 from models.networks import load_strict
-from util.checkpoint import read_checkpoint
 from util.errors import UserError
 
 MODELS = {cls.name: cls for cls in (CycleGANModel, Pix2PixModel, MobileCycleGANModel, MobilePix2PixModel)}
@@ -31,10 +30,3 @@ def create_model(opt, device, gen_configs=None):
 def generator_from_state(config, state_dict, source):
     """Build a generator from its config and load ``state_dict`` strictly (UserError on mismatch)."""
     return load_strict(families.build(config, source), state_dict, f"{source}: the generator")
-
-
-def load_generator(path, direction="AtoB"):
-    """The generator of a checkpoint this project or the original code wrote, in eval mode, for
-    ``direction``: the net the model's per-direction table names (CycleGAN: ``G_A`` for AtoB and
-    ``G_B`` for BtoA; pix2pix: its single ``G``). UserError (one line) for a bad file."""
-    return read_checkpoint(path).generator(direction)

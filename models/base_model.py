@@ -141,6 +141,11 @@ class BaseModel:
 
     # ----------------------------------------------------------------- facts
     @classmethod
+    def add_options(cls, group):
+        """Declare the options of this model into the argparse ``group`` (upstream's
+        ``modify_commandline_options``); a subclass inherits its parent's. None by default."""
+
+    @classmethod
     def directions(cls, direction="AtoB"):
         """The per-direction table under ``--direction``: a tuple of :class:`Direction`, in
         ``generator_names`` order."""
@@ -255,7 +260,7 @@ class BaseModel:
         generator step after the forward pass; its values are summed into the generator loss (after
         the model's own losses, in the order the terms were attached) and logged under their names.
         The stages attach them: train.py the mask search's sparsity losses
-        (``MaskSearch.loss_term``), util/finetune.py the distillation losses (``Distiller.loss``)."""
+        (``MaskSearch.loss_term``), pipeline/finetune.py the distillation losses (``Distiller.loss``)."""
         if not callable(term):
             raise TypeError(f"a loss term is a callable returning {{name: scalar tensor}}, not {type(term).__name__}")
         self.loss_terms.append(term)

@@ -40,6 +40,18 @@ class CycleGANModel(BaseModel):
         return {"D_A": d, "D_B": dict(d, input_nc=opt.input_nc)}
 
     @classmethod
+    def add_options(cls, group):
+        """The CycleGAN losses' weights and the image pool (docs/method.md §8.3)."""
+        group.add_argument("--pool_size", type=int, default=100,
+                           help="the size of image buffer that stores previously generated images. default: 100")
+        group.add_argument("--lambda_A", type=float, default=10.0,
+                           help="weight for cycle loss (A -> B -> A). default: 10.0")
+        group.add_argument("--lambda_B", type=float, default=10.0,
+                           help="weight for cycle loss (B -> A -> B). default: 10.0")
+        group.add_argument("--lambda_identity", type=float, default=0.5,
+                           help="use identity mapping, weight relative to the cycle loss. default: 0.5")
+
+    @classmethod
     def check_options(cls, opt):
         # test.py computes no identity loss: its channel counts are checked against the checkpoint
         if opt.isTrain and opt.input_nc != opt.output_nc and opt.lambda_identity > 0:

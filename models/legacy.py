@@ -2,9 +2,9 @@
 
 The original names layers by their index in ``nn.Sequential`` containers (``model.11``,
 ``model.13.conv_block.8``, ``model.model.2.model.4.model.3``). Each generator family maps its own
-indices to this project's role names (``Generator.from_original`` in models/families/); this module
-holds the helpers they share, the PatchGAN discriminator's map, and turns a whole checkpoint into a
-native-like one ``{"model", "nets", "configs", ...}``.
+indices to this project's role names (``Generator.from_original`` in models/families/, with the
+helpers of models/families/layout.py); this module holds the PatchGAN discriminator's map and turns a
+whole checkpoint into a native-like one ``{"model", "nets", "configs", ...}``.
 
 Layouts understood (thop's ``total_ops``/``total_params`` entries and a DataParallel ``module.``
 prefix are dropped):
@@ -15,94 +15,14 @@ prefix are dropped):
   ``{G, D, [epoch], cfg: (filter_cfgs, channel_cfgs), fid}``.
 """
 import logging
-import numbers
 
-import torch
-
+from models import MODELS, families
+from models.discriminator import NLayerDiscriminator
+from models.families.layout import check_fits, clean, given, plain, rename
 from util.errors import UserError
 
 log = logging.getLogger("dmad")
 
-_THOP_KEYS = ("total_ops", "total_params")
-ORIGINAL_PLAIN_NGF = 64  # the original's plain ResNet ignored --ngf (§5.2)
-
-
-# ------------------------------------------------------------------------------------------ helpers
-
-def clean(sd, source):
-    """The state dict without thop counters and without a DataParallel ``module.`` prefix."""
-    if not isinstance(sd, dict) or not sd or not all(torch.is_tensor(v) for v in sd.values()):
-        raise UserError(f"{source} is not a state dict of tensors: not a checkpoint of the original DMAD code")
-    out = {}
-    for key, value in sd.items():
-        if key.rsplit(".", 1)[-1] in _THOP_KEYS:
-            continue
-        if key.endswith(".bound") and value.dim() == 0:
-            value = value.reshape(1)
-        out[key[len("module."):] if key.startswith("module.") else key] = value
-    return out
-
-
-def rename(sd, pairs, source):
-    """``sd`` with each original module path replaced by ours; ``pairs`` = [(ours, original)].
-    A key outside every pair means a layout this module does not know."""
-    ours_of = {orig: ours for ours, orig in pairs}
-    out = {}
-    for key, value in sd.items():
-        module, _, leaf = key.rpartition(".")
-        if module not in ours_of:
-            raise UserError(f"{source}: unexpected entry {key!r}; not a generator layout of the original DMAD "
-                            "code (CycleGAN ResNet or pix2pix U-Net, mask or plain)")
-        out[f"{ours_of[module]}.{leaf}"] = value
-    return out
-
-
-def require(state, key, source):
-    if key not in state:
-        raise UserError(f"{source}: no {key!r} entry; not a generator layout of the original DMAD code")
-    return state[key]
-
-
-def check_fits(cls, config, state, source):
-    """Build ``cls`` from ``config`` without weights and compare every tensor name and shape."""
-    args = {k: v for k, v in config.items() if k != "family"}
-    try:
-        with torch.device("meta"):
-            expected = {k: tuple(v.shape) for k, v in cls(**args).state_dict().items()}
-    except ValueError as err:
-        raise UserError(f"{source}: unsupported architecture ({err})") from None
-    got = {k: tuple(v.shape) for k, v in state.items()}
-    if expected != got:
-        diff = sorted(set(expected.items()) ^ set(got.items()))[:2]
-        raise UserError(f"{source}: the weights do not form a {cls.__name__} ({diff}); "
-                        "not a layout of the original DMAD code")
-
-
-def plain(value):
-    """Checkpoint metadata (fid, cfg, epoch) as JSON-able values."""
-    if torch.is_tensor(value):
-        return value.item() if value.numel() == 1 else value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    return value
-
-
-def given(cfg):
-    """Whether a stored cfg says anything: None and (None, None) do not."""
-    return cfg is not None and not (isinstance(cfg, (list, tuple)) and all(c is None for c in cfg))
-
-
-def has_masks(sd):
-    return any(k.endswith(".mask_weight") for k in sd)
-
-
-# ------------------------------------------------------------------------------------------ public
 
 def convert_generator_state(sd, cfg=None, source="generator"):
     """``(config, state_dict)`` of this project for a generator state dict of the original code.
@@ -112,16 +32,12 @@ def convert_generator_state(sd, cfg=None, source="generator"):
     tensor shapes; ``cfg`` is the original's stored cfg (which blocks a pruned ResNet kept).
     UserError for any other layout.
     """
-    from models import families  # the family modules import this one's helpers
-
     return families.from_original(clean(sd, source), cfg, source)
 
 
 def convert_discriminator_state(sd, source="discriminator"):
     """``(config, state_dict)`` for an original PatchGAN state dict (``model.0`` ... ``model.11``):
     convs at 0, 2, 5, 8 and the head at 3n + 2, norms right after convs 2, 5, 8 (§5.6)."""
-    from models.discriminator import NLayerDiscriminator
-
     sd = clean(sd, source)
     convs = sorted({int(k.split(".")[1]) for k, v in sd.items()
                     if k.startswith("model.") and k.endswith(".weight") and v.dim() == 4})
@@ -144,8 +60,6 @@ def load_model_state(state, path):
     "nets": {name: state_dict}, "configs": {name: config}, "epoch", "fid", "cfg": {name: cfg}}``."""
     if not isinstance(state, dict):
         raise UserError(f"{path} is neither a checkpoint of this project nor one of the original DMAD code")
-    from models import MODELS  # models import this module
-
     # the models whose generator nets the file holds, those with more generators first (G_A, G_B before G)
     fitting = sorted((cls for cls in MODELS.values() if all(name in state for name in cls.generator_names)),
                      key=lambda cls: -len(cls.generator_names))

@@ -23,6 +23,11 @@ class Pix2PixModel(BaseModel):
     visual_names = ("real_A", "fake_B", "real_B")
 
     @classmethod
+    def add_options(cls, group):
+        """The weight of pix2pix's L1 loss (docs/method.md §8.3)."""
+        group.add_argument("--lambda_L1", type=float, default=100.0, help="weight for L1 loss. default: 100.0")
+
+    @classmethod
     def directions(cls, direction="AtoB"):
         # one generator, translating the way --direction says; its early stop is --AtoB_macs_threshold
         return (Direction(direction, "G", "D", "real_A", "fake_B", "A", "AtoB_macs_threshold", "Early stop!!!"),)

@@ -22,7 +22,7 @@ from fractions import Fraction
 
 import torch
 
-# Loss roles of a mask (ConvSpec.role), read by models/mask_losses.py and models/mask_search.py:
+# Loss roles of a mask (ConvSpec.role), read by compress/mask_losses.py and compress/mask_search.py:
 #   "own":      --mask_loss_type, weight 1 (method.md §3.4 rule 4);
 #   "outer":    the "U" type (bound with --upconv_bound, uprelu with --upconv_relu), x --upconv_coeff
 #               with --upconv_bound unless --upconv_solo (§3.4 rule 3: first conv, down-conv 1, up-conv 1);

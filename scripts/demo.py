@@ -22,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from util.errors import quiet_start  # noqa: E402
+from util.cli import quiet_start  # noqa: E402
 
 quiet_start()  # before torch loads: a Ctrl-C meanwhile ends without a traceback
 
@@ -30,16 +30,18 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from data import create_dataloader, create_dataset  # noqa: E402
-from models import MODELS, load_generator  # noqa: E402
+from models import MODELS  # noqa: E402
+from pipeline.checkpoint import load_generator  # noqa: E402
 from options import parse  # noqa: E402
-from util.checkpoint import read_checkpoint  # noqa: E402
-from util.errors import ArgumentParser, UserError, cli_entry  # noqa: E402
+from pipeline.checkpoint import read_checkpoint  # noqa: E402
+from util.errors import ArgumentParser, UserError  # noqa: E402
+from util.cli import cli_entry  # noqa: E402
 from util.files import FolderLock  # noqa: E402
 from util.flops import format_count  # noqa: E402
-from util.image import save_image, tensor2im  # noqa: E402
+from report.image import save_image, tensor2im  # noqa: E402
 from util.logger import setup_logging  # noqa: E402
-from util.report import cpu_latency_ms, write_report  # noqa: E402
-from util.visualizer import mask_search_figure, plot_kept_channels  # noqa: E402
+from report.page import cpu_latency_ms, write_report  # noqa: E402
+from report.visualizer import mask_search_figure, plot_kept_channels  # noqa: E402
 
 log = logging.getLogger("dmad")
 

@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from util.errors import quiet_start  # noqa: E402
+from util.cli import quiet_start  # noqa: E402
 
 quiet_start()  # before torch loads: a Ctrl-C meanwhile ends without a traceback
 
@@ -21,11 +21,13 @@ from tqdm import tqdm  # noqa: E402
 
 import data  # noqa: E402
 import options  # noqa: E402
+from data.transforms import MODES as PREPROCESS  # noqa: E402
 from metrics.evaluate import SCRIPT_STATISTICS, statistics_record  # noqa: E402
 from metrics.fid import (default_inception_path, fake_to_unit, feature_statistics,  # noqa: E402
                          inception_features, load_inception, save_statistics)
 from util.device import select_device  # noqa: E402
-from util.errors import ArgumentParser, UserError, cli_entry  # noqa: E402
+from util.errors import ArgumentParser, UserError  # noqa: E402
+from util.cli import cli_entry  # noqa: E402
 from util.logger import setup_logging  # noqa: E402
 
 log = logging.getLogger("dmad")
@@ -41,7 +43,7 @@ def build_parser():
                                                    "default: val")
     p.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"),
                    help="AtoB takes the B images, BtoA the A images. default: AtoB")
-    p.add_argument("--preprocess", default="none", choices=options.PREPROCESS, help="default: none")
+    p.add_argument("--preprocess", default="none", choices=PREPROCESS, help="default: none")
     p.add_argument("--load_size", type=int, default=256, help="default: 256")
     p.add_argument("--crop_size", type=int, default=256, help="default: 256")
     p.add_argument("--input_nc", type=int, default=3, choices=(1, 3), help="channels of the A images. default: 3")

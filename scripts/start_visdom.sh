@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start a local visdom server for --display_id > 0 (training works without one; see util/visualizer.py).
+# Start a local visdom server for --display_id > 0 (training works without one; see report/visualizer.py).
 #
 #   bash scripts/start_visdom.sh                 # http://127.0.0.1:8097
 #   PORT=8098 bash scripts/start_visdom.sh       # then train with --display_port 8098

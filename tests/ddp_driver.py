@@ -20,7 +20,7 @@ torch.set_num_threads(1)
 from tests.conftest import script_module  # noqa: E402
 from util import distributed  # noqa: E402
 from models.base_model import BaseModel  # noqa: E402
-from util.training import Trainer  # noqa: E402
+from pipeline.trainer import Trainer  # noqa: E402
 
 
 def nets_state(model):

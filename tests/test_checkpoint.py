@@ -1,13 +1,13 @@
-"""Tests of the checkpoint schema in util/checkpoint.py: every writer states its kind, the one reader
+"""Tests of the checkpoint schema in pipeline/checkpoint.py: every writer states its kind, the one reader
 reads version 1 and 2 files, refuses newer or unknown ones, and test.py reads its checkpoint once."""
 import pytest
 import torch
 
 import options
-import util.checkpoint
+import pipeline.checkpoint
 from tests.conftest import run_main, tiny_args
 from models import create_model
-from util.checkpoint import VERSION, header, load_checkpoint, options_dict, read_checkpoint, save_checkpoint
+from pipeline.checkpoint import VERSION, header, load_checkpoint, options_dict, read_checkpoint, save_checkpoint
 from util.errors import UserError
 
 CPU = torch.device("cpu")
@@ -81,8 +81,8 @@ def test_runs_write_version_2_and_test_py_reads_once(tmp_path, monkeypatch):
     latest = load_checkpoint(str(tmp_path / "ckpt" / "once" / "checkpoints" / "latest.pth"))
     assert latest["kind"] == "training" and latest["version"] == VERSION
     reads = []
-    original = util.checkpoint.load_checkpoint
-    monkeypatch.setattr(util.checkpoint, "load_checkpoint",
+    original = pipeline.checkpoint.load_checkpoint
+    monkeypatch.setattr(pipeline.checkpoint, "load_checkpoint",
                         lambda path, *a, **k: reads.append(path) or original(path, *a, **k))
     argv = tiny_args(tmp_path / "ckpt", "once", "cyclegan") + ["--results_dir", str(tmp_path / "res")]
     assert run_main("test", argv) == 0
@@ -130,7 +130,7 @@ def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_earlier_file(tmp_pa
                 raise
             raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos")  # as torch's writer does
 
-    monkeypatch.setattr(util.checkpoint.torch, "save", full_disk)
+    monkeypatch.setattr(pipeline.checkpoint.torch, "save", full_disk)
     with pytest.raises(UserError, match=r"No space left on device\): free disk space .* --continue_train"):
         save_checkpoint({"epoch": 2}, str(path))
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["latest.pth"]
@@ -138,6 +138,6 @@ def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_earlier_file(tmp_pa
     def bug(state, handle):
         raise RuntimeError("not a disk problem")
 
-    monkeypatch.setattr(util.checkpoint.torch, "save", bug)
+    monkeypatch.setattr(pipeline.checkpoint.torch, "save", bug)
     with pytest.raises(RuntimeError, match="not a disk problem"):  # other failures are not disguised
         save_checkpoint({"epoch": 2}, str(path))

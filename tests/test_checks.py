@@ -12,7 +12,7 @@ from PIL import Image
 
 import options
 from tests.conftest import ALIGNED, UNALIGNED, assert_user_error, hash_tree, run_main, run_script, tiny_args
-from util.checkpoint import load_checkpoint, save_checkpoint
+from pipeline.checkpoint import load_checkpoint, save_checkpoint
 from util.errors import UserError
 
 

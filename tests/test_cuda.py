@@ -12,8 +12,8 @@ import options
 from tests.conftest import REPO, randomise, run_main, tiny_args
 from models import MODELS, create_model
 from models.layers import masks
-from models.mask_search import MaskSearch
-from models.pruning import prune_generator
+from compress.mask_search import MaskSearch
+from compress.pruning import prune_generator
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(),
@@ -105,7 +105,7 @@ def test_export_of_a_gpu_generator(tmp_path):
     """A generator living on the GPU exports; onnxruntime (CPU) and the TorchScript module on the GPU
     compute what it computes on the GPU."""
     from models.families.resnet import ResnetGenerator
-    from util.export import export_onnx, export_torchscript, onnx_session
+    from pipeline.export import export_onnx, export_torchscript, onnx_session
 
     masked = randomise(ResnetGenerator(ngf=8, n_blocks=6, mask=True), 0, bound=0.0)
     net = prune_generator(masked)[0].eval().to(GPU)

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from tests.conftest import REPO
-from util.checkpoint import load_checkpoint
+from pipeline.checkpoint import load_checkpoint
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]

@@ -1,5 +1,5 @@
-"""Tests of models/distill.py (attention maps and losses, the frozen teacher, role hooks on pruned
-students) and of the fine-tune stage that uses it, util/finetune.py, end to end (teacher from
+"""Tests of compress/distill.py (attention maps and losses, the frozen teacher, role hooks on pruned
+students) and of the fine-tune stage that uses it, pipeline/finetune.py, end to end (teacher from
 train.py, a hand-made pruned model)."""
 import logging
 import os
@@ -11,13 +11,15 @@ import torch
 
 import options
 import train
-from models import create_model, load_generator
-from models.distill import Distiller, attention_loss, attention_map, discriminator_distill_loss, load_teacher, resize_map
+from models import create_model
+from pipeline.checkpoint import load_generator
+from compress.distill import Distiller, attention_loss, attention_map, discriminator_distill_loss, resize_map
+from pipeline.finetune import load_teacher
 from models.families.resnet import ResnetGenerator
 from models.families.unet import UnetGenerator
-from util.checkpoint import FORMAT, VERSION, load_checkpoint, options_dict, save_checkpoint
+from pipeline.checkpoint import FORMAT, VERSION, load_checkpoint, options_dict, save_checkpoint
 from util.errors import UserError
-from util.finetune import finetune
+from pipeline.finetune import finetune
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOY = os.path.join(REPO, "datasets", "toy")
@@ -164,7 +166,7 @@ def test_loss_with_removed_blocks_has_matching_sizes(tmp_path):
     opt = student_opt("cyclegan", tmp_path, "--pretrain_path", teacher_file(tmp_path, "cyclegan"),
                       "--lambda_attention_distill", "100", "--lambda_discriminator_distill", "1e-4")
     model = student_model(opt, pruned_state(opt))
-    distiller = Distiller(opt, model, CPU)
+    distiller = Distiller(opt, model, load_teacher(opt, CPU))
     assert model.feature_names == {"G_A": ["down2", "blocks.2", "blocks.5", "blocks.8"],
                                    "G_B": ["down2", "blocks.2", "blocks.5", "blocks.8"]}
     model.set_input(batch())
@@ -182,7 +184,7 @@ def test_teacher_stays_frozen_and_in_eval_mode(tmp_path, model_name):
     opt = student_opt(model_name, tmp_path, "--pretrain_path", teacher_file(tmp_path, model_name),
                       "--lambda_attention_distill", "10", "--lambda_discriminator_distill", "1e-3")
     model = student_model(opt, pruned_state(opt))
-    distiller = Distiller(opt, model, CPU)
+    distiller = Distiller(opt, model, load_teacher(opt, CPU))
     model.add_loss_term(distiller.loss)  # as the fine-tune stage attaches it
     teacher = distiller.teacher
     before = {k: v.clone() for k, v in teacher.state_dict().items()}  # includes BN running stats
@@ -207,7 +209,7 @@ def test_gradient_reaches_student_through_teacher_d_map(tmp_path):
     opt = student_opt("cyclegan", tmp_path, "--pretrain_path", teacher_file(tmp_path, "cyclegan"),
                       "--lambda_attention_distill", "1", "--lambda_discriminator_distill", "0")
     model = student_model(opt, pruned_state(opt))
-    distiller = Distiller(opt, model, CPU)
+    distiller = Distiller(opt, model, load_teacher(opt, CPU))
     model.set_input(batch())
     model.forward()
     # with the student's own features cut off, only the D-map path of the target is left
@@ -276,10 +278,10 @@ def test_finetune_option_errors(tmp_path):
 
 
 def test_use_pretrain_d_takes_the_teacher_discriminators(tmp_path, monkeypatch):
-    import util.training
+    import pipeline.trainer
 
     seen = {}
-    monkeypatch.setattr(util.training.Trainer, "train", lambda self: seen.setdefault("model", self.model))
+    monkeypatch.setattr(pipeline.trainer.Trainer, "train", lambda self: seen.setdefault("model", self.model))
     path = teacher_file(tmp_path, "cyclegan", ndf=8)
     opt = student_opt("cyclegan", tmp_path, "--use_pretrain_d", "--pretrain_path", path)
     state = pruned_state(opt)

@@ -151,7 +151,8 @@ def test_resume_command_and_world_size_warning(tmp_path, monkeypatch, caplog):
     the per-process state is rank 0's; a damaged per-process record stops the resume."""
     import logging
 
-    from util import distributed, training
+    from pipeline import trainer as training
+    from util import distributed
 
     opt = type("Opt", (), {"script": "train", "argv": ["--name", "x", "--batch_size", "2"]})()
     assert training.resume_command(opt) == "python train.py --name x --batch_size 2 --continue_train"

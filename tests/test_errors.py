@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from util.errors import UserError, cli_entry, exit_on_user_error, launch_rank
+from util.errors import UserError
+from util.cli import cli_entry, exit_on_user_error, launch_rank
 
 
 @cli_entry

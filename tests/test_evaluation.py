@@ -7,11 +7,13 @@ import re
 import shutil
 
 import pytest
+
+import pipeline.train
 import torch
 
 from tests.conftest import UNALIGNED, run_main, tiny_args
 from tests.test_metrics import _random_inception
-from util.checkpoint import load_checkpoint
+from pipeline.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -217,14 +219,14 @@ def test_explicit_miou_without_drn_weights_is_refused_and_auto_skips(toy_root, t
 
     import options
     from metrics.evaluate import build_evaluator
-    from tests.conftest import ALIGNED, script_module
+    from tests.conftest import ALIGNED
     from util.errors import UserError
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/pretrain/drn-d-105_ms_cityscapes.pth
     argv = tiny_args(tmp_path / "exp", "miou", "pix2pix", direction="BtoA")
     argv[argv.index("--metric") + 1] = "miou"
     translated = []
-    monkeypatch.setattr(script_module("train").Trainer, "train", lambda self: translated.append(self))
+    monkeypatch.setattr(pipeline.train.Trainer, "train", lambda self: translated.append(self))
     assert run_main("train", argv) == 2
     assert not translated and not (tmp_path / "exp" / "miou").exists()
     with pytest.raises(UserError, match=r"--metric miou needs the DRN weights.*--drn_path"):
@@ -247,7 +249,6 @@ def test_explicit_fid_without_inception_weights_is_refused_and_auto_skips(tmp_pa
 
     import options
     from metrics.evaluate import build_evaluator
-    from tests.conftest import script_module
     from util.errors import UserError
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no pt_inception-*.pth in the hub cache
@@ -257,7 +258,7 @@ def test_explicit_fid_without_inception_weights_is_refused_and_auto_skips(tmp_pa
     else:
         argv += ["--metric", "fid"]
     trained = []
-    monkeypatch.setattr(script_module("train").Trainer, "train", lambda self: trained.append(self))
+    monkeypatch.setattr(pipeline.train.Trainer, "train", lambda self: trained.append(self))
     assert run_main("train", argv) == 2
     assert not trained and not (tmp_path / "exp" / "fid").exists()
     with pytest.raises(UserError, match=r"--metric fid needs the Inception weights.*--inception_path"):

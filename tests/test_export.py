@@ -10,12 +10,12 @@ import torch
 
 from tests.conftest import assert_user_error, randomise, run_main, run_script
 from models.layers import masks
-from models.pruning import prune_generator
+from compress.pruning import prune_generator
 from models.families.mobile_resnet import MobileResnetGenerator
 from models.families.resnet import ResnetGenerator
 from models.families.unet import UnetGenerator
-from util.checkpoint import FORMAT, VERSION, load_checkpoint, save_checkpoint
-from util.export import RowColumnConv2d, onnx_session, size_multiple, split_narrow_convs
+from pipeline.checkpoint import FORMAT, VERSION, load_checkpoint, save_checkpoint
+from pipeline.export import RowColumnConv2d, onnx_session, size_multiple, split_narrow_convs
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")

@@ -16,7 +16,7 @@ from models.mask import Mask
 from models.networks import build_generator, generator_config
 from models.structure import full_widths
 from tests.conftest import REPO
-from util.checkpoint import FORMAT, load_checkpoint, save_checkpoint
+from pipeline.checkpoint import FORMAT, load_checkpoint, save_checkpoint
 from util.errors import UserError
 
 

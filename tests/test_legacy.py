@@ -15,7 +15,7 @@ from models import legacy
 from models.discriminator import NLayerDiscriminator
 from models.families.resnet import ResnetGenerator
 from models.families.unet import UnetGenerator
-from util.checkpoint import load_checkpoint, read_checkpoint
+from pipeline.checkpoint import load_checkpoint, load_generator, read_checkpoint
 from tests.conftest import randomise
 from util.errors import UserError
 from util.flops import count_macs_params
@@ -159,7 +159,7 @@ def test_mask_resnet_round_trip(tmp_path, unmask):
     path = tmp_path / "model_1200.pth"
     original_cyclegan(path, g_a, g_b, to_original_mask_resnet, epoch=1200)
     for direction, ours in (("AtoB", g_a), ("BtoA", g_b)):
-        loaded = models.load_generator(str(path), direction)
+        loaded = load_generator(str(path), direction)
         config = loaded.config()
         assert config["mask"] and config["ngf"] == 8 and config["n_blocks"] == 9
         assert config["unmask_last_upconv"] is unmask and config["widths"] == ours.widths
@@ -182,7 +182,7 @@ def test_pruned_resnet_with_removed_blocks(tmp_path):
     original_cyclegan(path, g_a, g_b, to_original_plain_resnet, epoch=0, cfg=(resnet_cfg(g_a), resnet_cfg(g_b)))
     assert "model.16.conv_block.5.weight" in torch.load(str(path), weights_only=True)["G_A"]  # 7 blocks: 10..16
     for direction, ours in (("AtoB", g_a), ("BtoA", g_b)):
-        loaded = models.load_generator(str(path), direction)
+        loaded = load_generator(str(path), direction)
         assert loaded.config()["n_blocks"] == 9 and loaded.widths == ours.widths and not loaded.has_mask
         assert sorted(loaded.blocks.keys()) == sorted(ours.blocks.keys())  # block identities from the cfg
         same_function(ours, loaded, 32)
@@ -192,7 +192,7 @@ def test_pruned_resnet_with_removed_blocks(tmp_path):
     # without the cfg the 7 present blocks become blocks 0..6: the same function
     no_cfg = tmp_path / "no_cfg.pth"
     original_cyclegan(no_cfg, g_a, g_b, to_original_plain_resnet, cfg=(None, None))
-    loaded = models.load_generator(str(no_cfg), "AtoB")
+    loaded = load_generator(str(no_cfg), "AtoB")
     assert loaded.config()["n_blocks"] == 7
     same_function(g_a, loaded, 32)
     assert legacy.load_model_state(torch.load(str(no_cfg), weights_only=True), "x")["stage"] == "train"
@@ -203,7 +203,7 @@ def test_pruned_resnet_with_removed_blocks(tmp_path):
     wrong[3 + 2 * 1] = 4  # claims block 1 was kept
     original_cyclegan(bad, g_a, g_b, to_original_plain_resnet, cfg=(wrong, resnet_cfg(g_b)))
     with pytest.raises(UserError, match="bad.pth"):
-        models.load_generator(str(bad), "AtoB")
+        load_generator(str(bad), "AtoB")
 
 
 def test_legacy_mask_resnet_ngf64_counts():
@@ -226,7 +226,7 @@ def test_mask_unet256_round_trip(tmp_path):
     g = randomise(UnetGenerator(ngf=8, num_downs=8, mask=True), 5, bound=0.0)
     path = tmp_path / "model_800.pth"
     d = original_pix2pix(path, g, to_original_unet, epoch=800)
-    loaded = models.load_generator(str(path), "AtoB")
+    loaded = load_generator(str(path), "AtoB")
     config = loaded.config()
     assert config["mask"] and config["num_downs"] == 8 and config["ngf"] == 8 and config["widths"] == g.widths
     same_function(g, loaded, 256)
@@ -245,7 +245,7 @@ def test_pruned_unet_with_cfgs(tmp_path):
     g = randomise(UnetGenerator(ngf=8, num_downs=8, widths=widths), 6)
     path = tmp_path / "model_0.pth"
     original_pix2pix(path, g, to_original_unet, epoch=0, cfg=unet_cfgs(g))
-    loaded = models.load_generator(str(path), "BtoA")
+    loaded = load_generator(str(path), "BtoA")
     assert loaded.widths == widths and not loaded.has_mask
     same_function(g, loaded, 256)
     assert legacy.load_model_state(torch.load(str(path), weights_only=True), "x")["stage"] == "pruned"
@@ -257,10 +257,10 @@ def test_unknown_layouts_name_the_file(tmp_path):
     path = tmp_path / "strange.pth"
     torch.save({"G_A": {"encoder.weight": torch.zeros(2)}, "G_B": {"encoder.weight": torch.zeros(2)}}, str(path))
     with pytest.raises(UserError, match="strange.pth"):
-        models.load_generator(str(path), "AtoB")
+        load_generator(str(path), "AtoB")
     torch.save({"netG": {"model.1.weight": torch.zeros(2)}}, str(path))
     with pytest.raises(UserError, match="strange.pth.*unknown checkpoint layout"):
-        models.load_generator(str(path), "AtoB")
+        load_generator(str(path), "AtoB")
     sd = to_original_mask_resnet(ResnetGenerator(ngf=4, mask=True))
     sd["model.5.weight"] = sd["model.5.weight"][:, :2]  # widths that do not chain
     with pytest.raises(UserError, match="do not form a ResnetGenerator"):
@@ -282,8 +282,8 @@ def test_prune_py_on_an_original_search_checkpoint(tmp_path):
     out = tmp_path / "exp" / "legacy" / "checkpoints" / "model_0.pth"
     pruned = load_checkpoint(str(out))
     assert pruned["stage"] == "pruned" and pruned["configs"]["G_A"]["widths"]["blocks.5"] == 0
-    same_function(g_a, models.load_generator(str(out), "AtoB"), 32, atol=1e-5)
-    same_function(g_b, models.load_generator(str(out), "BtoA"), 32, atol=1e-5)
+    same_function(g_a, load_generator(str(out), "AtoB"), 32, atol=1e-5)
+    same_function(g_b, load_generator(str(out), "BtoA"), 32, atol=1e-5)
     log_text = (tmp_path / "exp" / "legacy" / "logger.log").read_text()
     assert "After Training. AtoB score: 61.50\tBtoA score: 139.30" in log_text
 

@@ -1,11 +1,11 @@
-"""Tests of models/mask_losses.py: the per-mask loss types, the block loss and its coefficients, the
+"""Tests of compress/mask_losses.py: the per-mask loss types, the block loss and its coefficients, the
 U-Net layer multipliers, the group lasso, and the loss rule of each mask read off the structure."""
 import math
 
 import pytest
 import torch
 
-from models import mask_losses
+from compress import mask_losses
 from tests.test_mask_search import make_opt, num, resnet, unet
 
 

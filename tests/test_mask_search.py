@@ -1,4 +1,4 @@
-"""Tests of models/mask_search.py: schedule, the search's losses and coefficients, folding, early stop,
+"""Tests of compress/mask_search.py: schedule, the search's losses and coefficients, folding, early stop,
 the sparsity report, checkpointed state, and short toy searches through train.py (the loss functions
 and rules themselves: tests/test_mask_losses.py)."""
 import io
@@ -11,15 +11,16 @@ from torch import nn
 
 import options
 from tests.conftest import ALIGNED, UNALIGNED, run_main
-from models import MODELS, mask_losses
-from models.mask_search import MaskSearch, bound_at, candidate_macs, total_images, update_frequency
+from compress import mask_losses
+from models import MODELS
+from compress.mask_search import MaskSearch, bound_at, candidate_macs, total_images, update_frequency
 from models.networks import init_weights
 from models.families.resnet import ResnetGenerator
 from models.families.unet import UnetGenerator
-from util.checkpoint import load_checkpoint
+from pipeline.checkpoint import load_checkpoint
 from util.errors import UserError
 from util.flops import count_macs_params
-from util.training import Trainer
+from pipeline.trainer import Trainer
 
 
 def num(t):

@@ -4,11 +4,12 @@ import pytest
 import torch
 from torch import nn
 
-from models import legacy, load_generator
+from models import legacy
+from pipeline.checkpoint import load_generator
 from models.layers import masks
 from models.families.mobile_resnet import MobileResnetGenerator
 from models.networks import init_weights
-from models.pruning import original_cfg, prune_generator
+from compress.pruning import original_cfg, prune_generator
 from models.structure import full_widths
 from tests.conftest import randomise
 from util.flops import count_macs_params
@@ -74,7 +75,7 @@ def test_pruned_equals_masked_with_a_removed_block_and_a_pruned_stream_channel()
 def test_fold_into_the_depthwise_filters_keeps_the_function():
     """A bound update raises the channels in (b_new, b_old] to scale 1; their old scale goes into the
     depthwise filters of the separable conv that reads them, exactly (up to float rounding)."""
-    from models.mask_search import fold_raised
+    from compress.mask_search import fold_raised
 
     net = mobile(ngf=8, seed=2, bound=0.5)
     structure = net.structure()
@@ -264,7 +265,7 @@ def test_mask_loss_rules_of_method_3_4(down1_role, upconv_bound):
     "U" rule, the last up-conv gets bound x coeff, the stream masks the block loss."""
     from types import SimpleNamespace
 
-    from models.mask_losses import loss_types
+    from compress.mask_losses import loss_types
 
     opt = SimpleNamespace(mask_loss_type="relu", upconv_bound=upconv_bound, upconv_relu=False, upconv_solo=False,
                           upconv_coeff=200.0, lambda_update_coeff=5.0)

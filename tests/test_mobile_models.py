@@ -8,9 +8,9 @@ import torch
 
 import options
 from models import create_model
-from models import distill
-from models.distill import Distiller, Teacher, attention_map
-from models.mask_losses import loss_types
+from compress import distill
+from compress.distill import Distiller, Teacher, attention_map
+from compress.mask_losses import loss_types
 from tests.conftest import ALIGNED, UNALIGNED
 
 CPU = torch.device("cpu")
@@ -60,7 +60,7 @@ def test_attention_target_weights(model, beta, monkeypatch):
     student = create_model(opt, CPU)
     teacher_model = create_model(opt, CPU)
     teacher = Teacher(dict(teacher_model.nets), dict(teacher_model.configs), "teacher")
-    distiller = Distiller(opt, student, CPU, teacher=teacher)
+    distiller = Distiller(opt, student, teacher)
     student.add_loss_term(distiller.loss)
     x = torch.randn(1, 3, 32, 32)
     student.set_input({"A": x, "B": x, "A_paths": ["a"], "B_paths": ["b"]})

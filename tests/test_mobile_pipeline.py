@@ -11,7 +11,7 @@ import torch
 
 from tests.conftest import ALIGNED, UNALIGNED, run_main
 from tests.test_metrics import _random_inception
-from util.checkpoint import load_checkpoint
+from pipeline.checkpoint import load_checkpoint
 
 DATA = {"mobilecyclegan": UNALIGNED, "mobilepix2pix": ALIGNED}
 SEARCH = {"mobilecyclegan": ["--mask_weight_decay", "0.002", "--lambda_update_coeff", "5", "--upconv_bound",

@@ -9,7 +9,7 @@ import torch
 
 import options
 from models import MODELS, create_model, generator_name
-from util.checkpoint import Checkpoint
+from pipeline.checkpoint import Checkpoint
 from util.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

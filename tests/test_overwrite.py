@@ -38,7 +38,7 @@ def test_overwrite_keeps_the_earlier_run_when_a_late_image_is_truncated(toy_root
 def test_overwrite_removes_the_earlier_checkpoints_only_after_the_first_new_one(toy_root, tmp_path, monkeypatch):
     """Seen from inside the first save: the earlier run's files are all still there when the new
     latest.pth is written, and the ones not replaced are gone right after."""
-    from util import training
+    from pipeline import trainer as training
 
     assert run_main("train", tiny_args(tmp_path, "run", n_epochs=3)) == 0
     old = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
@@ -129,7 +129,7 @@ def test_train_load_path_without_continue_train_is_one_line(toy_root, tmp_path, 
 
 
 def test_ctrl_c_before_the_first_checkpoint_prints_no_resume_command(toy_root, tmp_path, monkeypatch, caplog):
-    from util.training import Trainer
+    from pipeline.trainer import Trainer
 
     def interrupted(self, epoch):
         raise KeyboardInterrupt

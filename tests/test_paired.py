@@ -54,7 +54,7 @@ def test_test_py_reports_fidelity_on_aligned_data_only(tmp_path, toy_root):
     """pix2pix on aligned data: metrics.json holds L1/PSNR/SSIM of the outputs against the B halves,
     the same numbers as recomputed from the generator; unaligned data has no ground truth."""
     from data import create_dataset
-    from models import load_generator
+    from pipeline.checkpoint import load_generator
     from options import parse
 
     args = tiny_args(tmp_path / "exp", "p2p", "pix2pix")

@@ -7,7 +7,7 @@ import options
 from tests.conftest import run_main, tiny_args
 from models import create_model
 from models.layers import masks
-from models.mask_search import MaskSearch
+from compress.mask_search import MaskSearch
 
 CPU = torch.device("cpu")
 

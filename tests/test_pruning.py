@@ -1,4 +1,4 @@
-"""Tests of models/pruning.py and prune.py: the pruned generator equals the masked one at bound 0."""
+"""Tests of compress/pruning.py and prune.py: the pruned generator equals the masked one at bound 0."""
 import subprocess
 import sys
 from pathlib import Path
@@ -7,16 +7,17 @@ import pytest
 import torch
 
 import models
+import pipeline.prune
 import prune
 from models.discriminator import NLayerDiscriminator
 from models.layers import masks
 from models.networks import build_generator
-from models.pruning import format_prune_table, original_cfg, prune_generator
+from compress.pruning import format_prune_table, original_cfg, prune_generator
 from util.flops import format_count
 from models.families.resnet import ResnetGenerator
 from models.structure import full_widths
 from models.families.unet import UnetGenerator
-from util.checkpoint import FORMAT, VERSION, is_native, load_checkpoint, save_checkpoint
+from pipeline.checkpoint import FORMAT, VERSION, is_native, load_checkpoint, save_checkpoint
 from tests.conftest import hash_tree, randomise, run_main
 from util.errors import UserError
 
@@ -247,7 +248,7 @@ def test_format_prune_table_has_the_original_log_lines():
 # ------------------------------------------------------------------------------------------ prune.py
 
 def search_checkpoint(path, model="cyclegan", mask=True, seed=0, n_blocks=9, options=None):
-    """A native search checkpoint as util/training.py writes it (nets + configs); ``mask=False``: a
+    """A native search checkpoint as pipeline/trainer.py writes it (nets + configs); ``mask=False``: a
     plain one, such as a teacher. ``options``: stored options added to the default ones."""
     torch.manual_seed(seed)
     if model == "cyclegan":
@@ -360,7 +361,7 @@ def test_a_teacher_that_does_not_fit_stops_prune_py_before_it_writes(tmp_path, c
 
 def test_prune_py_pix2pix_and_finetune_hook(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(prune, "finetune",
+    monkeypatch.setattr(pipeline.prune, "finetune",
                         lambda opt, state, device, prepared=None, evaluator=None, run=None: calls.append((opt, state, device)))
     ckpt = tmp_path / "search.pth"
     gens, _ = search_checkpoint(ckpt, model="pix2pix")

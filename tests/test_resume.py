@@ -87,7 +87,7 @@ def _resume_search(searches, name, monkeypatch, *extra):
     """Resume a copy of the first search with the options ``extra``; the epochs are not run."""
     import shutil
 
-    from util.training import Trainer
+    from pipeline.trainer import Trainer
 
     shutil.copytree(searches["root"] / "s1", searches["root"] / name)
     monkeypatch.setattr(Trainer, "_train", lambda self: None)

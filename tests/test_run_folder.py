@@ -109,7 +109,7 @@ def test_a_second_run_on_a_busy_folder_stops_and_a_killed_ones_lock_does_not_blo
 
 
 def test_partial_files_are_removed_and_ctrl_c_says_how_to_resume(toy_root, tmp_path, capsys, monkeypatch):
-    from util.training import Trainer
+    from pipeline.trainer import Trainer
 
     argv = tiny_args(tmp_path, "stop", n_epochs=3)
     real_epoch = Trainer.train_epoch
@@ -138,8 +138,8 @@ def test_partial_files_are_removed_and_ctrl_c_says_how_to_resume(toy_root, tmp_p
 
 
 def test_checkpoints_get_the_permissions_of_the_umask(tmp_path):
-    from util.checkpoint import save_checkpoint
-    from util.image import save_image
+    from pipeline.checkpoint import save_checkpoint
+    from report.image import save_image
 
     old = os.umask(0o027)
     try:

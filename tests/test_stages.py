@@ -1,6 +1,6 @@
-"""Tests of the stages' wiring: train.py (training and the mask search) and util/finetune.py (prune.py
+"""Tests of the stages' wiring: train.py (training and the mask search) and pipeline/finetune.py (prune.py
 --finetune) attach the mask and distillation losses to the model themselves, seed through
-util/seed.py, and resume through the one util.training.resume_state."""
+util/seed.py, and resume through the one pipeline.trainer.resume_state."""
 import random
 
 import numpy as np
@@ -8,16 +8,17 @@ import pytest
 import torch
 
 import options
-import util.training
+import pipeline.trainer
 from tests.conftest import run_main, tiny_args
 from models import create_model
-from models.distill import Distiller, Teacher
-from models.mask_search import MaskSearch
-from util.checkpoint import FORMAT, VERSION, options_dict, save_checkpoint
+from compress.distill import Distiller, Teacher
+from compress.mask_search import MaskSearch
+from pipeline.checkpoint import FORMAT, VERSION, options_dict, save_checkpoint
 from util.errors import UserError
-from util.finetune import finetune
+from pipeline.finetune import finetune
 from util.seed import rng_state, seed_everything, set_rng_state
-from util.training import Run, resume_state
+from pipeline.checkpoint import resume_state
+from pipeline.run import Run
 
 CPU = torch.device("cpu")
 
@@ -40,7 +41,7 @@ def extra_losses_after_a_step(model):
 def trained_model(monkeypatch):
     """Runs a stage up to its training loop and returns the Trainer it built (the loop itself is skipped)."""
     seen = {}
-    monkeypatch.setattr(util.training.Trainer, "train", lambda self: seen.setdefault("trainer", self))
+    monkeypatch.setattr(pipeline.trainer.Trainer, "train", lambda self: seen.setdefault("trainer", self))
     return seen
 
 
@@ -93,7 +94,7 @@ def test_finetune_stage_attaches_the_distillation_losses(tmp_path, toy_root, tra
 
     student = create_model(opt, CPU, gen_configs={k: v for k, v in state["configs"].items() if k.startswith("G")})
     teacher_model = create_model(opt, CPU)
-    Distiller(opt, student, CPU, teacher=Teacher(dict(teacher_model.nets), dict(teacher_model.configs), "t"))
+    Distiller(opt, student, Teacher(dict(teacher_model.nets), dict(teacher_model.configs), "t"))
     assert student.loss_terms == []  # built alone, the distiller adds nothing to the generator loss
     assert extra_losses_after_a_step(student) == set()
 

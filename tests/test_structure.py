@@ -11,8 +11,8 @@ from models.families import Generator
 from models.families.resnet import ResnetGenerator
 from models.families.unet import UnetGenerator
 from models.layers import ConvUnit, instance_norm, masks
-from models.mask_search import fold_raised
-from models.pruning import prune_generator
+from compress.mask_search import fold_raised
+from compress.pruning import prune_generator
 from models.structure import ChannelSet, ChannelStructure, ConvSpec, full_widths, resolve_widths
 from tests.conftest import randomise
 from util.flops import count_macs_params

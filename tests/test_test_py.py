@@ -3,14 +3,16 @@ about a mask search that has not settled."""
 import json
 
 import pytest
+
+import pipeline.test
 import torch
 from PIL import Image
 
-import test as test_script
+
 from models.layers import masks
-from models.pruning import prune_generator
-from tests.conftest import run_main, script_module, tiny_args
-from util.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from compress.pruning import prune_generator
+from tests.conftest import run_main, tiny_args
+from pipeline.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from util.flops import count_macs_params
 
 
@@ -54,7 +56,7 @@ def test_sizes_come_from_the_checkpoint_and_the_macs_name_them(search, tmp_path,
     ckpt = _with_bound(search, tmp_path / "settled.pth", 0.0)
     report, out, page = _test(tmp_path, ckpt, capsys)
     assert report["macs_image_size"] == [32, 32]
-    net = test_script.read_checkpoint(str(ckpt)).generator("AtoB")
+    net = pipeline.test.read_checkpoint(str(ckpt)).generator("AtoB")
     slim = prune_generator(net)[0]  # a settled search is counted as the generator pruning makes of it
     macs = {name: count_macs_params(g, (1, 3, 32, 32))[0] for name, g in (("slim", slim), ("full", net))}
     assert report["macs"]["AtoB"] == macs["slim"] < macs["full"]
@@ -77,7 +79,7 @@ def test_fit_sizes(tmp_path, caplog):
         opt = options.parse("test", ["--dataroot", str(tmp_path), "--model", "cyclegan", *argv])
         record = Checkpoint(path="x.pth", kind="training", model="cyclegan", stage="train", version=2, epoch=1,
                             options=stored, nets={}, configs={}, metric=None, state={})
-        test_script.fit_sizes(opt, record)
+        pipeline.test.fit_sizes(opt, record)
         return opt.load_size, opt.crop_size
 
     assert fitted({}) == (286, 256)  # no stored options (the original code's files): the defaults
@@ -98,14 +100,14 @@ def test_unsettled_masks_are_tested_with_one_warning(search, tmp_path, capsys):
     report, out, _ = _test(tmp_path, ckpt, capsys)
     warnings = [line for line in out.splitlines() if "have not settled" in line]
     assert len(warnings) == 1 and "bound 0.5 > 0" in warnings[0] and "prune" in warnings[0]
-    net = test_script.read_checkpoint(str(ckpt)).generator("AtoB")
+    net = pipeline.test.read_checkpoint(str(ckpt)).generator("AtoB")
     assert {float(m.bound) for m in masks(net).values()} == {0.5}
     assert report["macs"]["AtoB"] == count_macs_params(net, (1, 3, 32, 32))[0]  # the full architecture
 
 
 def test_metrics_json_is_strict_json():
     report = {"fid": {"AtoB": float("nan"), "BtoA": 3.5}, "macs": {"AtoB": 10}, "l1": [float("inf"), 0.25]}
-    assert json.loads(json.dumps(test_script.finite_or_null(report), allow_nan=False)) == {
+    assert json.loads(json.dumps(pipeline.test.finite_or_null(report), allow_nan=False)) == {
         "fid": {"AtoB": None, "BtoA": 3.5}, "macs": {"AtoB": 10}, "l1": [None, 0.25]}
 
 
@@ -114,7 +116,7 @@ def test_a_results_folder_that_cannot_be_made_is_one_line(search, tmp_path, caps
         raise FileNotFoundError(2, "No such file or directory", folder)
 
     # e.g. --results_dir under /proc, which passes os.access for root
-    monkeypatch.setattr(script_module("test"), "HTML", refuse)
+    monkeypatch.setattr(pipeline.test, "HTML", refuse)
     argv = _without_sizes(tiny_args(tmp_path, "t", mask=True)) + ["--load_path", str(search), "--results_dir",
                                                                    str(tmp_path / "res")]
     assert run_main("test", argv) == 2
@@ -146,7 +148,7 @@ def test_a_rerun_replaces_the_results_and_a_failed_one_keeps_them(search, tmp_pa
     assert os.listdir(page.parent) == [page.name]  # no temporary folder left
 
     # a run interrupted half-way leaves the previous results as they were
-    module = script_module("test")
+    module = pipeline.test
     real_save, calls = module.save_images, []
 
     def failing(error):

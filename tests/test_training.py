@@ -1,4 +1,4 @@
-"""The training loop (train.py, util/training.py), checkpoints, resuming and test.py, on tiny toy runs
+"""The training loop (train.py, pipeline/trainer.py), checkpoints, resuming and test.py, on tiny toy runs
 (32 px, ngf/ndf 8, 4 images, CPU), run in-process."""
 import json
 import logging
@@ -12,11 +12,12 @@ import torch
 from PIL import Image
 
 from tests.conftest import _detach_logging, hash_tree, run_main, tiny_args
-from models import create_model, load_generator
+from models import create_model
+from pipeline.checkpoint import load_generator
 from models.base_model import LRSchedule
 from models.families.resnet import ResnetGenerator
 from models.families.unet import UnetGenerator
-from util.checkpoint import load_checkpoint, save_checkpoint
+from pipeline.checkpoint import load_checkpoint, save_checkpoint
 from util.flops import count_macs_params, format_count
 from util.errors import UserError
 from util.logger import detail_logger, setup_logging
@@ -374,11 +375,10 @@ def test_cyclegan_with_different_channel_counts_trains_and_tests(toy_root, tmp_p
     """--input_nc 1 --output_nc 3: G_B maps 3 channels back to 1 and D_B judges 1-channel images."""
     argv = tiny_args(tmp_path, "gray", input_nc=1, lambda_identity=0)
     assert run_main("train", argv) == 0
-    import models
 
     ckpt = str(tmp_path / "gray" / "checkpoints" / "latest.pth")
-    assert models.load_generator(ckpt, "AtoB")(torch.zeros(1, 1, 32, 32)).shape == (1, 3, 32, 32)
-    assert models.load_generator(ckpt, "BtoA")(torch.zeros(1, 3, 32, 32)).shape == (1, 1, 32, 32)
+    assert load_generator(ckpt, "AtoB")(torch.zeros(1, 1, 32, 32)).shape == (1, 3, 32, 32)
+    assert load_generator(ckpt, "BtoA")(torch.zeros(1, 3, 32, 32)).shape == (1, 1, 32, 32)
     assert run_main("test", argv + ["--results_dir", str(tmp_path / "res")]) == 0
 
 
@@ -458,7 +458,7 @@ def test_prune_takes_sizes_and_ndf_from_the_search(toy_root, tmp_path, capsys):
 
 
 def test_the_resume_command_names_the_script_as_it_was_started(monkeypatch):
-    from util import training
+    from pipeline import trainer as training
 
     opt = types.SimpleNamespace(script="train", argv=["--dataroot", "my data", "--name", "x"])
     monkeypatch.setattr("sys.argv", ["../dmad/train.py"])  # started from another folder

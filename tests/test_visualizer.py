@@ -1,4 +1,4 @@
-"""Tests of util/visualizer.py, util/html.py and util/image.py, including a real local visdom server."""
+"""Tests of report/visualizer.py, report/html.py and report/image.py, including a real local visdom server."""
 import json
 import logging
 import os
@@ -17,9 +17,9 @@ import pytest
 import torch
 from PIL import Image
 
-from util import html
-from util.image import save_image, tensor2im
-from util.visualizer import Visualizer, mask_search_figure, plot_kept_channels, save_images
+from report import html
+from report.image import save_image, tensor2im
+from report.visualizer import Visualizer, mask_search_figure, plot_kept_channels, save_images
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_START_TIMEOUT_S = 30

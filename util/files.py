@@ -13,6 +13,8 @@ import os
 import shutil
 import tempfile
 
+from util.errors import UserError
+
 try:
     import fcntl
 except ImportError:  # not POSIX: runs are not locked
@@ -59,7 +61,6 @@ def atomic_path(path, fsync=False):
     (PIL) write the right one. ``fsync``: flush the written file to the disk before the rename, so
     that a power loss right after leaves the old file or the whole new one (checkpoints).
     UserError when nothing can be written there."""
-    from util.errors import UserError
 
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -92,7 +93,6 @@ def atomic_folder(path, fix="choose a folder you may write to"):
     there is removed, so no file of an earlier run survives next to the new ones); when it fails or
     is interrupted the folder is removed and ``path`` is left as it was. UserError, ending with
     ``fix``, when the folder cannot be made."""
-    from util.errors import UserError
 
     path = os.path.abspath(os.fspath(path))
     parent, name = os.path.split(path)
@@ -253,7 +253,6 @@ def check_writable_folder(path, option):
 
     ``option`` names the command-line option the path came from, for the message. Nothing is created.
     """
-    from util.errors import UserError
 
     path = os.path.abspath(os.path.expanduser(path))
     probe = path
@@ -272,7 +271,6 @@ def check_writable_folder(path, option):
 def check_writable_file(path, option):
     """UserError unless ``path`` can be written as a file: it is not a folder and its folder is, or
     can be created as, one this process may write (:func:`check_writable_folder`). Nothing is created."""
-    from util.errors import UserError
 
     if os.path.isdir(path):
         raise UserError(f"{option} {path} is a folder: give a file name")

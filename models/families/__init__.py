@@ -15,7 +15,7 @@ on a family name:
   and writes one set), its mask, norm, removable unit, the loss role of the mask and where a mask scale
   folds. The mask losses, the search, the folding, the pruning, its report and the MACs estimate read
   only this. The search state follows from it too: per-channel coefficients for every channel group,
-  per-layer multipliers for the masks of role ``"balanced"`` (models/mask_search.py);
+  per-layer multipliers for the masks of role ``"balanced"`` (compress/mask_search.py);
 * distillation: ``forward_features(x, roles)`` and the roles hooked by default (``distill_roles``);
 * the original code's checkpoints: ``is_original(state_dict)``, ``from_original(state_dict, cfg,
   source)`` -> ``(config, state_dict)`` and back, ``net.to_original()``; both directions read one
@@ -25,85 +25,14 @@ Steps to add a family: write ``models/families/<name>.py`` with the subclass (se
 ``FAMILIES`` below, and add its structure to tests/test_families.py, whose checks (pruned == masked,
 MACs estimate == counted MACs, folding is exact, config round trip) then run for it.
 """
-from torch import nn
-
+from models.families.base import Generator
+from models.families.mobile_resnet import MobileResnetGenerator
+from models.families.resnet import ResnetGenerator
+from models.families.unet import UnetGenerator
 from util.errors import UserError
 
-
-class Generator(nn.Module):
-    """The family contract (see the module docstring); subclasses fill in every attribute and method."""
-
-    family = ""  # registry name, recorded as ``config()["family"]``
-    netG_choices = ()  # the --netG strings this family builds
-    depth_name = ""  # constructor argument a teacher and its student must share (e.g. "n_blocks")
-
-    @classmethod
-    def netG_args(cls, netG):
-        """Constructor arguments fixed by a ``--netG`` string of ``netG_choices`` (e.g. the depth)."""
-        raise NotImplementedError
-
-    @classmethod
-    def default_netG(cls, crop_size):
-        """The ``--netG`` used when none is given; UserError when ``crop_size`` fits none."""
-        raise NotImplementedError
-
-    @classmethod
-    def options_config(cls, opt, mask):
-        """The full-width ``config()`` of the generator the options describe (A -> B channels)."""
-        raise NotImplementedError
-
-    @classmethod
-    def size_multiple(cls, config):
-        """Image sides the generator of ``config`` accepts are positive multiples of this."""
-        raise NotImplementedError
-
-    @classmethod
-    def min_size(cls, config):
-        """The smallest image side (px) the generator of ``config`` accepts; by default one pixel at its
-        most downsampled level."""
-        return cls.size_multiple(config)
-
-    @classmethod
-    def is_original(cls, state_dict):
-        """Whether a generator state dict of the original code has this family's key layout."""
-        raise NotImplementedError
-
-    @classmethod
-    def from_original(cls, state_dict, cfg, source):
-        """``(config, state_dict)`` of this project for a generator state dict of the original code
-        (cfg: the original's stored cfg or None); UserError for a layout the family does not know."""
-        raise NotImplementedError
-
-    @classmethod
-    def upgrade_state_dict(cls, state_dict):
-        """A state dict this project wrote before a layout change -> ``(state_dict, group coefficients)``:
-        the current layout, and the block-loss coefficients it held ({channel group: tensor}, search
-        state since). Nothing to change by default."""
-        return state_dict, {}
-
-    def to_original(self):
-        """This network's state dict in the original code's key layout."""
-        raise NotImplementedError
-
-    def structure(self):
-        raise NotImplementedError
-
-    def config(self):
-        raise NotImplementedError
-
-    def forward_features(self, x, names):
-        """``(output, {role: feature})`` for the roles in ``names``."""
-        raise NotImplementedError
-
-    def distill_roles(self):
-        """Roles of the features co-attention distillation pulls together (method.md §7.3)."""
-        raise NotImplementedError
-
-
-# The imports sit below the contract: each family module subclasses Generator from this package.
-from models.families.mobile_resnet import MobileResnetGenerator  # noqa: E402
-from models.families.resnet import ResnetGenerator  # noqa: E402
-from models.families.unet import UnetGenerator  # noqa: E402
+__all__ = ["FAMILIES", "NETG_CHOICES", "Generator", "build", "for_netG", "from_original", "get", "of_config",
+           "upgrade_checkpoint"]
 
 FAMILIES = {cls.family: cls for cls in (ResnetGenerator, UnetGenerator, MobileResnetGenerator)}
 NETG_CHOICES = tuple(netG for cls in FAMILIES.values() for netG in cls.netG_choices)

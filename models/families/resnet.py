@@ -15,8 +15,8 @@ from fractions import Fraction
 
 from torch import nn
 
-from models import legacy
-from models.families import Generator
+from models.families import layout
+from models.families.base import Generator
 from models.layers import ConvUnit, instance_norm
 from models.structure import ChannelSet, ChannelStructure, ConvSpec, resolve_widths
 from util.errors import UserError
@@ -204,10 +204,10 @@ class ResnetGenerator(Generator):
     def from_original(cls, sd, cfg, source):
         """§5.1 (mask) / §5.2 (plain or pruned): ``cfg`` (the original's 23-entry list of a pruned
         ResNet) tells which blocks were kept; without it the present blocks are blocks 0..n-1."""
-        mask = legacy.has_masks(sd)
+        mask = layout.has_masks(sd)
         pairs, n_blocks, kept, unmask_last = _original_pairs(cls, sd, cfg, source)
-        state = legacy.rename(sd, pairs, source)
-        shape = lambda role: legacy.require(state, f"{role}.weight", source).shape  # noqa: E731
+        state = layout.rename(sd, pairs, source)
+        shape = lambda role: layout.require(state, f"{role}.weight", source).shape  # noqa: E731
         widths = {"stem": shape("stem.conv")[0], "down1": shape("down1.conv")[0], "stream": shape("down2.conv")[0],
                   "up1": shape("up1.conv")[1], "up2": shape("up2.conv")[1]}
         for i in range(n_blocks):
@@ -221,17 +221,17 @@ class ResnetGenerator(Generator):
                             expected[:3], have)
         ngf = widths["stem"]
         if not mask and widths != default_widths(ngf, n_blocks):
-            ngf = legacy.ORIGINAL_PLAIN_NGF  # a pruned model: the full width it came from
+            ngf = layout.ORIGINAL_PLAIN_NGF  # a pruned model: the full width it came from
         config = {"family": cls.family, "input_nc": int(shape("stem.conv")[1]),
                   "output_nc": int(shape("head.conv")[0]), "ngf": ngf, "n_blocks": n_blocks, "widths": widths,
                   "mask": mask, "unmask_last_upconv": unmask_last}
-        legacy.check_fits(cls, config, state, source)
+        layout.check_fits(cls, config, state, source)
         return config, state
 
     def to_original(self):
         """This network's state dict in the original code's layout (§5.1 mask, §5.2 plain or pruned)."""
         pairs = _pairs(type(self), self.has_mask, sorted(int(i) for i in self.blocks), self.unmask_last_upconv)
-        return legacy.rename(self.state_dict(), [(orig, ours) for ours, orig in pairs], type(self).__name__)
+        return layout.rename(self.state_dict(), [(orig, ours) for ours, orig in pairs], type(self).__name__)
 
 
 def _kept_blocks(cfg, present, source):
@@ -253,7 +253,7 @@ def _kept_blocks(cfg, present, source):
 def _original_pairs(cls, sd, cfg, source):
     """[(our module, original module)], n_blocks, kept block numbers, unmask_last_upconv of an original
     ResNet state dict."""
-    mask = legacy.has_masks(sd)
+    mask = layout.has_masks(sd)
     present = sorted({int(k.split(".")[1]) for k in sd if ".conv_block." in k})
     first = _first_block(mask)
     if present != list(range(first, first + len(present))):
@@ -308,7 +308,7 @@ def _block_pairs(cls, ours, original, mask):
 
 def _cfg_list(cfg):
     """The original's 23-entry cfg as ints; the mobile pix2pix stored it as ``(cfg, None)`` (§10)."""
-    cfg = legacy.plain(cfg)
+    cfg = layout.plain(cfg)
     if len(cfg) == 2 and cfg[1] is None:
         cfg = cfg[0]
     return [int(c) for c in cfg]

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models import legacy
-from models.families import Generator
+from models.families import layout
+from models.families.base import Generator
 from models.layers import ConvUnit
 from models.structure import ChannelSet, ChannelStructure, ConvSpec, resolve_widths
 from util.errors import UserError
@@ -158,31 +158,31 @@ class UnetGenerator(Generator):
     def from_original(cls, sd, cfg, source):
         """§5.3 (mask) / §5.4 (plain or pruned): nested ``model`` Sequentials; ``cfg`` =
         ``(filter_cfgs, channel_cfgs)`` is only compared with the weight shapes."""
-        mask = legacy.has_masks(sd)
+        mask = layout.has_masks(sd)
         pairs, n = _original_pairs(sd, source)
-        state = legacy.rename(sd, pairs, source)
-        shape = lambda role: legacy.require(state, f"{role}.weight", source).shape  # noqa: E731
+        state = layout.rename(sd, pairs, source)
+        shape = lambda role: layout.require(state, f"{role}.weight", source).shape  # noqa: E731
         widths = {f"down{L}": int(shape(f"down{L}.conv")[0]) for L in range(1, n + 1)}
         widths.update({f"up{L}": int(shape(f"up{L}.conv")[1]) for L in range(n, 1, -1)})
         if cfg is not None and isinstance(cfg, (list, tuple)) and len(cfg) == 2 and cfg[0] is not None:
-            filters = [int(c) for c in legacy.plain(cfg[0])]
+            filters = [int(c) for c in layout.plain(cfg[0])]
             have = [widths[f"down{L}"] for L in range(1, n + 1)] + [widths[f"up{L}"] for L in range(n, 1, -1)]
             if filters != have:
                 log.warning("%s: its filter_cfgs %s disagree with the weight shapes %s; the shapes are used",
                             source, filters, have)
         ngf = widths["down1"]
         if not mask and widths != default_widths(ngf, n):
-            ngf = legacy.ORIGINAL_PLAIN_NGF  # nominal: the full width of a pruned U-Net is not recorded
+            ngf = layout.ORIGINAL_PLAIN_NGF  # nominal: the full width of a pruned U-Net is not recorded
         config = {"family": cls.family, "input_nc": int(shape("down1.conv")[1]),
                   "output_nc": int(shape("up1.conv")[1]), "ngf": ngf, "num_downs": n, "widths": widths,
                   "mask": mask, "use_dropout": True}
-        legacy.check_fits(cls, config, state, source)
+        layout.check_fits(cls, config, state, source)
         return config, state
 
     def to_original(self):
         """This network's state dict in the original code's layout (§5.3 mask, §5.4 plain or pruned)."""
         pairs = _pairs(self.has_mask, self.num_downs)
-        return legacy.rename(self.state_dict(), [(orig, ours) for ours, orig in pairs], type(self).__name__)
+        return layout.rename(self.state_dict(), [(orig, ours) for ours, orig in pairs], type(self).__name__)
 
 
 def _original_pairs(sd, source):

@@ -1,8 +1,7 @@
-"""The training loop shared by the stages: train.py (teacher and mask search) and util/finetune.py
-(prune.py --finetune), and the one resume path they take (:func:`resume_state`).
+"""The training loop shared by the stages: train.py (teacher and mask search) and pipeline/finetune.py
+(prune.py --finetune); they resume through :func:`pipeline.checkpoint.resume_state`.
 
-``Run`` owns the run folder (``<checkpoints_dir>/<name>/``): options file, log, checkpoints, best
-models. ``train(run, model, ...)`` is the loop: epochs ``epoch_count .. n_epochs + n_epochs_decay``,
+:class:`pipeline.run.Run` owns the run folder (``<checkpoints_dir>/<name>/``). :meth:`Trainer.train` is the loop: epochs ``epoch_count .. n_epochs + n_epochs_decay``,
 a progress bar per epoch, evaluation every ``--eval_freq`` epochs, a checkpoint every
 ``--save_epoch_freq`` epochs and ``checkpoints/latest.pth`` after every epoch, so a run resumed with
 the same options ends bit-identical (on the CPU) to one that was never interrupted.
@@ -11,11 +10,9 @@ Under torchrun (util/distributed.py) every process runs the loop on its share of
 alone logs, evaluates, displays and writes files, and the other ranks wait for it at a barrier after
 each evaluation and save.
 """
-import glob
 import logging
 import math
 import os
-import re
 import shlex
 import sys
 import time
@@ -23,273 +20,13 @@ import time
 import torch
 from tqdm import tqdm
 
-from data import EpochSampler, create_dataloader, create_dataset
-from options import options_text, warn_ignored_options
+from data import create_dataloader, create_dataset
 from util import distributed
-from util.checkpoint import header, is_native, load_checkpoint, network_state_dicts, read_checkpoint, save_checkpoint
+from pipeline.checkpoint import header, network_state_dicts, read_checkpoint, save_checkpoint
 from util.errors import UserError
-from util.files import FolderLock, check_writable_folder, remove_temporaries
-from util.device import announce_device
-from util.logger import detail_logger, release_console, setup_logging
 from util.seed import rng_state, set_rng_state
 
 log = logging.getLogger("dmad")
-
-BEST_FILE = "model_best.pth"
-
-
-class Run:
-    """Paths and files of one experiment folder.
-
-    :meth:`check` (nothing written) runs with the other input checks; :meth:`prepare` then takes the
-    folder's lock for the life of the process, removes what a killed save left and writes ``opt.txt``.
-    """
-
-    def __init__(self, opt):
-        self.opt = opt
-        self.dir = os.path.join(opt.checkpoints_dir, opt.name)
-        self.ckpt_dir = os.path.join(self.dir, "checkpoints")
-        self.lock = None
-        # --overwrite: the earlier run's checkpoints, removed only once this run has saved its first one
-        self.stale = []
-        self.written = set()  # real paths of the checkpoints this run has saved
-
-    def check(self):
-        """UserError when the run folder cannot be written (``--checkpoints_dir`` a file or read-only)."""
-        check_writable_folder(self.ckpt_dir, f"--checkpoints_dir {self.opt.checkpoints_dir}")
-
-    def existing_checkpoints(self):
-        """Paths of the checkpoints an earlier run left here (numbered, latest, best)."""
-        found = self.numbered_checkpoints()
-        found += [p for p in (self.latest_path, self.best_path) if os.path.isfile(p)]
-        return found
-
-    def refuse_overwrite(self, resumable=True, reads=()):
-        """UserError when the folder holds checkpoints and neither ``--continue_train`` nor ``--overwrite``
-        says what to do with them, or when ``--overwrite`` would replace a file this command reads.
-
-        ``resumable``: whether this command can resume the run (prune.py without --finetune cannot, so
-        its error does not suggest ``--continue_train``). ``reads``: ``(option, path)`` of the checkpoints
-        the command reads (``--load_path``, ``--pretrain_path``); none of them may be a checkpoint of
-        this folder when ``--overwrite`` starts it afresh."""
-        if self.opt.continue_train:
-            return
-        found = self.existing_checkpoints()
-        if getattr(self.opt, "overwrite", False):
-            ours = {os.path.realpath(p) for p in found}
-            for option, path in reads:
-                if path and os.path.realpath(os.path.expanduser(path)) in ours:
-                    raise UserError(f"{option} {path} is a checkpoint of the run folder {self.dir}, which --overwrite "
-                                    f"would clear: choose another --name for this run (the earlier one is kept)")
-            return
-        if found:
-            resume = "resume it with --continue_train, " if resumable else ""
-            raise UserError(f"{self.dir} already holds checkpoints of an earlier run ({os.path.basename(found[0])}"
-                            f"{f' and {len(found) - 1} more' if len(found) > 1 else ''}): {resume}"
-                            f"choose another --name, or pass --overwrite to replace it")
-
-    def release(self):
-        """Drop the folder's lock (the end of the process drops it too)."""
-        if self.lock is not None:
-            self.lock.release()
-            self.lock = None
-
-    def prepare(self):
-        """Lock the folder (UserError when another run holds it), log to its ``logger.log``, remove partial
-        files of an interrupted save (and, with ``--overwrite``, the earlier run's checkpoints), write
-        ``opt.txt``; returns its text."""
-        self.check()
-        try:
-            os.makedirs(self.dir, exist_ok=True)
-            self.lock = FolderLock(self.dir)
-            if not self.lock.acquire():
-                self.lock = None
-                raise UserError(f"{self.dir} is in use by another run (train.py or prune.py on --name "
-                                f"{self.opt.name}): wait for it to end, or choose another --name")
-            os.makedirs(self.ckpt_dir, exist_ok=True)
-            setup_logging(self.dir)
-            removed = remove_temporaries(self.dir)
-            if removed:
-                log.info("removed %d partial file(s) of an interrupted save: %s", len(removed), ", ".join(removed))
-            if getattr(self.opt, "overwrite", False) and not self.opt.continue_train:
-                # nothing is removed yet: a run that fails before its first checkpoint leaves the earlier one whole
-                self.stale = self.existing_checkpoints()
-                if self.stale:
-                    log.warning("%s already holds checkpoints of an earlier run (%d files): --overwrite removes them "
-                                "once this run has saved its first checkpoint", self.dir, len(self.stale))
-            text = options_text(self.opt)
-            with open(os.path.join(self.dir, "opt.txt"), "w") as handle:
-                handle.write(text + "\n")
-        except OSError as err:  # the folder changed under us after check()
-            raise UserError(f"cannot write the run folder {self.dir} ({err.strerror or err}): check "
-                            "--checkpoints_dir") from None
-        return text
-
-    def open(self, device):
-        """Once every input check has passed: rank 0 locks and writes the run folder (:meth:`prepare`),
-        logs the options and names those without effect; the other ranks keep warnings and errors only,
-        on the console. Every rank then waits for rank 0 and announces its ``device``; on a GPU, cuDNN
-        autotuning is switched on."""
-        if distributed.is_main():
-            # the full table is in opt.txt and logger.log; the console names the folder instead
-            detail_logger().info("\n%s", self.prepare())
-            log.info("run folder %s (options: opt.txt, full log: logger.log)", self.dir)
-            warn_ignored_options(self.opt)
-        else:
-            release_console()
-        distributed.barrier()
-        announce_device(device)
-        if device.type == "cuda":
-            # training images all have the crop size: cuDNN times its convolution algorithms once per
-            # shape and keeps the fastest (results differ only by the algorithms' rounding)
-            torch.backends.cudnn.benchmark = True
-            log.info("cuDNN autotuning on (torch.backends.cudnn.benchmark)")
-
-    def saved(self, *paths, clear=True):
-        """Record that this run has written the checkpoints ``paths`` (rank 0 only writes). With
-        ``--overwrite``, the first call with ``clear`` removes the earlier run's checkpoints that this
-        run has not replaced; ``clear=False`` (prune.py's model_0.pth before a fine-tune) only records."""
-        self.written.update(os.path.realpath(p) for p in paths)
-        if not self.stale or not clear:
-            return
-        removed = 0
-        for path in self.stale:
-            if os.path.realpath(path) not in self.written and os.path.isfile(path):
-                os.remove(path)
-                removed += 1
-        self.stale = []
-        log.warning("--overwrite: removed the %d checkpoint(s) of the earlier run in %s that this run did not "
-                    "replace", removed, self.dir)
-
-    def checkpoint_path(self, epoch):
-        return os.path.join(self.ckpt_dir, f"model_{epoch}.pth")
-
-    @property
-    def latest_path(self):
-        return os.path.join(self.ckpt_dir, "latest.pth")
-
-    @property
-    def best_path(self):
-        return os.path.join(self.dir, BEST_FILE)
-
-    def numbered_checkpoints(self):
-        """Paths of this run's ``checkpoints/model_<epoch>.pth``, newest epoch first."""
-        numbered = []
-        for path in glob.glob(os.path.join(self.ckpt_dir, "model_*.pth")):
-            match = re.fullmatch(r"model_(\d+)\.pth", os.path.basename(path))
-            if match:
-                numbered.append((int(match.group(1)), path))
-        return [path for _, path in sorted(numbered, reverse=True)]
-
-    def resume_candidates(self):
-        """The checkpoints of this run a resume may take, preferred first: ``latest.pth``, then
-        ``model_<epoch>.pth`` newest epoch first."""
-        latest = [self.latest_path] if os.path.isfile(self.latest_path) else []
-        return latest + self.numbered_checkpoints()
-
-    def find_latest(self):
-        """The checkpoint with the highest epoch in this run, or None."""
-        found = self.resume_candidates()
-        return found[0] if found else None
-
-
-def check_first_batch(opt, dataset, epoch):
-    """Decode the images of the first batch of ``epoch`` (in this process), so that a broken file there
-    is a UserError before the run folder is written. Later files are checked as they are read."""
-    sampler = EpochSampler(len(dataset), opt.seed, not opt.serial_batches, epoch)
-    dataset.set_epoch(epoch)
-    for _, index in zip(range(opt.batch_size), iter(sampler)):
-        dataset[index]
-
-
-# what a training checkpoint must hold to be resumed
-RESUME_KEYS = ("nets", "configs", "optimizers", "epoch", "iteration", "rng")
-
-
-def resume_state(opt, run, candidates, stages, kind, fix, search=None):
-    """The checkpoint ``--continue_train`` resumes, checked before anything is written: ``(path, state)``.
-
-    Both stages resume through here and differ only in the arguments. train.py passes ``--load_path``
-    or :meth:`Run.resume_candidates` with ``stages=None``: the first candidate is taken and must be a
-    training checkpoint. prune.py --finetune passes :meth:`Run.resume_candidates` (its ``--load_path``
-    names the search checkpoint) with ``stages=("finetune",)``: checkpoints of other stages, such as
-    the pruned ``model_0.pth``, are passed over.
-
-    ``candidates``: checkpoint paths, preferred first. ``stages``: None, or the stages whose
-    checkpoints count. ``kind``, ``fix``: the error when none counts, "--continue_train found no
-    <kind> in <checkpoints folder>: <fix>". ``search``: whether the resumed stage holds mask-search
-    state (train.py: ``--mask``); None leaves it unchecked.
-
-    Raises UserError for no candidate, a file that is not a training checkpoint of this project, one
-    of another ``--model``, one lacking an entry of :data:`RESUME_KEYS` or with a damaged one, and one
-    whose mask-search state disagrees with ``search``.
-    """
-    candidates = list(candidates)
-    for i, path in enumerate(candidates):
-        given = bool(opt.load_path) and path == opt.load_path
-        try:
-            # the path the user gave is named by its option in the errors
-            state = load_checkpoint(path, option="--load_path" if given else None)
-        except UserError as err:
-            earlier = [p for p in candidates[i + 1:] if os.path.basename(p) != "model_0.pth"]
-            if given or not earlier:
-                raise
-            # a damaged latest.pth (a disk fault, a copy cut short): the numbered checkpoints before it may be whole
-            raise UserError(f"{err}; or resume from the checkpoint before it with --load_path {earlier[0]}") from None
-        if stages is None or (is_native(state) and state.get("stage") in stages and "epoch" in state):
-            if stages is None:
-                _refuse_pruned(path, state)
-            _check_resumable(opt, path, state, search)
-            return path, state
-    raise UserError(f"--continue_train found no {kind} in {run.ckpt_dir}: {fix}")
-
-
-def _refuse_pruned(path, state):
-    """UserError when ``state`` (loaded from ``path``) holds pruned generators, prune.py's model_0.pth or
-    a fine-tune checkpoint: train.py builds full-width ones, and the fine-tune resumes through prune.py."""
-    if not is_native(state) or not (state.get("kind") == "pruned" or state.get("stage") in ("pruned", "finetune")):
-        return
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.basename(folder) == "checkpoints":  # the run folder <checkpoints_dir>/<name>/checkpoints
-        folder = os.path.dirname(folder)
-    options = state.get("options") or {}
-    search = state.get("source") or options.get("load_path") or "<its search checkpoint>"
-    dataroot = f"--dataroot {shlex.quote(str(options['dataroot']))} " if options.get("dataroot") else ""
-    raise UserError(f"{path} holds pruned generators (a prune.py checkpoint): resume it with prune.py {dataroot}"
-                    f"--model {state.get('model')} --mask --finetune --continue_train --checkpoints_dir "
-                    f"{os.path.dirname(folder)} --name {os.path.basename(folder)} --load_path {search} and the "
-                    f"fine-tune's other options ({os.path.join(folder, 'opt.txt')})")
-
-
-def _check_resumable(opt, path, state, search=None):
-    """UserError unless ``state`` (loaded from ``path``) is a complete training checkpoint of ``--model``
-    (see :func:`resume_state`)."""
-    if not is_native(state) or "epoch" not in state:
-        raise UserError(f"{path} is not a training checkpoint of this project (no epoch/optimiser state): "
-                        "resume from checkpoints/model_<epoch>.pth or latest.pth")
-    if state.get("model") != opt.model:
-        raise UserError(f"{path} holds a {state.get('model')} model but --model {opt.model} was given")
-    missing = [key for key in RESUME_KEYS if key not in state]
-    if missing:
-        raise UserError(f"{path} lacks {', '.join(missing)}: it is not a complete training checkpoint and cannot be "
-                        "resumed; resume from another checkpoints/model_<epoch>.pth or start a new run")
-    for key, kind in (("nets", dict), ("configs", dict), ("optimizers", dict), ("rng", dict)):
-        if not isinstance(state[key], kind):
-            raise UserError(f"{path}: its {key} entry is damaged (a {type(state[key]).__name__}): resume from another "
-                            "checkpoint")
-    lost = [k for k in ("torch", "numpy", "python") if k not in state["rng"]]
-    if lost:
-        raise UserError(f"{path}: its random-generator state lacks {', '.join(lost)}: resume from another checkpoint")
-    others = state.get("rank_states")  # the other processes' state of a torchrun run
-    if others is not None and not (isinstance(others, list) and len(others) == int(state.get("world_size", 1)) - 1
-                                   and all(isinstance(o, dict) and isinstance(o.get("rng"), dict)
-                                           and all(k in o["rng"] for k in ("torch", "numpy", "python"))
-                                           for o in others)):
-        raise UserError(f"{path}: its per-process state (rank_states) is damaged: resume from another checkpoint")
-    if search is not None and search != ("search" in state):
-        kind = "a mask-search" if "search" in state else "a plain (no --mask)"
-        raise UserError(f"{path} is {kind} checkpoint: resume it {'with' if 'search' in state else 'without'} --mask")
-
 
 # options that change what a resumed run trains: a resume that changes one gets a warning
 SEARCH_OPTIONS = ("mask_weight_decay", "mask_loss_type", "update_bound_rule", "block_coeff", "upconv_coeff",
@@ -533,7 +270,7 @@ class Trainer:
         try:
             self._train()
         except KeyboardInterrupt as err:
-            err.reported = True  # the entry point adds no bare "interrupted" line (util.errors.cli_entry)
+            err.reported = True  # the entry point adds no bare "interrupted" line (util.cli.cli_entry)
             if self.main and self.last_saved is not None:  # every process gets the Ctrl-C; one says it
                 log.warning("interrupted at iteration %d (%d images seen): the last checkpoint saved is %s (end of "
                             "epoch %d); resume with: %s", self.iteration, self.images_seen, self.last_saved[0],

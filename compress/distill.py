@@ -19,7 +19,7 @@ the target is *not* detached, so the attention loss also trains the student thro
 view of its image, as in the original; one frozen teacher D serves both sides of the discriminator
 distillation (the original's second teacher copy had identical weights).
 
-The fine-tune stage that builds the student and trains it with these losses is util/finetune.py.
+The fine-tune stage that builds the student and trains it with these losses is pipeline/finetune.py.
 """
 import logging
 
@@ -27,10 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models import MODELS, families
-from models.networks import build_discriminator, build_generator, load_strict
-from util.checkpoint import read_checkpoint
 from util.errors import UserError
+from util.option_types import flag
 
 log = logging.getLogger("dmad")
 
@@ -104,51 +102,6 @@ class Teacher(nn.Module):
         return super().train(False)
 
 
-def load_teacher(opt, device):
-    """The teacher of ``--pretrain_path`` for ``--model``, checked against the options and frozen."""
-    path = opt.pretrain_path
-    record = read_checkpoint(path, "--pretrain_path")
-    state = {"nets": record.nets, "configs": record.configs}
-    model = opt.model
-    if record.model not in (None, model):
-        raise UserError(f"--pretrain_path {path} is a {record.model} model but --model is {model}: "
-                        f"give a {model} teacher")
-    names = MODELS[model].generator_names + MODELS[model].discriminator_names
-    missing = [n for n in names if n not in state["nets"] or n not in state["configs"]]
-    if missing:
-        raise UserError(f"--pretrain_path {path} has no {', '.join(missing)}: it is not a {model} "
-                        "teacher (give the model_best.pth of a train.py run)")
-    configs = {n: dict(state["configs"][n]) for n in names}
-    want_family = families.for_netG(opt.netG).family
-    for name in MODELS[model].generator_names:
-        config = configs[name]
-        if config.get("family") != want_family:
-            raise UserError(f"--pretrain_path {path}: {name} is a {config.get('family')} generator but "
-                            f"--netG {opt.netG} distils from a {want_family} teacher; give a {model} teacher of "
-                            "the same --netG")
-        if config.get("mask"):
-            raise UserError(f"--pretrain_path {path} is a mask-search checkpoint; the teacher must be a plain "
-                            "trained model (train.py without --mask)")
-        if opt.pretrain_ngf is not None and config.get("ngf") != opt.pretrain_ngf:
-            raise UserError(f"--pretrain_ngf {opt.pretrain_ngf} disagrees with the teacher {path}, whose {name} "
-                            f"has ngf {config.get('ngf')}: drop --pretrain_ngf or give the matching teacher")
-    teacher_direction = record.options.get("direction")
-    if teacher_direction not in (None, opt.direction):
-        raise UserError(f"--pretrain_path {path} was trained with --direction {teacher_direction} but "
-                        f"--direction is {opt.direction}: use the teacher's direction")
-    nets = {}
-    for name in names:
-        build = build_generator if name in MODELS[model].generator_names else build_discriminator
-        nets[name] = load_strict(build(configs[name]), state["nets"][name], f"--pretrain_path {path}: {name}")
-    for name in MODELS[model].discriminator_names:
-        missing = {ATTENTION_D_LAYER, DISTILL_D_LAYER} - set(nets[name].layers)
-        if missing:
-            raise UserError(f"--pretrain_path {path}: {name} has no {sorted(missing)} (it needs 3 layers)")
-    log.info("teacher loaded from %s (ngf %s)", path,
-             ", ".join(f"{n} {configs[n].get('ngf')}" for n in MODELS[model].generator_names))
-    return Teacher(nets, configs, path).to(device)
-
-
 def check_generator_fits(name, student, teacher):
     """UserError when the teacher's generator ``name`` cannot be distilled into the student's
     (another family, depth or channel count): the student's features are matched to the teacher's
@@ -170,21 +123,18 @@ def check_generator_fits(name, student, teacher):
 class Distiller:
     """Adds the distillation losses of a teacher to a (pruned) student model.
 
-    ``Distiller(opt, model, device)`` loads the teacher from ``--pretrain_path`` (or takes
-    ``teacher``) and asks the model to record its generators' features by role. Its loss term
+    ``Distiller(opt, model, teacher)`` takes the frozen :class:`Teacher` (pipeline.finetune.load_teacher
+    reads it from ``--pretrain_path``) and asks the model to record its generators' features by role. Its loss term
     :meth:`loss`, which the fine-tune stage attaches with ``model.add_loss_term(distiller.loss)``,
     gives ``{"attention_distill": ..., "discriminator_distill": ...}`` (weighted by their options; a
     term with weight 0 is neither computed nor logged).
     """
 
-    def __init__(self, opt, model, device, teacher=None):
+    def __init__(self, opt, model, teacher):
         self.opt, self.model = opt, model
         self.lambda_att = opt.lambda_attention_distill
         self.lambda_dd = opt.lambda_discriminator_distill
-        if opt.pretrain_path is None and teacher is None:
-            raise UserError("distillation needs a teacher: give --pretrain_path <teacher model_best.pth> or set "
-                            "--lambda_attention_distill and --lambda_discriminator_distill to 0")
-        self.teacher = teacher if teacher is not None else load_teacher(opt, device)
+        self.teacher = teacher
         # per direction: student generator, teacher discriminator, real input, student fake
         self.pairs = [(d.generator, d.discriminator, d.real, d.fake) for d in model.directions(opt.direction)]
         # target = alpha * teacher-G map + beta * teacher-D map (0.5 / 0.5; the mobile pix2pix 0.5 / 0.25)
@@ -238,3 +188,19 @@ class Distiller:
         if self.lambda_dd > 0:
             losses["discriminator_distill"] = dd * self.lambda_dd
         return losses
+
+
+def add_options(group):
+    """The options of the distillation and its teacher (prune.py --finetune; docs/method.md §7),
+    declared into the argparse ``group`` options/ gives this owner."""
+    group.add_argument("--pretrain_path", type=str, default=None,
+                       help="The path of pretrain (teacher) model for distillation. default: None")
+    group.add_argument("--pretrain_ngf", type=int, default=None,
+                       help="teacher generator width; read from the teacher checkpoint, and must agree when given")
+    flag(group, "--use_pretrain_d", "initialise the fine-tuned student discriminator(s) from the teacher's "
+         "instead of the search checkpoint's")
+    group.add_argument("--lambda_attention_distill", "--lambda_distill", dest="lambda_attention_distill",
+                       type=float, default=0.0, help="weight for co-attention distillation. default: 0")
+    group.add_argument("--lambda_discriminator_distill", "--lambda_d", dest="lambda_discriminator_distill",
+                       type=float, default=0.0, help="weight for distill discriminator's feature map. default: 0.0")
+    flag(group, "--attention_normal", "normalize the attention maps", default=True)

@@ -20,11 +20,20 @@ import torch
 from torch import nn
 
 from models.layers import masks
-from models.pruning import prune_generator
+from compress.pruning import prune_generator
+from pipeline.checkpoint import is_checkpoint_file, read_checkpoint
 from util.errors import UserError
-from util.files import atomic_path
+from util.files import atomic_path, check_writable_file
+from util.logger import setup_logging
 
 log = logging.getLogger("dmad")
+
+# exported and PyTorch outputs agree to float rounding; more means a broken export
+TOLERANCE = 1e-4
+# --size of a file that does not record its crop size (the original code's)
+DEFAULT_SIZE = 256
+
+
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 OPSET = 17
@@ -259,3 +268,71 @@ def max_difference(net, path, fmt, batch=2, size=256, seed=0):
             warnings.simplefilter("ignore")  # torch.jit's deprecation note
             got = torch.jit.load(path, map_location="cpu")(x)
     return float((got - expected).abs().max())
+
+
+def default_output(load_path, direction, fmt):
+    stem = os.path.splitext(os.path.abspath(os.path.expanduser(load_path)))[0]
+    return f"{stem}_{direction}{FORMATS[fmt]}"
+
+
+def check_output(output, fmt, load_path):
+    """UserError for an output that is a folder, lies where nothing can be written, or is a checkpoint
+    (``load_path`` or another: a file of an earlier export is overwritten, a checkpoint never); a
+    warning for a name whose extension is another format's or a checkpoint's."""
+    check_writable_file(output, "--output")
+    if os.path.exists(output):
+        if os.path.samefile(output, os.path.expanduser(load_path)):
+            raise UserError(f"--output {output} is the checkpoint --load_path: give another --output")
+        if is_checkpoint_file(output):
+            raise UserError(f"--output {output} is a checkpoint, which export.py does not overwrite: give "
+                            "another --output")
+    others = [f for f, ext in FORMATS.items() if f != fmt and output.endswith(ext)]
+    if others:
+        log.warning("--output %s has the extension of the %s format, but --format is %s", output, others[0], fmt)
+    elif output.endswith(".pth"):
+        log.warning("--output %s has the extension of a checkpoint, but holds a %s file", output, fmt)
+
+
+def default_size(record):
+    """The crop size ``record`` (a Checkpoint) was trained with, else :data:`DEFAULT_SIZE`."""
+    size = record.options.get("crop_size")
+    if type(size) is int and size > 0:
+        log.info("--size %d: the crop size %s was trained with", size, record.path)
+        return size
+    return DEFAULT_SIZE
+
+
+def run(opt):
+    """export.py after parsing (``opt``: its options): write the generator of ``--direction`` as
+    ``--format`` and, unless ``--no_check``, log its largest difference to PyTorch. Returns the path
+    written. UserError for a bad checkpoint, output, size or opset."""
+    setup_logging()
+    if opt.format == "onnx" and opt.opset not in OPSETS:
+        raise UserError(f"--opset {opt.opset} is not supported: give {OPSETS.start} to {OPSETS.stop - 1} "
+                        f"(default {OPSET})")
+    record = read_checkpoint(opt.load_path)
+    opt.direction = record.fit_direction(opt.direction or "AtoB", opt.direction is not None)
+    output = opt.output or default_output(opt.load_path, opt.direction, opt.format)
+    check_output(output, opt.format, opt.load_path)
+    if opt.size is None:
+        opt.size = default_size(record)
+    generator = record.generator(opt.direction).cpu()
+    multiple = check_size(generator, opt.size)  # before pruning: a wrong size is the only line
+    net = deployable(generator)
+    if opt.format == "onnx":
+        export_onnx(net, output, opt.size, opt.dynamic_size, opt.opset)
+        rule = f"any multiple of {multiple} from {min_size(net)}" if opt.dynamic_size else f"{opt.size}x{opt.size}"
+    else:
+        export_torchscript(net, output, opt.size)
+        rule = f"any multiple of {multiple} from {min_size(net)}"
+    log.info("wrote %s (%s, batch dynamic, H and W %s, input in [-1, 1])", output, opt.format, rule)
+    if not opt.no_check:
+        diff = max_difference(net, output, opt.format, size=opt.size)
+        level = logging.INFO if diff <= TOLERANCE else logging.WARNING
+        log.log(level, "largest difference to PyTorch on a random batch of 2: %.2e%s", diff,
+                "" if diff <= TOLERANCE else f" (more than {TOLERANCE:g}: a runtime that computes otherwise, or "
+                "channels that are nearly constant, whose rounding instance normalisation magnifies; compare "
+                "outputs on real images)")
+    return output
+
+

@@ -2,22 +2,24 @@
 
 ``prepare_finetune(opt, device)`` checks the options and loads what they name before prune.py writes
 anything; ``finetune(opt, pruned_state, device, prepared)`` then builds the student from the pruned
-model, attaches the distillation losses (models/distill.py) and runs the training loop of
-util/training.py with stage ``"finetune"`` in the run folder, as train.py does for training and the
+model, attaches the distillation losses (compress/distill.py) and runs the training loop of
+pipeline/trainer.py with stage ``"finetune"`` in the run folder, as train.py does for training and the
 mask search.
 """
 import logging
 
 from data import create_dataset
 from metrics.evaluate import build_evaluator
-from models import MODELS, create_model
-from models.distill import Distiller, check_generator_fits, load_teacher
-from models.networks import init_weights
+from models import MODELS, create_model, families
+from compress.distill import ATTENTION_D_LAYER, DISTILL_D_LAYER, Distiller, Teacher, check_generator_fits
+from models.networks import build_discriminator, build_generator, init_weights, load_strict
 from util import distributed
 from util.errors import UserError
 from util.seed import seed_everything
-from util.training import Run, Trainer, resume_state
-from util.visualizer import Visualizer
+from pipeline.checkpoint import read_checkpoint, resume_state
+from pipeline.run import Run
+from pipeline.trainer import Trainer
+from report.visualizer import Visualizer
 
 log = logging.getLogger("dmad")
 
@@ -56,11 +58,11 @@ def finetune(opt, pruned_state, device, prepared=None, evaluator=None, run=None)
 
     The student is built with the pruned widths (``pruned_state["configs"]``), takes the pruned
     generators and the search discriminators (or the teacher's with ``--use_pretrain_d``), is
-    re-initialised with ``--scratch``, and is trained by ``util.training.Trainer`` with stage
+    re-initialised with ``--scratch``, and is trained by ``pipeline.trainer.Trainer`` with stage
     ``"finetune"`` in ``<checkpoints_dir>/<name>/``; the distillation losses are attached when a
     distillation weight is positive. ``--continue_train`` resumes this run's newest fine-tune
     checkpoint. ``prepared`` is the result of :func:`prepare_finetune` and ``evaluator`` the caller's
-    metrics.Evaluator (both built here when not given); ``run`` the util.training.Run prune.py opened
+    metrics.Evaluator (both built here when not given); ``run`` the pipeline.run.Run prune.py opened
     (its --overwrite bookkeeping carries on into the fine-tune). Raises UserError when ``pruned_state`` lacks a
     network of ``--model`` or the options do not fit it."""
     model_cls = MODELS[opt.model]
@@ -93,7 +95,7 @@ def finetune(opt, pruned_state, device, prepared=None, evaluator=None, run=None)
             init_weights(net)
         log.info("From Scratch")
     if distill:
-        distiller = Distiller(opt, model, device, teacher=teacher)
+        distiller = Distiller(opt, model, teacher)
         model.add_loss_term(distiller.loss)
 
     main_rank = distributed.is_main()
@@ -111,7 +113,7 @@ def finetune(opt, pruned_state, device, prepared=None, evaluator=None, run=None)
 
 
 def check_teacher(opt, generators, teacher):
-    """UserError when ``teacher`` (a models.distill.Teacher, or None) cannot serve the fine-tune of
+    """UserError when ``teacher`` (a compress.distill.Teacher, or None) cannot serve the fine-tune of
     the pruned ``generators`` ({name: module}): the checks :func:`finetune` meets, made before prune.py
     writes its model_0.pth or lets --overwrite remove an earlier run."""
     if teacher is None:
@@ -139,3 +141,48 @@ def check_pretrain_d(teacher, configs):
 def _describe(config):
     """A discriminator config in a few words, for errors."""
     return ", ".join(f"{k} {config.get(k)}" for k in ("input_nc", "ndf", "n_layers", "norm"))
+
+
+def load_teacher(opt, device):
+    """The teacher of ``--pretrain_path`` for ``--model``, checked against the options and frozen."""
+    path = opt.pretrain_path
+    record = read_checkpoint(path, "--pretrain_path")
+    state = {"nets": record.nets, "configs": record.configs}
+    model = opt.model
+    if record.model not in (None, model):
+        raise UserError(f"--pretrain_path {path} is a {record.model} model but --model is {model}: "
+                        f"give a {model} teacher")
+    names = MODELS[model].generator_names + MODELS[model].discriminator_names
+    missing = [n for n in names if n not in state["nets"] or n not in state["configs"]]
+    if missing:
+        raise UserError(f"--pretrain_path {path} has no {', '.join(missing)}: it is not a {model} "
+                        "teacher (give the model_best.pth of a train.py run)")
+    configs = {n: dict(state["configs"][n]) for n in names}
+    want_family = families.for_netG(opt.netG).family
+    for name in MODELS[model].generator_names:
+        config = configs[name]
+        if config.get("family") != want_family:
+            raise UserError(f"--pretrain_path {path}: {name} is a {config.get('family')} generator but "
+                            f"--netG {opt.netG} distils from a {want_family} teacher; give a {model} teacher of "
+                            "the same --netG")
+        if config.get("mask"):
+            raise UserError(f"--pretrain_path {path} is a mask-search checkpoint; the teacher must be a plain "
+                            "trained model (train.py without --mask)")
+        if opt.pretrain_ngf is not None and config.get("ngf") != opt.pretrain_ngf:
+            raise UserError(f"--pretrain_ngf {opt.pretrain_ngf} disagrees with the teacher {path}, whose {name} "
+                            f"has ngf {config.get('ngf')}: drop --pretrain_ngf or give the matching teacher")
+    teacher_direction = record.options.get("direction")
+    if teacher_direction not in (None, opt.direction):
+        raise UserError(f"--pretrain_path {path} was trained with --direction {teacher_direction} but "
+                        f"--direction is {opt.direction}: use the teacher's direction")
+    nets = {}
+    for name in names:
+        build = build_generator if name in MODELS[model].generator_names else build_discriminator
+        nets[name] = load_strict(build(configs[name]), state["nets"][name], f"--pretrain_path {path}: {name}")
+    for name in MODELS[model].discriminator_names:
+        missing = {ATTENTION_D_LAYER, DISTILL_D_LAYER} - set(nets[name].layers)
+        if missing:
+            raise UserError(f"--pretrain_path {path}: {name} has no {sorted(missing)} (it needs 3 layers)")
+    log.info("teacher loaded from %s (ngf %s)", path,
+             ", ".join(f"{n} {configs[n].get('ngf')}" for n in MODELS[model].generator_names))
+    return Teacher(nets, configs, path).to(device)

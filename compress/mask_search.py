@@ -1,5 +1,5 @@
 """The mask-search controller (method.md §4): bound schedule, coefficient updates, folding, early stop
-and the sparsity report; its ``loss_term`` gives the sparsity losses (§3, models/mask_losses.py), which
+and the sparsity report; its ``loss_term`` gives the sparsity losses (§3, compress/mask_losses.py), which
 the training stage attaches to the model (``model.add_loss_term(search.loss_term)``).
 
 Schedule. ``total = N_batches * batch_size * (n_epochs + n_epochs_decay)`` images, ``T = 0.75 total``.
@@ -36,7 +36,8 @@ import logging
 
 import torch
 
-from models import mask_losses
+from compress import mask_losses
+from util.option_types import flag
 from models.mask import soft_step
 from util import distributed
 from util.errors import UserError
@@ -513,3 +514,36 @@ class MaskSearch:
                 g.group_coeff[name] = coeff.to(g.group_coeff[name].device, g.group_coeff[name].dtype).clone()
             g.bound = g.read_bound()
         self.records = [dict(r, layers=dict(r["layers"]), widths=dict(r["widths"])) for r in state["records"]]
+
+
+def add_options(group):
+    """The options of the mask search (train.py --mask; docs/method.md §3, §4, §11), declared into the
+    argparse ``group`` options/ gives this owner."""
+    group.add_argument("--mask_weight_decay", type=float, default=0.0, help="weight decay for mask_weight. default: 0.0")
+    group.add_argument("--mask_loss_type", type=str, default="relu", choices=mask_losses.LOSS_TYPES,
+                       help="The type of mask loss decay [relu | bound | uprelu | exp]. default: relu")
+    flag(group, "--unmask_last_upconv", "Unmask last upconv or not")
+    group.add_argument("--update_bound_rule", type=str, default="cube", choices=BOUND_RULES,
+                       help="The rule of update bound in mask layer [cube | double | linear]. default: cube")
+    group.add_argument("--block_coeff", type=float, default=1.0,
+                       help="multiplier of the residual-group block loss. default: 1.0")
+    group.add_argument("--upconv_coeff", type=float, default=1.0,
+                       help="multiplier of the outer (up-conv) mask losses. default: 1.0")
+    flag(group, "--upconv_solo", "Only last upconv using update bound")
+    flag(group, "--upconv_bound", "bound loss for upconv's mask weight")
+    flag(group, "--upconv_relu", "contrary relu loss (uprelu) for upconv's mask weight")
+    group.add_argument("--lambda_update_coeff", type=float, default=0.0,
+                       help="weight for update block's sparsity coeff after every epoch training; >0 enables "
+                            "the block loss. default: 0.0")
+    group.add_argument("--lambda_group_lasso", type=float, default=0.0,
+                       help="weight for group lasso to sparsity resblock. default: 0.00")
+    group.add_argument("--threshold", type=int, default=0,
+                       help="a residual channel is kept when more than this many residual-group masks keep it "
+                            "(the group vote). default: 0")
+    group.add_argument("--frozen_threshold", type=float, default=0.85,
+                       help="U-Net: freeze a mask layer when its off-fraction exceeds this. default: 0.85")
+    group.add_argument("--AtoB_macs_threshold", type=float, default=0.0,
+                       help="early stop the A->B (or only) generator's search when its MACs (in G = 1e9) fall "
+                            "under this; 0 = off. default: 0")
+    group.add_argument("--BtoA_macs_threshold", type=float, default=0.0,
+                       help="same for the B->A generator (cyclegan). default: 0")

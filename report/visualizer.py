@@ -17,8 +17,9 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from util import html
-from util.image import save_image, tensor2im, write_bytes
+from report import html
+from util.option_types import flag
+from report.image import save_image, tensor2im, write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -418,3 +419,24 @@ def save_images(webpage, visuals, image_path, aspect_ratio=1.0, width=256, flat=
         txts.append(label)
     webpage.add_images(ims, txts, ims, width=width)
     return paths
+
+
+def add_options(group):
+    """The options of what a training run shows (visdom, the loss log, the HTML page), declared into the
+    argparse ``group`` options/ gives this owner."""
+    group.add_argument("--display_winsize", type=int, default=256, help="display window size for both visdom and HTML")
+    group.add_argument("--display_freq", type=int, default=400,
+                       help="frequency (images) of showing training results on screen")
+    group.add_argument("--display_ncols", type=int, default=4,
+                       help="if positive, display all images in a single visdom web panel with certain number of "
+                            "images per row")
+    group.add_argument("--display_id", type=int, default=1,
+                       help="window id of the web display; <= 0 disables visdom. default: 1")
+    group.add_argument("--display_server", type=str, default="http://localhost", help="visdom server of the web display")
+    group.add_argument("--display_env", type=str, default="main", help='visdom display environment name (default is "main")')
+    group.add_argument("--display_port", type=int, default=8097, help="visdom port of the web display")
+    group.add_argument("--update_html_freq", type=int, default=1000,
+                       help="frequency (images) of saving training results to html")
+    group.add_argument("--print_freq", type=int, default=100,
+                       help="frequency (images) of showing training results on console")
+    flag(group, "--no_html", "do not save intermediate training results to [checkpoints_dir]/[name]/web/")

@@ -25,6 +25,7 @@ best model with ``"best": True``; 2 added ``kind``.
 import logging
 import os
 import pickletools
+import shlex
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from models import MODELS, families, generator_from_state, generator_name
+from models.legacy import load_model_state
 from util.errors import UserError
 from util.files import atomic_path
 
@@ -104,9 +107,7 @@ def load_checkpoint(path, map_location="cpu", option=None):
         raise UserError(f"{named} is not a readable checkpoint: not a torch.save archive (truncated, or another "
                         "format); give a .pth file written by this project or the original DMAD code") from None
     if is_native(state):
-        from models.families import upgrade_checkpoint  # the families know their earlier layouts
-
-        upgrade_checkpoint(state)
+        families.upgrade_checkpoint(state)
     check_networks(state, named)
     return state
 
@@ -261,8 +262,6 @@ class Checkpoint:
             return {d: float(v) for d, v in stored.items() if isinstance(v, (int, float))}
         if self.model is None or stored is None:
             return {}
-        from models import MODELS  # models import this module
-
         names = [d.name for d in MODELS[self.model].directions(direction)]
         values = list(stored) if isinstance(stored, (list, tuple)) else [stored]
         if len(values) != len(names) or not all(isinstance(v, (int, float)) for v in values):
@@ -304,8 +303,6 @@ class Checkpoint:
         trained = self.options.get("direction")
         if self.model is None or trained not in ("AtoB", "BtoA") or trained == direction:
             return direction
-        from models import MODELS  # models import this module
-
         if len(MODELS[self.model].generator_names) > 1:  # one generator per direction
             return direction
         if given:
@@ -316,8 +313,6 @@ class Checkpoint:
     def generator(self, direction="AtoB"):
         """The generator of this file that translates ``direction`` ("AtoB"/"BtoA"), in eval mode:
         the net the model's per-direction table names. UserError when the file has none."""
-        from models import generator_from_state, generator_name  # models import this module
-
         name = generator_name(self.model, direction, self.path)
         if name not in self.nets or name not in self.configs:
             raise UserError(f"{self.path} holds no generator for {direction} (it has {sorted(self.nets)})")
@@ -339,8 +334,6 @@ def checkpoint_from_state(state, path):
     if not is_native(state):
         if not isinstance(state, dict):
             raise UserError(f"{path} is not a model checkpoint: it holds a {type(state).__name__}, not a dict")
-        from models.legacy import load_model_state  # the original code's layouts
-
         converted = load_model_state(state, path)
         return Checkpoint(path=path, kind="original", model=converted["model"], stage=converted["stage"], version=0,
                           epoch=converted["epoch"], options={}, nets=converted["nets"], configs=converted["configs"],
@@ -349,8 +342,6 @@ def checkpoint_from_state(state, path):
     if not isinstance(version, int) or version > VERSION:
         raise UserError(f"{path} was written by a newer version of this project (checkpoint version {version}, "
                         f"this one reads up to {VERSION}): update the code")
-    from models import MODELS  # models import this module
-
     if state.get("model") is not None and state["model"] not in MODELS:
         raise UserError(f"{path} holds an unknown model {state['model']!r}: this code knows {', '.join(MODELS)}")
     kind = state.get("kind") if version >= 2 else _kind_v1(state)
@@ -376,3 +367,101 @@ def _kind_v1(state):
     if state.get("stage") == "pruned":
         return "pruned"
     return "training"
+
+
+def load_generator(path, direction="AtoB"):
+    """The generator of a checkpoint this project or the original code wrote, in eval mode, for
+    ``direction``: the net the model's per-direction table names (CycleGAN: ``G_A`` for AtoB and
+    ``G_B`` for BtoA; pix2pix: its single ``G``). UserError (one line) for a bad file."""
+    return read_checkpoint(path).generator(direction)
+
+
+# ------------------------------------------------------------------------------------------ resume
+
+# what a training checkpoint must hold to be resumed
+RESUME_KEYS = ("nets", "configs", "optimizers", "epoch", "iteration", "rng")
+
+
+def resume_state(opt, run, candidates, stages, kind, fix, search=None):
+    """The checkpoint ``--continue_train`` resumes, checked before anything is written: ``(path, state)``.
+
+    Both stages resume through here and differ only in the arguments. train.py passes ``--load_path``
+    or :meth:`Run.resume_candidates` with ``stages=None``: the first candidate is taken and must be a
+    training checkpoint. prune.py --finetune passes :meth:`Run.resume_candidates` (its ``--load_path``
+    names the search checkpoint) with ``stages=("finetune",)``: checkpoints of other stages, such as
+    the pruned ``model_0.pth``, are passed over.
+
+    ``candidates``: checkpoint paths, preferred first. ``stages``: None, or the stages whose
+    checkpoints count. ``kind``, ``fix``: the error when none counts, "--continue_train found no
+    <kind> in <checkpoints folder>: <fix>". ``search``: whether the resumed stage holds mask-search
+    state (train.py: ``--mask``); None leaves it unchecked.
+
+    Raises UserError for no candidate, a file that is not a training checkpoint of this project, one
+    of another ``--model``, one lacking an entry of :data:`RESUME_KEYS` or with a damaged one, and one
+    whose mask-search state disagrees with ``search``.
+    """
+    candidates = list(candidates)
+    for i, path in enumerate(candidates):
+        given = bool(opt.load_path) and path == opt.load_path
+        try:
+            # the path the user gave is named by its option in the errors
+            state = load_checkpoint(path, option="--load_path" if given else None)
+        except UserError as err:
+            earlier = [p for p in candidates[i + 1:] if os.path.basename(p) != "model_0.pth"]
+            if given or not earlier:
+                raise
+            # a damaged latest.pth (a disk fault, a copy cut short): the numbered checkpoints before it may be whole
+            raise UserError(f"{err}; or resume from the checkpoint before it with --load_path {earlier[0]}") from None
+        if stages is None or (is_native(state) and state.get("stage") in stages and "epoch" in state):
+            if stages is None:
+                _refuse_pruned(path, state)
+            _check_resumable(opt, path, state, search)
+            return path, state
+    raise UserError(f"--continue_train found no {kind} in {run.ckpt_dir}: {fix}")
+
+
+def _refuse_pruned(path, state):
+    """UserError when ``state`` (loaded from ``path``) holds pruned generators, prune.py's model_0.pth or
+    a fine-tune checkpoint: train.py builds full-width ones, and the fine-tune resumes through prune.py."""
+    if not is_native(state) or not (state.get("kind") == "pruned" or state.get("stage") in ("pruned", "finetune")):
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.basename(folder) == "checkpoints":  # the run folder <checkpoints_dir>/<name>/checkpoints
+        folder = os.path.dirname(folder)
+    options = state.get("options") or {}
+    search = state.get("source") or options.get("load_path") or "<its search checkpoint>"
+    dataroot = f"--dataroot {shlex.quote(str(options['dataroot']))} " if options.get("dataroot") else ""
+    raise UserError(f"{path} holds pruned generators (a prune.py checkpoint): resume it with prune.py {dataroot}"
+                    f"--model {state.get('model')} --mask --finetune --continue_train --checkpoints_dir "
+                    f"{os.path.dirname(folder)} --name {os.path.basename(folder)} --load_path {search} and the "
+                    f"fine-tune's other options ({os.path.join(folder, 'opt.txt')})")
+
+
+def _check_resumable(opt, path, state, search=None):
+    """UserError unless ``state`` (loaded from ``path``) is a complete training checkpoint of ``--model``
+    (see :func:`resume_state`)."""
+    if not is_native(state) or "epoch" not in state:
+        raise UserError(f"{path} is not a training checkpoint of this project (no epoch/optimiser state): "
+                        "resume from checkpoints/model_<epoch>.pth or latest.pth")
+    if state.get("model") != opt.model:
+        raise UserError(f"{path} holds a {state.get('model')} model but --model {opt.model} was given")
+    missing = [key for key in RESUME_KEYS if key not in state]
+    if missing:
+        raise UserError(f"{path} lacks {', '.join(missing)}: it is not a complete training checkpoint and cannot be "
+                        "resumed; resume from another checkpoints/model_<epoch>.pth or start a new run")
+    for key, kind in (("nets", dict), ("configs", dict), ("optimizers", dict), ("rng", dict)):
+        if not isinstance(state[key], kind):
+            raise UserError(f"{path}: its {key} entry is damaged (a {type(state[key]).__name__}): resume from another "
+                            "checkpoint")
+    lost = [k for k in ("torch", "numpy", "python") if k not in state["rng"]]
+    if lost:
+        raise UserError(f"{path}: its random-generator state lacks {', '.join(lost)}: resume from another checkpoint")
+    others = state.get("rank_states")  # the other processes' state of a torchrun run
+    if others is not None and not (isinstance(others, list) and len(others) == int(state.get("world_size", 1)) - 1
+                                   and all(isinstance(o, dict) and isinstance(o.get("rng"), dict)
+                                           and all(k in o["rng"] for k in ("torch", "numpy", "python"))
+                                           for o in others)):
+        raise UserError(f"{path}: its per-process state (rank_states) is damaged: resume from another checkpoint")
+    if search is not None and search != ("search" in state):
+        kind = "a mask-search" if "search" in state else "a plain (no --mask)"
+        raise UserError(f"{path} is {kind} checkpoint: resume it {'with' if 'search' in state else 'without'} --mask")

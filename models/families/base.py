@@ -1,0 +1,72 @@
+"""The contract every generator family answers (see models/families/__init__.py for what each part is for)."""
+from torch import nn
+
+
+class Generator(nn.Module):
+    """The family contract (see the module docstring); subclasses fill in every attribute and method."""
+
+    family = ""  # registry name, recorded as ``config()["family"]``
+    netG_choices = ()  # the --netG strings this family builds
+    depth_name = ""  # constructor argument a teacher and its student must share (e.g. "n_blocks")
+
+    @classmethod
+    def netG_args(cls, netG):
+        """Constructor arguments fixed by a ``--netG`` string of ``netG_choices`` (e.g. the depth)."""
+        raise NotImplementedError
+
+    @classmethod
+    def default_netG(cls, crop_size):
+        """The ``--netG`` used when none is given; UserError when ``crop_size`` fits none."""
+        raise NotImplementedError
+
+    @classmethod
+    def options_config(cls, opt, mask):
+        """The full-width ``config()`` of the generator the options describe (A -> B channels)."""
+        raise NotImplementedError
+
+    @classmethod
+    def size_multiple(cls, config):
+        """Image sides the generator of ``config`` accepts are positive multiples of this."""
+        raise NotImplementedError
+
+    @classmethod
+    def min_size(cls, config):
+        """The smallest image side (px) the generator of ``config`` accepts; by default one pixel at its
+        most downsampled level."""
+        return cls.size_multiple(config)
+
+    @classmethod
+    def is_original(cls, state_dict):
+        """Whether a generator state dict of the original code has this family's key layout."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_original(cls, state_dict, cfg, source):
+        """``(config, state_dict)`` of this project for a generator state dict of the original code
+        (cfg: the original's stored cfg or None); UserError for a layout the family does not know."""
+        raise NotImplementedError
+
+    @classmethod
+    def upgrade_state_dict(cls, state_dict):
+        """A state dict this project wrote before a layout change -> ``(state_dict, group coefficients)``:
+        the current layout, and the block-loss coefficients it held ({channel group: tensor}, search
+        state since). Nothing to change by default."""
+        return state_dict, {}
+
+    def to_original(self):
+        """This network's state dict in the original code's key layout."""
+        raise NotImplementedError
+
+    def structure(self):
+        raise NotImplementedError
+
+    def config(self):
+        raise NotImplementedError
+
+    def forward_features(self, x, names):
+        """``(output, {role: feature})`` for the roles in ``names``."""
+        raise NotImplementedError
+
+    def distill_roles(self):
+        """Roles of the features co-attention distillation pulls together (method.md §7.3)."""
+        raise NotImplementedError
