@@ -25,6 +25,8 @@ log = logging.getLogger("dmad")
 
 _THOP_KEYS = ("total_ops", "total_params")
 ORIGINAL_PLAIN_NGF = 64  # the original's plain ResNet ignored --ngf (§5.2)
+# what the helpers below say a state dict is not, unless the caller names another layout
+ORIGINAL_GENERATOR = "a generator layout of the original DMAD code (CycleGAN ResNet or pix2pix U-Net, mask or plain)"
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -43,28 +45,29 @@ def clean(sd, source):
     return out
 
 
-def rename(sd, pairs, source):
+def rename(sd, pairs, source, layout=ORIGINAL_GENERATOR):
     """``sd`` with each original module path replaced by ours; ``pairs`` = [(ours, original)].
-    A key outside every pair means a layout this module does not know."""
+    A key outside every pair means a layout this module does not know: UserError saying the file is
+    not ``layout``."""
     ours_of = {orig: ours for ours, orig in pairs}
     out = {}
     for key, value in sd.items():
         module, _, leaf = key.rpartition(".")
         if module not in ours_of:
-            raise UserError(f"{source}: unexpected entry {key!r}; not a generator layout of the original DMAD "
-                            "code (CycleGAN ResNet or pix2pix U-Net, mask or plain)")
+            raise UserError(f"{source}: unexpected entry {key!r}; not {layout}")
         out[f"{ours_of[module]}.{leaf}"] = value
     return out
 
 
-def require(state, key, source):
+def require(state, key, source, layout="a generator layout of the original DMAD code"):
     if key not in state:
-        raise UserError(f"{source}: no {key!r} entry; not a generator layout of the original DMAD code")
+        raise UserError(f"{source}: no {key!r} entry; not {layout}")
     return state[key]
 
 
-def check_fits(cls, config, state, source):
-    """Build ``cls`` from ``config`` without weights and compare every tensor name and shape."""
+def check_fits(cls, config, state, source, layout="a layout of the original DMAD code"):
+    """Build ``cls`` from ``config`` without weights and compare every tensor name and shape;
+    UserError saying the file is not ``layout`` when they differ."""
     args = {k: v for k, v in config.items() if k != "family"}
     try:
         with torch.device("meta"):
@@ -74,8 +77,7 @@ def check_fits(cls, config, state, source):
     got = {k: tuple(v.shape) for k, v in state.items()}
     if expected != got:
         diff = sorted(set(expected.items()) ^ set(got.items()))[:2]
-        raise UserError(f"{source}: the weights do not form a {cls.__name__} ({diff}); "
-                        "not a layout of the original DMAD code")
+        raise UserError(f"{source}: the weights do not form a {cls.__name__} ({diff}); not {layout}")
 
 
 def plain(value):
@@ -117,25 +119,29 @@ def convert_generator_state(sd, cfg=None, source="generator"):
     return families.from_original(clean(sd, source), cfg, source)
 
 
-def convert_discriminator_state(sd, source="discriminator"):
+def convert_discriminator_state(sd, source="discriminator", origin="the original DMAD code"):
     """``(config, state_dict)`` for an original PatchGAN state dict (``model.0`` ... ``model.11``):
-    convs at 0, 2, 5, 8 and the head at 3n + 2, norms right after convs 2, 5, 8 (§5.6)."""
+    convs at 0, 2, 5, 8 and the head at 3n + 2, norms right after convs 2, 5, 8 (§5.6); n_layers from
+    the conv indices, BatchNorm when running statistics are present, else InstanceNorm.
+    pytorch-CycleGAN-and-pix2pix's NLayerDiscriminator has the same layout (``origin`` names the code
+    the errors say the file is not of). UserError for another layout."""
     from models.discriminator import NLayerDiscriminator
 
     sd = clean(sd, source)
+    layout = f"a PatchGAN layout of {origin}"
     convs = sorted({int(k.split(".")[1]) for k, v in sd.items()
                     if k.startswith("model.") and k.endswith(".weight") and v.dim() == 4})
     n_layers = (convs[-1] - 2) // 3 if convs else 0
     if n_layers < 1 or convs != [0] + [2 + 3 * j for j in range(n_layers)] + [2 + 3 * n_layers]:
-        raise UserError(f"{source}: convs at model.{convs}; not a PatchGAN layout of the original DMAD code")
+        raise UserError(f"{source}: convs at model.{convs}; not {layout}")
     pairs = [("layers.conv1", "model.0"), ("layers.head", f"model.{2 + 3 * n_layers}")]
     for j in range(n_layers):
         pairs += [(f"layers.conv{j + 2}", f"model.{2 + 3 * j}"), (f"layers.norm{j + 2}", f"model.{3 + 3 * j}")]
-    state = rename(sd, pairs, source)
+    state = rename(sd, pairs, source, layout)
     first = state["layers.conv1.weight"]
     norm = "batch" if any(k.endswith(".running_mean") for k in state) else "instance"
     config = {"input_nc": int(first.shape[1]), "ndf": int(first.shape[0]), "n_layers": n_layers, "norm": norm}
-    check_fits(NLayerDiscriminator, config, state, source)
+    check_fits(NLayerDiscriminator, config, state, source, layout)
     return config, state
 
 
