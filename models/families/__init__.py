@@ -29,6 +29,19 @@ from torch import nn
 
 from util.errors import UserError
 
+NORMS = ("instance", "batch")  # the norm layers a ResNet or U-Net generator can be built with
+
+
+def make_norm(kind, channels):
+    """The norm layer of a generator built with ``norm=kind``: ``"instance"`` is affine-free without
+    running statistics (CycleGAN's), ``"batch"`` has per-channel affine parameters and running
+    statistics (pix2pix's). ValueError for another kind."""
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    raise ValueError(f"unknown norm {kind!r}; expected one of {NORMS}")
+
 
 class Generator(nn.Module):
     """The family contract (see the module docstring); subclasses fill in every attribute and method."""

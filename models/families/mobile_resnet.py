@@ -81,6 +81,9 @@ class MobileResnetGenerator(ResnetGenerator):
         self.down1_role = down1_role  # read by structure(); a plain attribute, set before Module init is fine
         super().__init__(input_nc, output_nc, ngf, n_blocks, widths, mask, unmask_last_upconv)
 
+    def make_block(self, stream, hidden, mask):
+        return self.block_class(stream, hidden, mask)  # InstanceNorms, no dropout
+
     @classmethod
     def options_config(cls, opt, mask):
         return dict(super().options_config(opt, mask), down1_role="bound")
