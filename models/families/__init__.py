@@ -19,7 +19,11 @@ on a family name:
 * distillation: ``forward_features(x, roles)`` and the roles hooked by default (``distill_roles``);
 * the original code's checkpoints: ``is_original(state_dict)``, ``from_original(state_dict, cfg,
   source)`` -> ``(config, state_dict)`` and back, ``net.to_original()``; both directions read one
-  table of (our module, original module) pairs per family.
+  table of (our module, original module) pairs per family;
+* pytorch-CycleGAN-and-pix2pix ("upstream", the code the original was built on): ``is_upstream(state_dict)``
+  and ``from_upstream(state_dict, norm, dropout, source)`` -> ``(config, state_dict)``, reading the same
+  table (upstream's plain generators have the original's plain layout, plus their norms and dropouts).
+  A family upstream has no counterpart of keeps the defaults (never upstream).
 
 Steps to add a family: write ``models/families/<name>.py`` with the subclass (see resnet.py), add it to
 ``FAMILIES`` below, and add its structure to tests/test_families.py, whose checks (pruned == masked,
@@ -86,6 +90,20 @@ class Generator(nn.Module):
         """``(config, state_dict)`` of this project for a generator state dict of the original code
         (cfg: the original's stored cfg or None); UserError for a layout the family does not know."""
         raise NotImplementedError
+
+    @classmethod
+    def is_upstream(cls, state_dict):
+        """Whether a generator state dict of pytorch-CycleGAN-and-pix2pix has this family's key layout
+        (``module.`` prefixes and stale norm statistics already dropped: models/upstream.py)."""
+        return False
+
+    @classmethod
+    def from_upstream(cls, state_dict, norm, dropout, source):
+        """``(config, state_dict)`` of this project for a generator state dict of pytorch-CycleGAN-and-pix2pix.
+        ``norm``: "instance" or "batch", as the tensors say (models/upstream.py); ``dropout``: the
+        upstream model's default, used where the weights do not record it. UserError for a variant
+        the family cannot represent."""
+        raise UserError(f"{source}: pytorch-CycleGAN-and-pix2pix has no {cls.__name__}")
 
     @classmethod
     def upgrade_state_dict(cls, state_dict):
@@ -155,6 +173,17 @@ def from_original(state_dict, cfg, source):
             return cls.from_original(state_dict, cfg, source)
     raise UserError(f"{source}: unknown generator layout (keys {sorted(state_dict)[:3]}...); expected a generator "
                     "of the original DMAD code (CycleGAN ResNet, pix2pix U-Net or the mobile ResNet, mask or plain)")
+
+
+def upstream_family(state_dict, source):
+    """The family class that recognises ``state_dict`` as a generator of pytorch-CycleGAN-and-pix2pix
+    (``Generator.is_upstream``); UserError when none does."""
+    for cls in FAMILIES.values():
+        if cls.is_upstream(state_dict):
+            return cls
+    raise UserError(f"{source}: unknown generator layout (keys {sorted(state_dict)[:3]}...); expected a "
+                    "pytorch-CycleGAN-and-pix2pix ResnetGenerator (--netG resnet_6blocks / resnet_9blocks) or "
+                    "UnetGenerator (--netG unet_128 / unet_256)")
 
 
 def upgrade_checkpoint(state):

@@ -125,3 +125,7 @@ class MobileResnetGenerator(ResnetGenerator):
     @classmethod
     def is_original(cls, state_dict):
         return "model.1.weight" in state_dict and any(k.endswith(".conv_block.1.conv.0.weight") for k in state_dict)
+
+    @classmethod
+    def is_upstream(cls, state_dict):
+        return False  # pytorch-CycleGAN-and-pix2pix has no separable-conv generator

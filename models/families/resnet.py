@@ -256,6 +256,52 @@ class ResnetGenerator(Generator):
         pairs = _pairs(type(self), self.has_mask, sorted(int(i) for i in self.blocks), self.unmask_last_upconv)
         return legacy.rename(self.state_dict(), [(orig, ours) for ours, orig in pairs], type(self).__name__)
 
+    # ------------------------------------------------------------------ pytorch-CycleGAN-and-pix2pix's layout
+    @classmethod
+    def is_upstream(cls, state_dict):
+        return "model.1.weight" in state_dict and any(k.endswith(".conv_block.1.weight") for k in state_dict)
+
+    @classmethod
+    def from_upstream(cls, sd, norm, dropout, source):
+        """Upstream's ``ResnetGenerator`` (``--netG resnet_<n>blocks``): the original's plain layout
+        (§5.2, every block kept), its norms paired too when they hold tensors (BatchNorms), and with
+        ``--use_dropout`` a Dropout after each block's first ReLU, which moves the block's second conv
+        from ``conv_block.5`` to ``conv_block.6``; the weights record it, so ``dropout`` is not read.
+        The number of blocks, ngf and the image channels come from the keys and shapes. UserError for
+        another layout, e.g. an up-sampling without transposed convolutions."""
+        what = "a pytorch-CycleGAN-and-pix2pix ResnetGenerator layout"
+        first = _first_block(False)
+        present = sorted({int(k.split(".")[1]) for k in sd if ".conv_block." in k})
+        if present != list(range(first, first + len(present))):
+            raise UserError(f"{source}: residual blocks at model.{present}; not {what} (its blocks follow each "
+                            f"other from model.{first} on)")
+        n = len(present)
+        second = sd.get(f"model.{first}.conv_block.6.weight")  # a conv there: a Dropout before it
+        with_dropout = second is not None and second.dim() == 4
+        # upstream up-samples right after the blocks with two transposed convs: weights [in, out, 3, 3]
+        channels = legacy.require(sd, "model.7.weight", source, what).shape[0]
+        for index in (first + n, first + n + 3):
+            weight = sd.get(f"model.{index}.weight")
+            if weight is None or weight.dim() != 4 or weight.shape[0] != channels:
+                raise UserError(f"{source}: no transposed convolution at model.{index}, where upstream's "
+                                "ResnetGenerator up-samples: a generator that up-samples otherwise (e.g. resize "
+                                "and convolution) is not supported")
+            channels = weight.shape[1]
+        kept = list(range(n))
+        pairs = _pairs(cls, False, kept, False, norms=norm == "batch", dropout=with_dropout)
+        state = legacy.rename(sd, pairs, source, what)
+        shape = lambda role: legacy.require(state, f"{role}.weight", source, what).shape  # noqa: E731
+        widths = _shape_widths(cls, shape, n, kept)
+        config = {"family": cls.family, "input_nc": int(shape("stem.conv")[1]),
+                  "output_nc": int(shape("head.conv")[0]), "ngf": widths["stem"], "n_blocks": n, "widths": widths,
+                  "mask": False, "unmask_last_upconv": False}
+        if norm != "instance":
+            config["norm"] = norm
+        if with_dropout:
+            config["use_dropout"] = True
+        legacy.check_fits(cls, config, state, source, what)
+        return config, state
+
 
 def _shape_widths(cls, shape, n_blocks, kept):
     """{channel set: width} of a ResNet from its weight shapes (``shape(role)``: the shape of the
@@ -305,9 +351,11 @@ def _first_block(mask):
     return 13 if mask else 10  # the index of the first block in ``model`` (§5.1 / §5.2)
 
 
-def _pairs(cls, mask, kept, unmask_last):
+def _pairs(cls, mask, kept, unmask_last, norms=False, dropout=False):
     """[(our module, original module)] of a ResNet holding the blocks ``kept`` (original numbers), in
-    the original's ``model`` Sequential (§5.1 mask, §5.2 plain or pruned)."""
+    the original's ``model`` Sequential (§5.1 mask, §5.2 plain or pruned). Upstream's plain layout is
+    the same, with ``norms``: the norm right after each conv is paired too (BatchNorms hold tensors,
+    InstanceNorms none) and ``dropout``: a Dropout in each block (see ``_block_pairs``)."""
     first, n = _first_block(mask), len(kept)
     if mask:
         pairs = [("stem.conv", "model.1"), ("stem.mask", "model.3"), ("down1.conv", "model.5"),
@@ -320,20 +368,29 @@ def _pairs(cls, mask, kept, unmask_last):
             pairs.append(("up2.mask", f"model.{up2 + 2}"))
         # after up2: IN, [Mask], ReLU, pad, conv
         return pairs + [("head.conv", f"model.{up2 + (4 if unmask_last else 5)}")]
-    pairs = [("stem.conv", "model.1"), ("down1.conv", "model.4"), ("down2.conv", "model.7")]
+    # pad, conv, norm, ReLU, (conv, norm, ReLU) x 2, blocks, (convT, norm, ReLU) x 2, pad, conv
+    units = [("stem", 1), ("down1", 4), ("down2", 7), ("up1", first + n), ("up2", first + n + 3)]
+    pairs = []
+    for unit, index in units:
+        pairs.append((f"{unit}.conv", f"model.{index}"))
+        if norms:
+            pairs.append((f"{unit}.norm", f"model.{index + 1}"))
     for j, i in enumerate(kept):
-        pairs += _block_pairs(cls, f"blocks.{i}", f"model.{first + j}.conv_block", False)
-    # convT, IN, ReLU, convT, IN, ReLU, pad, conv
-    return pairs + [("up1.conv", f"model.{first + n}"), ("up2.conv", f"model.{first + n + 3}"),
-                    ("head.conv", f"model.{first + n + 7}")]
+        pairs += _block_pairs(cls, f"blocks.{i}", f"model.{first + j}.conv_block", False, norms, dropout)
+    return pairs + [("head.conv", f"model.{first + n + 7}")]
 
 
-def _block_pairs(cls, ours, original, mask):
-    """[(our module, original module)] of one residual block, by the family's ``original_block``."""
+def _block_pairs(cls, ours, original, mask, norms=False, dropout=False):
+    """[(our module, original module)] of one residual block, by the family's ``original_block``;
+    ``norms``: each conv's norm (the next index) too; ``dropout``: a Dropout after the first ReLU moves
+    the second conv and its norm one index on (upstream's ``--use_dropout``)."""
     layout = cls.original_block[mask]
     pairs = []
     for conv in ("conv1", "conv2"):
-        pairs += [(f"{ours}.{conv}.conv{a}", f"{original}.{layout[conv]}{b}") for a, b in cls.original_conv_parts.items()]
+        index = layout[conv] + (1 if dropout and conv == "conv2" else 0)
+        pairs += [(f"{ours}.{conv}.conv{a}", f"{original}.{index}{b}") for a, b in cls.original_conv_parts.items()]
+        if norms:
+            pairs.append((f"{ours}.{conv}.norm", f"{original}.{index + 1}"))
         if mask:
             pairs.append((f"{ours}.{conv}.mask", f"{original}.{layout[conv + '.mask']}"))
     return pairs

@@ -203,6 +203,31 @@ class UnetGenerator(Generator):
         pairs = _pairs(self.has_mask, self.num_downs)
         return legacy.rename(self.state_dict(), [(orig, ours) for ours, orig in pairs], type(self).__name__)
 
+    # ------------------------------------------------------------------ pytorch-CycleGAN-and-pix2pix's layout
+    @classmethod
+    def is_upstream(cls, state_dict):
+        return any(k.startswith("model.model.") for k in state_dict)
+
+    @classmethod
+    def from_upstream(cls, sd, norm, dropout, source):
+        """Upstream's ``UnetGenerator`` (``--netG unet_128`` / ``unet_256``: 7 / 8 levels): the
+        original's plain layout (§5.4); its norms hold tensors only as BatchNorms. Upstream appends a
+        block's Dropout after its up-norm, so the weights do not record it: ``dropout`` (the upstream
+        model's default) says whether there was one. The depth, ngf and the image channels come from
+        the keys and shapes. UserError for another layout."""
+        what = "a pytorch-CycleGAN-and-pix2pix UnetGenerator layout"
+        n = _levels(sd, False)
+        if n < 5:
+            raise UserError(f"{source}: a U-Net with {n} levels; upstream's unet_128 / unet_256 have 7 / 8 (at least "
+                            "5 are supported)")
+        state = legacy.rename(sd, _pairs(False, n), source, what)
+        config = _shape_config(cls, state, n, source, what)
+        config.update(mask=False, use_dropout=bool(dropout))
+        if norm != "batch":
+            config["norm"] = norm
+        legacy.check_fits(cls, config, state, source, what)
+        return config, state
+
 
 def _shape_config(cls, state, n, source, layout="a generator layout of the original DMAD code"):
     """The config of an n-level U-Net from the weight shapes of ``state`` (our names): image channels,
