@@ -35,23 +35,27 @@ def convert_generator_state(sd, cfg=None, source="generator"):
     return families.from_original(clean(sd, source), cfg, source)
 
 
-def convert_discriminator_state(sd, source="discriminator"):
+def convert_discriminator_state(sd, source="discriminator", origin="the original DMAD code"):
     """``(config, state_dict)`` for an original PatchGAN state dict (``model.0`` ... ``model.11``):
-    convs at 0, 2, 5, 8 and the head at 3n + 2, norms right after convs 2, 5, 8 (§5.6)."""
+    convs at 0, 2, 5, 8 and the head at 3n + 2, norms right after convs 2, 5, 8 (§5.6); n_layers from
+    the conv indices, BatchNorm when running statistics are present, else InstanceNorm.
+    pytorch-CycleGAN-and-pix2pix's NLayerDiscriminator has the same layout (``origin`` names the code
+    the errors say the file is not of). UserError for another layout."""
     sd = clean(sd, source)
+    layout = f"a PatchGAN layout of {origin}"
     convs = sorted({int(k.split(".")[1]) for k, v in sd.items()
                     if k.startswith("model.") and k.endswith(".weight") and v.dim() == 4})
     n_layers = (convs[-1] - 2) // 3 if convs else 0
     if n_layers < 1 or convs != [0] + [2 + 3 * j for j in range(n_layers)] + [2 + 3 * n_layers]:
-        raise UserError(f"{source}: convs at model.{convs}; not a PatchGAN layout of the original DMAD code")
+        raise UserError(f"{source}: convs at model.{convs}; not {layout}")
     pairs = [("layers.conv1", "model.0"), ("layers.head", f"model.{2 + 3 * n_layers}")]
     for j in range(n_layers):
         pairs += [(f"layers.conv{j + 2}", f"model.{2 + 3 * j}"), (f"layers.norm{j + 2}", f"model.{3 + 3 * j}")]
-    state = rename(sd, pairs, source)
+    state = rename(sd, pairs, source, layout)
     first = state["layers.conv1.weight"]
     norm = "batch" if any(k.endswith(".running_mean") for k in state) else "instance"
     config = {"input_nc": int(first.shape[1]), "ndf": int(first.shape[0]), "n_layers": n_layers, "norm": norm}
-    check_fits(NLayerDiscriminator, config, state, source)
+    check_fits(NLayerDiscriminator, config, state, source, layout)
     return config, state
 
 

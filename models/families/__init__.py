@@ -19,19 +19,23 @@ on a family name:
 * distillation: ``forward_features(x, roles)`` and the roles hooked by default (``distill_roles``);
 * the original code's checkpoints: ``is_original(state_dict)``, ``from_original(state_dict, cfg,
   source)`` -> ``(config, state_dict)`` and back, ``net.to_original()``; both directions read one
-  table of (our module, original module) pairs per family.
+  table of (our module, original module) pairs per family;
+* pytorch-CycleGAN-and-pix2pix ("upstream", the code the original was built on): ``is_upstream(state_dict)``
+  and ``from_upstream(state_dict, norm, dropout, source)`` -> ``(config, state_dict)``, reading the same
+  table (upstream's plain generators have the original's plain layout, plus their norms and dropouts).
+  A family upstream has no counterpart of keeps the defaults (never upstream).
 
 Steps to add a family: write ``models/families/<name>.py`` with the subclass (see resnet.py), add it to
 ``FAMILIES`` below, and add its structure to tests/test_families.py, whose checks (pruned == masked,
 MACs estimate == counted MACs, folding is exact, config round trip) then run for it.
 """
-from models.families.base import Generator
+from models.families.base import NORMS, Generator, make_norm
 from models.families.mobile_resnet import MobileResnetGenerator
 from models.families.resnet import ResnetGenerator
 from models.families.unet import UnetGenerator
 from util.errors import UserError
 
-__all__ = ["FAMILIES", "NETG_CHOICES", "Generator", "build", "for_netG", "from_original", "get", "of_config",
+__all__ = ["FAMILIES", "NETG_CHOICES", "NORMS", "Generator", "make_norm", "upstream_family", "build", "for_netG", "from_original", "get", "of_config",
            "upgrade_checkpoint"]
 
 FAMILIES = {cls.family: cls for cls in (ResnetGenerator, UnetGenerator, MobileResnetGenerator)}
@@ -71,6 +75,17 @@ def from_original(state_dict, cfg, source):
             return cls.from_original(state_dict, cfg, source)
     raise UserError(f"{source}: unknown generator layout (keys {sorted(state_dict)[:3]}...); expected a generator "
                     "of the original DMAD code (CycleGAN ResNet, pix2pix U-Net or the mobile ResNet, mask or plain)")
+
+
+def upstream_family(state_dict, source):
+    """The family class that recognises ``state_dict`` as a generator of pytorch-CycleGAN-and-pix2pix
+    (``Generator.is_upstream``); UserError when none does."""
+    for cls in FAMILIES.values():
+        if cls.is_upstream(state_dict):
+            return cls
+    raise UserError(f"{source}: unknown generator layout (keys {sorted(state_dict)[:3]}...); expected a "
+                    "pytorch-CycleGAN-and-pix2pix ResnetGenerator (--netG resnet_6blocks / resnet_9blocks) or "
+                    "UnetGenerator (--netG unet_128 / unet_256)")
 
 
 def upgrade_checkpoint(state):

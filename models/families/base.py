@@ -1,6 +1,21 @@
 """The contract every generator family answers (see models/families/__init__.py for what each part is for)."""
 from torch import nn
 
+from util.errors import UserError
+
+NORMS = ("instance", "batch")  # the norm layers a ResNet or U-Net generator can be built with
+
+
+def make_norm(kind, channels):
+    """The norm layer of a generator built with ``norm=kind``: ``"instance"`` is affine-free without
+    running statistics (CycleGAN's), ``"batch"`` has per-channel affine parameters and running
+    statistics (pix2pix's). ValueError for another kind."""
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    raise ValueError(f"unknown norm {kind!r}; expected one of {NORMS}")
+
 
 class Generator(nn.Module):
     """The family contract (see the module docstring); subclasses fill in every attribute and method."""
@@ -45,6 +60,20 @@ class Generator(nn.Module):
         """``(config, state_dict)`` of this project for a generator state dict of the original code
         (cfg: the original's stored cfg or None); UserError for a layout the family does not know."""
         raise NotImplementedError
+
+    @classmethod
+    def is_upstream(cls, state_dict):
+        """Whether a generator state dict of pytorch-CycleGAN-and-pix2pix has this family's key layout
+        (``module.`` prefixes and stale norm statistics already dropped: models/upstream.py)."""
+        return False
+
+    @classmethod
+    def from_upstream(cls, state_dict, norm, dropout, source):
+        """``(config, state_dict)`` of this project for a generator state dict of pytorch-CycleGAN-and-pix2pix.
+        ``norm``: "instance" or "batch", as the tensors say (models/upstream.py); ``dropout``: the
+        upstream model's default, used where the weights do not record it. UserError for a variant
+        the family cannot represent."""
+        raise UserError(f"{source}: pytorch-CycleGAN-and-pix2pix has no {cls.__name__}")
 
     @classmethod
     def upgrade_state_dict(cls, state_dict):

@@ -10,6 +10,8 @@ from util.errors import UserError
 
 _THOP_KEYS = ("total_ops", "total_params")
 ORIGINAL_PLAIN_NGF = 64  # the original's plain ResNet ignored --ngf (§5.2)
+# what the helpers below say a state dict is not, unless the caller names another layout
+ORIGINAL_GENERATOR = "a generator layout of the original DMAD code (CycleGAN ResNet or pix2pix U-Net, mask or plain)"
 
 
 def clean(sd, source):
@@ -26,28 +28,29 @@ def clean(sd, source):
     return out
 
 
-def rename(sd, pairs, source):
+def rename(sd, pairs, source, layout=ORIGINAL_GENERATOR):
     """``sd`` with each original module path replaced by ours; ``pairs`` = [(ours, original)].
-    A key outside every pair means a layout this module does not know."""
+    A key outside every pair means a layout this module does not know: UserError saying the file is
+    not ``layout``."""
     ours_of = {orig: ours for ours, orig in pairs}
     out = {}
     for key, value in sd.items():
         module, _, leaf = key.rpartition(".")
         if module not in ours_of:
-            raise UserError(f"{source}: unexpected entry {key!r}; not a generator layout of the original DMAD "
-                            "code (CycleGAN ResNet or pix2pix U-Net, mask or plain)")
+            raise UserError(f"{source}: unexpected entry {key!r}; not {layout}")
         out[f"{ours_of[module]}.{leaf}"] = value
     return out
 
 
-def require(state, key, source):
+def require(state, key, source, layout="a generator layout of the original DMAD code"):
     if key not in state:
-        raise UserError(f"{source}: no {key!r} entry; not a generator layout of the original DMAD code")
+        raise UserError(f"{source}: no {key!r} entry; not {layout}")
     return state[key]
 
 
-def check_fits(cls, config, state, source):
-    """Build ``cls`` from ``config`` without weights and compare every tensor name and shape."""
+def check_fits(cls, config, state, source, layout="a layout of the original DMAD code"):
+    """Build ``cls`` from ``config`` without weights and compare every tensor name and shape;
+    UserError saying the file is not ``layout`` when they differ."""
     args = {k: v for k, v in config.items() if k != "family"}
     try:
         with torch.device("meta"):
@@ -57,8 +60,7 @@ def check_fits(cls, config, state, source):
     got = {k: tuple(v.shape) for k, v in state.items()}
     if expected != got:
         diff = sorted(set(expected.items()) ^ set(got.items()))[:2]
-        raise UserError(f"{source}: the weights do not form a {cls.__name__} ({diff}); "
-                        "not a layout of the original DMAD code")
+        raise UserError(f"{source}: the weights do not form a {cls.__name__} ({diff}); not {layout}")
 
 
 def plain(value):
@@ -83,5 +85,3 @@ def given(cfg):
 
 def has_masks(sd):
     return any(k.endswith(".mask_weight") for k in sd)
-
-

@@ -81,6 +81,9 @@ class MobileResnetGenerator(ResnetGenerator):
         self.down1_role = down1_role  # read by structure(); a plain attribute, set before Module init is fine
         super().__init__(input_nc, output_nc, ngf, n_blocks, widths, mask, unmask_last_upconv)
 
+    def make_block(self, stream, hidden, mask):
+        return self.block_class(stream, hidden, mask)  # InstanceNorms, no dropout
+
     @classmethod
     def options_config(cls, opt, mask):
         return dict(super().options_config(opt, mask), down1_role="bound")
@@ -122,3 +125,7 @@ class MobileResnetGenerator(ResnetGenerator):
     @classmethod
     def is_original(cls, state_dict):
         return "model.1.weight" in state_dict and any(k.endswith(".conv_block.1.conv.0.weight") for k in state_dict)
+
+    @classmethod
+    def is_upstream(cls, state_dict):
+        return False  # pytorch-CycleGAN-and-pix2pix has no separable-conv generator

@@ -3,7 +3,10 @@
 
 Layout (ngf = 64, 9 blocks): stem 7x7 conv (ngf) -> down1 (2 ngf) -> down2 (4 ngf, the residual
 stream) -> blocks 0..8 (``x + conv2(conv1(x))``) -> up1 (2 ngf) -> up2 (ngf) -> head 7x7 conv, tanh.
-Norms are affine-free InstanceNorms; masks (``mask=True``) sit after each norm (method.md §5.1).
+Norms are affine-free InstanceNorms (``norm="instance"``, convs with biases) or BatchNorms
+(``norm="batch"``, convs without biases but the head, as pytorch-CycleGAN-and-pix2pix's ``--norm
+batch``); ``use_dropout=True`` puts a ``Dropout(0.5)`` after each block's first ReLU (upstream's
+``--use_dropout`` ResNet). Masks (``mask=True``) sit after each norm (method.md §5.1).
 
 Pruned widths come as ``widths`` = {channel set: width}; a block whose hidden width is 0 is removed
 (it is the identity: method.md §5.1), and ``blocks`` keeps the original block numbers as keys so that
@@ -16,8 +19,8 @@ from fractions import Fraction
 from torch import nn
 
 from models.families import layout
-from models.families.base import Generator
-from models.layers import ConvUnit, instance_norm
+from models.families.base import NORMS, Generator, make_norm
+from models.layers import ConvUnit
 from models.structure import ChannelSet, ChannelStructure, ConvSpec, resolve_widths
 from util.errors import UserError
 
@@ -32,13 +35,15 @@ def default_widths(ngf, n_blocks):
 
 
 class ResnetBlock(nn.Module):
-    """``x + conv2(conv1(x))``; conv1 writes the block's hidden set, conv2 writes the stream."""
+    """``x + conv2(conv1(x))``; conv1 writes the block's hidden set, conv2 writes the stream. ``norm``:
+    "instance" (convs with biases) or "batch" (without); ``use_dropout``: Dropout(0.5) after conv1's ReLU."""
 
-    def __init__(self, stream, hidden, mask):
+    def __init__(self, stream, hidden, mask, norm="instance", use_dropout=False):
         super().__init__()
-        self.conv1 = ConvUnit(nn.Conv2d(stream, hidden, 3, bias=True), instance_norm(hidden), mask,
-                              nn.ReLU(True), nn.ReflectionPad2d(1))
-        self.conv2 = ConvUnit(nn.Conv2d(hidden, stream, 3, bias=True), instance_norm(stream), mask,
+        bias = norm == "instance"
+        self.conv1 = ConvUnit(nn.Conv2d(stream, hidden, 3, bias=bias), make_norm(norm, hidden), mask,
+                              nn.ReLU(True), nn.ReflectionPad2d(1), nn.Dropout(0.5) if use_dropout else None)
+        self.conv2 = ConvUnit(nn.Conv2d(hidden, stream, 3, bias=bias), make_norm(norm, stream), mask,
                               None, nn.ReflectionPad2d(1))
 
     def forward(self, x):
@@ -46,7 +51,8 @@ class ResnetBlock(nn.Module):
 
 
 class ResnetGenerator(Generator):
-    """ResNet generator; ``mask=True`` adds a Mask after every norm (22 or 23 masks for 9 blocks).
+    """ResNet generator; ``mask=True`` adds a Mask after every norm (22 or 23 masks for 9 blocks);
+    ``norm`` ("instance" or "batch") and ``use_dropout`` as in the module docstring.
 
     input: [N, input_nc, H, W] in [-1, 1] (H, W multiples of 4) -> output [N, output_nc, H, W].
     """
@@ -86,27 +92,35 @@ class ResnetGenerator(Generator):
         return 8  # the reflection paddings of the blocks need two pixels after the two down-convs
 
     def __init__(self, input_nc=3, output_nc=3, ngf=64, n_blocks=9, widths=None, mask=False,
-                 unmask_last_upconv=False):
+                 unmask_last_upconv=False, norm="instance", use_dropout=False):
         super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r}; expected one of {NORMS}")
         self.input_nc, self.output_nc, self.ngf, self.n_blocks = input_nc, output_nc, ngf, n_blocks
         self.has_mask, self.unmask_last_upconv = mask, unmask_last_upconv
+        self.norm, self.use_dropout = norm, use_dropout
         self.widths = w = resolve_widths(default_widths(ngf, n_blocks), widths, f"a {n_blocks}-block ResNet")
         relu = lambda: nn.ReLU(True)  # noqa: E731
-        self.stem = ConvUnit(nn.Conv2d(input_nc, w["stem"], 7, bias=True), instance_norm(w["stem"]), mask,
+        bias = norm == "instance"  # a BatchNorm's shift replaces the conv bias
+        self.stem = ConvUnit(nn.Conv2d(input_nc, w["stem"], 7, bias=bias), make_norm(norm, w["stem"]), mask,
                              relu(), nn.ReflectionPad2d(3))
-        self.down1 = ConvUnit(nn.Conv2d(w["stem"], w["down1"], 3, 2, 1, bias=True), instance_norm(w["down1"]),
+        self.down1 = ConvUnit(nn.Conv2d(w["stem"], w["down1"], 3, 2, 1, bias=bias), make_norm(norm, w["down1"]),
                               mask, relu())
-        self.down2 = ConvUnit(nn.Conv2d(w["down1"], w["stream"], 3, 2, 1, bias=True),
-                              instance_norm(w["stream"]), mask, relu())
+        self.down2 = ConvUnit(nn.Conv2d(w["down1"], w["stream"], 3, 2, 1, bias=bias),
+                              make_norm(norm, w["stream"]), mask, relu())
         self.blocks = nn.ModuleDict({
-            str(i): self.block_class(w["stream"], w[f"blocks.{i}"], mask)
+            str(i): self.make_block(w["stream"], w[f"blocks.{i}"], mask)
             for i in range(n_blocks) if w[f"blocks.{i}"] > 0})
-        self.up1 = ConvUnit(nn.ConvTranspose2d(w["stream"], w["up1"], 3, 2, 1, output_padding=1, bias=True),
-                            instance_norm(w["up1"]), mask, relu())
-        self.up2 = ConvUnit(nn.ConvTranspose2d(w["up1"], w["up2"], 3, 2, 1, output_padding=1, bias=True),
-                            instance_norm(w["up2"]), mask and not unmask_last_upconv, relu())
+        self.up1 = ConvUnit(nn.ConvTranspose2d(w["stream"], w["up1"], 3, 2, 1, output_padding=1, bias=bias),
+                            make_norm(norm, w["up1"]), mask, relu())
+        self.up2 = ConvUnit(nn.ConvTranspose2d(w["up1"], w["up2"], 3, 2, 1, output_padding=1, bias=bias),
+                            make_norm(norm, w["up2"]), mask and not unmask_last_upconv, relu())
         self.head = ConvUnit(nn.Conv2d(w["up2"], output_nc, 7, bias=True), act=nn.Tanh(),
                              pad=nn.ReflectionPad2d(3))
+
+    def make_block(self, stream, hidden, mask):
+        """One residual block of ``block_class`` with this generator's norm and dropout."""
+        return self.block_class(stream, hidden, mask, self.norm, self.use_dropout)
 
     def forward(self, x):
         x = self.down2(self.down1(self.stem(x)))
@@ -136,7 +150,9 @@ class ResnetGenerator(Generator):
         w, m = self.widths, self.has_mask
         q = Fraction(1, 4)
         mask = (lambda path: path if m else None)  # noqa: E731
-        conv = lambda *a, **k: ConvSpec(*a, bias=True, **k)  # noqa: E731  every conv has a bias
+        # every conv has a bias with InstanceNorms; with BatchNorms only the head has one
+        affine = self.norm == "batch"
+        conv = lambda *a, **k: ConvSpec(*a, **{"bias": not affine, "norm_affine": affine, **k})  # noqa: E731
         convs = [
             conv("stem.conv", "stem", (None,), mask("stem.mask"), "stem.norm", kernel=7, role="outer",
                  fold="consumer"),
@@ -152,7 +168,7 @@ class ResnetGenerator(Generator):
                  out_scale=Fraction(1, 2), role="outer", fold="consumer"),
             conv("up2.conv", "up2", ("up1",), mask("up2.mask") if not self.unmask_last_upconv else None,
                  "up2.norm", transposed=True, role="last_up", fold="consumer"),
-            conv("head.conv", None, ("up2",), kernel=7),
+            conv("head.conv", None, ("up2",), kernel=7, bias=True),
         ]
         sets = {"stem": ChannelSet("stem", w["stem"]), "down1": ChannelSet("down1", w["down1"]),
                 "stream": ChannelSet("stream", w["stream"])}
@@ -175,10 +191,17 @@ class ResnetGenerator(Generator):
         ]
 
     def config(self):
-        """Constructor arguments (JSON-able); ``ResnetGenerator(**g.config())`` rebuilds the architecture."""
-        return {"family": self.family, "input_nc": self.input_nc, "output_nc": self.output_nc, "ngf": self.ngf,
-                "n_blocks": self.n_blocks, "widths": dict(self.widths), "mask": self.has_mask,
-                "unmask_last_upconv": self.unmask_last_upconv}
+        """Constructor arguments (JSON-able); ``ResnetGenerator(**g.config())`` rebuilds the architecture.
+        ``norm`` and ``use_dropout`` are named only when they differ from the defaults (InstanceNorm,
+        no dropout), so that the configs of every generator built before they existed stay as they were."""
+        config = {"family": self.family, "input_nc": self.input_nc, "output_nc": self.output_nc, "ngf": self.ngf,
+                  "n_blocks": self.n_blocks, "widths": dict(self.widths), "mask": self.has_mask,
+                  "unmask_last_upconv": self.unmask_last_upconv}
+        if self.norm != "instance":
+            config["norm"] = self.norm
+        if self.use_dropout:
+            config["use_dropout"] = True
+        return config
 
     def distill_roles(self):
         """The stream after down-conv 2, after original blocks 2 and 5 and after the last block (the
@@ -208,11 +231,7 @@ class ResnetGenerator(Generator):
         pairs, n_blocks, kept, unmask_last = _original_pairs(cls, sd, cfg, source)
         state = layout.rename(sd, pairs, source)
         shape = lambda role: layout.require(state, f"{role}.weight", source).shape  # noqa: E731
-        widths = {"stem": shape("stem.conv")[0], "down1": shape("down1.conv")[0], "stream": shape("down2.conv")[0],
-                  "up1": shape("up1.conv")[1], "up2": shape("up2.conv")[1]}
-        for i in range(n_blocks):
-            widths[f"blocks.{i}"] = shape(f"blocks.{i}.{cls.hidden_conv}")[0] if i in kept else 0
-        widths = {k: int(v) for k, v in widths.items()}
+        widths = _shape_widths(cls, shape, n_blocks, kept)
         if cfg is not None and not mask:
             expected = _cfg_list(cfg)
             have = [widths[k] for k in ("stem", "down1", "stream")]
@@ -229,9 +248,69 @@ class ResnetGenerator(Generator):
         return config, state
 
     def to_original(self):
-        """This network's state dict in the original code's layout (§5.1 mask, §5.2 plain or pruned)."""
+        """This network's state dict in the original code's layout (§5.1 mask, §5.2 plain or pruned).
+        UserError for a generator the original could not build (BatchNorms or dropout)."""
+        if self.norm != "instance" or self.use_dropout:
+            raise UserError(f"{type(self).__name__} with {'BatchNorms' if self.norm == 'batch' else 'dropout'}: "
+                            "the original DMAD code has no such ResNet, its layout cannot hold it")
         pairs = _pairs(type(self), self.has_mask, sorted(int(i) for i in self.blocks), self.unmask_last_upconv)
         return layout.rename(self.state_dict(), [(orig, ours) for ours, orig in pairs], type(self).__name__)
+
+    # ------------------------------------------------------------------ pytorch-CycleGAN-and-pix2pix's layout
+    @classmethod
+    def is_upstream(cls, state_dict):
+        return "model.1.weight" in state_dict and any(k.endswith(".conv_block.1.weight") for k in state_dict)
+
+    @classmethod
+    def from_upstream(cls, sd, norm, dropout, source):
+        """Upstream's ``ResnetGenerator`` (``--netG resnet_<n>blocks``): the original's plain layout
+        (§5.2, every block kept), its norms paired too when they hold tensors (BatchNorms), and with
+        ``--use_dropout`` a Dropout after each block's first ReLU, which moves the block's second conv
+        from ``conv_block.5`` to ``conv_block.6``; the weights record it, so ``dropout`` is not read.
+        The number of blocks, ngf and the image channels come from the keys and shapes. UserError for
+        another layout, e.g. an up-sampling without transposed convolutions."""
+        what = "a pytorch-CycleGAN-and-pix2pix ResnetGenerator layout"
+        first = _first_block(False)
+        present = sorted({int(k.split(".")[1]) for k in sd if ".conv_block." in k})
+        if present != list(range(first, first + len(present))):
+            raise UserError(f"{source}: residual blocks at model.{present}; not {what} (its blocks follow each "
+                            f"other from model.{first} on)")
+        n = len(present)
+        second = sd.get(f"model.{first}.conv_block.6.weight")  # a conv there: a Dropout before it
+        with_dropout = second is not None and second.dim() == 4
+        # upstream up-samples right after the blocks with two transposed convs: weights [in, out, 3, 3]
+        channels = layout.require(sd, "model.7.weight", source, what).shape[0]
+        for index in (first + n, first + n + 3):
+            weight = sd.get(f"model.{index}.weight")
+            if weight is None or weight.dim() != 4 or weight.shape[0] != channels:
+                raise UserError(f"{source}: no transposed convolution at model.{index}, where upstream's "
+                                "ResnetGenerator up-samples: a generator that up-samples otherwise (e.g. resize "
+                                "and convolution) is not supported")
+            channels = weight.shape[1]
+        kept = list(range(n))
+        pairs = _pairs(cls, False, kept, False, norms=norm == "batch", dropout=with_dropout)
+        state = layout.rename(sd, pairs, source, what)
+        shape = lambda role: layout.require(state, f"{role}.weight", source, what).shape  # noqa: E731
+        widths = _shape_widths(cls, shape, n, kept)
+        config = {"family": cls.family, "input_nc": int(shape("stem.conv")[1]),
+                  "output_nc": int(shape("head.conv")[0]), "ngf": widths["stem"], "n_blocks": n, "widths": widths,
+                  "mask": False, "unmask_last_upconv": False}
+        if norm != "instance":
+            config["norm"] = norm
+        if with_dropout:
+            config["use_dropout"] = True
+        layout.check_fits(cls, config, state, source, what)
+        return config, state
+
+
+def _shape_widths(cls, shape, n_blocks, kept):
+    """{channel set: width} of a ResNet from its weight shapes (``shape(role)``: the shape of the
+    conv ``role``'s weight, in our names); blocks not ``kept`` have width 0."""
+    widths = {"stem": shape("stem.conv")[0], "down1": shape("down1.conv")[0], "stream": shape("down2.conv")[0],
+              "up1": shape("up1.conv")[1], "up2": shape("up2.conv")[1]}
+    for i in range(n_blocks):
+        widths[f"blocks.{i}"] = shape(f"blocks.{i}.{cls.hidden_conv}")[0] if i in kept else 0
+    return {k: int(v) for k, v in widths.items()}
 
 
 def _kept_blocks(cfg, present, source):
@@ -272,9 +351,11 @@ def _first_block(mask):
     return 13 if mask else 10  # the index of the first block in ``model`` (§5.1 / §5.2)
 
 
-def _pairs(cls, mask, kept, unmask_last):
+def _pairs(cls, mask, kept, unmask_last, norms=False, dropout=False):
     """[(our module, original module)] of a ResNet holding the blocks ``kept`` (original numbers), in
-    the original's ``model`` Sequential (§5.1 mask, §5.2 plain or pruned)."""
+    the original's ``model`` Sequential (§5.1 mask, §5.2 plain or pruned). Upstream's plain layout is
+    the same, with ``norms``: the norm right after each conv is paired too (BatchNorms hold tensors,
+    InstanceNorms none) and ``dropout``: a Dropout in each block (see ``_block_pairs``)."""
     first, n = _first_block(mask), len(kept)
     if mask:
         pairs = [("stem.conv", "model.1"), ("stem.mask", "model.3"), ("down1.conv", "model.5"),
@@ -287,22 +368,31 @@ def _pairs(cls, mask, kept, unmask_last):
             pairs.append(("up2.mask", f"model.{up2 + 2}"))
         # after up2: IN, [Mask], ReLU, pad, conv
         return pairs + [("head.conv", f"model.{up2 + (4 if unmask_last else 5)}")]
-    pairs = [("stem.conv", "model.1"), ("down1.conv", "model.4"), ("down2.conv", "model.7")]
+    # pad, conv, norm, ReLU, (conv, norm, ReLU) x 2, blocks, (convT, norm, ReLU) x 2, pad, conv
+    units = [("stem", 1), ("down1", 4), ("down2", 7), ("up1", first + n), ("up2", first + n + 3)]
+    pairs = []
+    for unit, index in units:
+        pairs.append((f"{unit}.conv", f"model.{index}"))
+        if norms:
+            pairs.append((f"{unit}.norm", f"model.{index + 1}"))
     for j, i in enumerate(kept):
-        pairs += _block_pairs(cls, f"blocks.{i}", f"model.{first + j}.conv_block", False)
-    # convT, IN, ReLU, convT, IN, ReLU, pad, conv
-    return pairs + [("up1.conv", f"model.{first + n}"), ("up2.conv", f"model.{first + n + 3}"),
-                    ("head.conv", f"model.{first + n + 7}")]
+        pairs += _block_pairs(cls, f"blocks.{i}", f"model.{first + j}.conv_block", False, norms, dropout)
+    return pairs + [("head.conv", f"model.{first + n + 7}")]
 
 
-def _block_pairs(cls, ours, original, mask):
-    """[(our module, original module)] of one residual block, by the family's ``original_block``."""
-    layout = cls.original_block[mask]
+def _block_pairs(cls, ours, original, mask, norms=False, dropout=False):
+    """[(our module, original module)] of one residual block, by the family's ``original_block``;
+    ``norms``: each conv's norm (the next index) too; ``dropout``: a Dropout after the first ReLU moves
+    the second conv and its norm one index on (upstream's ``--use_dropout``)."""
+    indices = cls.original_block[mask]
     pairs = []
     for conv in ("conv1", "conv2"):
-        pairs += [(f"{ours}.{conv}.conv{a}", f"{original}.{layout[conv]}{b}") for a, b in cls.original_conv_parts.items()]
+        index = indices[conv] + (1 if dropout and conv == "conv2" else 0)
+        pairs += [(f"{ours}.{conv}.conv{a}", f"{original}.{index}{b}") for a, b in cls.original_conv_parts.items()]
+        if norms:
+            pairs.append((f"{ours}.{conv}.norm", f"{original}.{index + 1}"))
         if mask:
-            pairs.append((f"{ours}.{conv}.mask", f"{original}.{layout[conv + '.mask']}"))
+            pairs.append((f"{ours}.{conv}.mask", f"{original}.{indices[conv + '.mask']}"))
     return pairs
 
 
