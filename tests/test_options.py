@@ -401,11 +401,11 @@ def test_the_seed_readme_commands_warn_only_about_test_mask():
     assert [flag for flag, _ in options.ignored_options(parse(*test_argv, script="test"))] == ["--mask"]
 
 
-def test_the_readme_prune_command_warns_about_nothing_with_or_without_its_finetune_part():
-    """README.md's prune block: the options above its blank line prune, the ones below add the
+def test_the_documented_prune_command_warns_about_nothing_with_or_without_its_finetune_part():
+    """docs/usage.md's prune block: the options above its blank line prune, the ones below add the
     fine-tune; run either way, as written, no option is reported as without effect."""
-    readme = open(os.path.join(REPO, "README.md")).read()
-    block = readme.split("#### Prune", 1)[1].split("```shell", 1)[1].split("```", 1)[0]
+    usage = open(os.path.join(REPO, "docs", "usage.md")).read()
+    block = usage.split("## Prune and fine-tune", 1)[1].split("```shell", 1)[1].split("```", 1)[0]
     prune_part, finetune_part = block.strip().split("\n\n")
     prune_argv = [a for line in prune_part.splitlines()[1:] for a in line.split()]
     finetune_argv = [a for line in finetune_part.splitlines() for a in line.split()]
