@@ -10,12 +10,9 @@ ResNet, 2^levels for a U-Net): exactly ``--size`` px in ONNX unless ``--dynamic_
 in TorchScript; ``--size`` defaults to the crop size the checkpoint was trained with (256 for the
 original code's files). An ``--output`` that is the checkpoint, or any other checkpoint, is refused. After writing, the file is run once against PyTorch and the largest difference logged.
 """
-import os
+from util.cli import before_imports
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-from util.cli import quiet_start  # noqa: E402
-
-quiet_start()  # before torch loads: a Ctrl-C meanwhile ends without a traceback
+before_imports()  # before torch loads: OpenMP's idle policy, a quiet Ctrl-C
 
 from models import DIRECTIONS  # noqa: E402
 from pipeline.export import DEFAULT_SIZE, FORMATS, OPSET, OPSETS, run  # noqa: E402

@@ -8,14 +8,9 @@ the discriminators, logs the MACs/params table and writes
 ``<checkpoints_dir>/<name>/checkpoints/model_0.pth``; ``--finetune`` then trains the pruned model
 (the fine-tune stage, pipeline/finetune.py).
 """
-import os
+from util.cli import before_imports
 
-# Idle OpenMP threads sleep instead of spinning: on a shared or busy CPU, spinning threads make
-# training many times slower. Must be set before torch loads OpenMP; an explicit setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-from util.cli import quiet_start  # noqa: E402
-
-quiet_start()  # before torch loads: a Ctrl-C meanwhile ends without a traceback
+before_imports()  # before torch loads: OpenMP's idle policy, a quiet Ctrl-C
 
 from options import parse  # noqa: E402
 from pipeline.prune import run  # noqa: E402

@@ -8,14 +8,9 @@ replacing those of an earlier run as a whole once complete (a run that fails lea
 were); ``metrics.json`` holds the split (``phase``), the MACs/params of the generators, FID or mIoU when their weights are present and, on aligned data, L1,
 PSNR and SSIM of the outputs against the ground truth (the other half of each pair; metrics/paired.py).
 """
-import os
+from util.cli import before_imports
 
-# Idle OpenMP threads sleep instead of spinning: on a shared or busy CPU, spinning threads make
-# training many times slower. Must be set before torch loads OpenMP; an explicit setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-from util.cli import quiet_start  # noqa: E402
-
-quiet_start()  # before torch loads: a Ctrl-C meanwhile ends without a traceback
+before_imports()  # before torch loads: OpenMP's idle policy, a quiet Ctrl-C
 
 from options import parse  # noqa: E402
 from pipeline.test import run  # noqa: E402

@@ -9,10 +9,8 @@ and the largest difference between them.
 """
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -21,17 +19,12 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from pipeline.export import onnx_session, split_narrow_convs  # noqa: E402
+from util import timing  # noqa: E402
 
 
 def median_ms(run, runs):
-    run()
-    run()  # warm-up: caches, thread pools
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+    """Median ms of ``run()`` after two warm-up calls (caches, thread pools)."""
+    return timing.median_ms(run, runs, warmup=2)
 
 
 def onnx_ms(net, x, threads, runs, tmp):

@@ -22,6 +22,7 @@ from models.layers import masks  # noqa: E402
 from compress.pruning import prune_generator  # noqa: E402
 from models.families.resnet import ResnetGenerator  # noqa: E402
 from util.flops import count_macs_params  # noqa: E402
+from util.timing import median_ms  # noqa: E402
 
 REMOVED_BLOCKS = (2, 5, 7)
 
@@ -46,14 +47,9 @@ def search_like(ngf, seed=0, keep=0.35, stream_keep=0.3, removed=REMOVED_BLOCKS)
 
 
 def median_latency(net, x, runs):
+    """Median seconds of one forward pass (util.timing.median_ms)."""
     with torch.no_grad():
-        net(x)  # warm-up
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            net(x)
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        return median_ms(lambda: net(x), runs) / 1e3
 
 
 def main():

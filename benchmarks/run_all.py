@@ -39,7 +39,9 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 sys.path.insert(0, HERE)
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from util.cli import before_imports  # noqa: E402
+
+before_imports()  # the rows' subprocesses inherit OpenMP's idle policy
 # torch and the networks are imported inside the functions that run in a row's subprocess, so that the
 # parent process, which only starts the rows and prints the table, never loads them
 

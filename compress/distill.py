@@ -190,6 +190,16 @@ class Distiller:
         return losses
 
 
+def distills(opt):
+    """Whether the fine-tune distils: a positive --lambda_attention_distill or --lambda_discriminator_distill."""
+    return opt.lambda_attention_distill > 0 or opt.lambda_discriminator_distill > 0
+
+
+def needs_teacher(opt):
+    """Whether the fine-tune reads the teacher of --pretrain_path: to distil, or for --use_pretrain_d."""
+    return distills(opt) or bool(opt.use_pretrain_d)
+
+
 def add_options(group):
     """The options of the distillation and its teacher (prune.py --finetune; docs/method.md §7),
     declared into the argparse ``group`` options/ gives this owner."""

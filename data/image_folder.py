@@ -211,8 +211,3 @@ def verify_images(paths, desc="checking images"):
     finally:
         if len(paths) >= 64:
             pool.shutdown(cancel_futures=True)
-
-
-def load_rgb(path):
-    """The image at ``path`` as an RGB PIL image (full value range, see :func:`to_8bit`)."""
-    return load_image(path).convert("RGB")

@@ -48,6 +48,14 @@ def statistics_record(opt, dataset, domain, inception_path):
 METRICS = ("auto", "fid", "miou", "none")  # --metric; auto: mIoU for Cityscapes, else FID
 
 
+def resolve_metric(metric, dataroot):
+    """``--metric`` with ``auto`` resolved: mIoU when the dataroot's path names Cityscapes, else FID
+    (docs/method.md §9.3)."""
+    if metric != "auto":
+        return metric
+    return "miou" if "cityscapes" in str(dataroot).lower() else "fid"
+
+
 class Evaluator:
     """Scores generators on the evaluation split: FID (lower is better) or Cityscapes mIoU (higher).
 
@@ -66,10 +74,7 @@ class Evaluator:
     def __init__(self, opt, device, quiet=False):
         self.opt = opt
         self.device = torch.device(device)
-        metric = opt.metric
-        if metric == "auto":
-            metric = "miou" if "cityscapes" in str(opt.dataroot).lower() else "fid"
-        self.metric = metric
+        self.metric = metric = resolve_metric(opt.metric, opt.dataroot)
         self.single = opt.dataset_mode == "single"
         # direction -> (side of the data it reads, domain it produces)
         if self.single:
@@ -380,3 +385,14 @@ def add_options(group):
                        help="evaluate every this many epochs during training. default: --save_epoch_freq")
     flag(group, "--no_eval", "switch evaluation during training off")
     group.add_argument("--eval_batch_size", type=int, default=16, help="batch size of evaluation. default: 16")
+
+
+def score_and_log(evaluator, generators, prefix="", digits=2):
+    """``{direction: score}`` of ``generators`` ({direction: net}) on the evaluation split, each logged
+    in one line (``"<prefix>AtoB FID: 12.34"``); empty when ``evaluator`` is None or disabled."""
+    if evaluator is None or not evaluator.enabled:
+        return {}
+    scores = evaluator.evaluate(generators)
+    for direction, score in scores.items():
+        logging.getLogger("dmad").info("%s%s %s: %.*f", prefix, direction, evaluator.metric_name, digits, score)
+    return scores

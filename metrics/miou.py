@@ -13,9 +13,6 @@ from PIL import Image
 from util.errors import UserError
 
 NUM_CLASSES = 19
-CLASS_NAMES = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
-               "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle",
-               "bicycle")
 # Cityscapes label ids of the 19 evaluated classes, in train-id order; every other id maps to 255.
 EVAL_LABEL_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
 IGNORE = 255

@@ -6,7 +6,6 @@ number is on the [0, 1] pixel scale: L1 is the mean absolute error per pixel and
 a data range of 1 (dB), SSIM an 11-px Gaussian window (sigma 1.5). PSNR and SSIM are computed per
 image and averaged over images, the usual reporting for image-to-image translation and restoration.
 """
-import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 NAMES = ("L1", "PSNR", "SSIM")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models.networks import build_discriminator, build_generator, load_strict
+from models.networks import build_discriminator, build_generator, check_fits, load_strict
 from util import distributed
 from util.errors import UserError, first_line
 
@@ -150,14 +150,6 @@ class BaseModel:
         """The per-direction table under ``--direction``: a tuple of :class:`Direction`, in
         ``generator_names`` order."""
         raise NotImplementedError
-
-    @classmethod
-    def direction_of(cls, generator, direction="AtoB"):
-        """The :class:`Direction` whose generator is the net ``generator`` (KeyError if none)."""
-        for entry in cls.directions(direction):
-            if entry.generator == generator:
-                return entry
-        raise KeyError(f"{cls.name} has no generator {generator!r}")
 
     @classmethod
     def discriminator_configs(cls, opt):
@@ -328,7 +320,7 @@ class BaseModel:
         for name, net in self.nets.items():  # every network is checked before any is loaded
             if name not in state["nets"]:
                 raise UserError(f"{source} has no {name}: it is not a {self.name} checkpoint")
-            _check_fits(net, state["nets"][name], f"{source}: {name}")
+            check_fits(net, state["nets"][name], f"{source}: {name}", "this model")
         for name, net in self.nets.items():
             load_strict(net, state["nets"][name], f"{source}: {name}", "this model")
         if optimizers and self.optimizers and state.get("optimizers"):
@@ -366,17 +358,3 @@ def check_configs(expected, stored, source):
             if want.get(key) != have.get(key):
                 raise UserError(f"{source}: {name} has {key}={have.get(key)!r} but the options give "
                                 f"{want.get(key)!r}; pass the options the checkpoint was trained with")
-
-
-def _check_fits(net, stored, what):
-    """UserError unless ``stored`` has exactly the keys and tensor shapes of ``net.state_dict()``."""
-    own = net.state_dict()
-    missing, unexpected = sorted(set(own) - set(stored)), sorted(set(stored) - set(own))
-    if missing or unexpected:
-        raise UserError(f"{what} does not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    for key, value in own.items():
-        have = tuple(stored[key].shape) if torch.is_tensor(stored[key]) else None
-        if torch.is_tensor(value) and have != tuple(value.shape) and not (have == () and value.numel() == 1):
-            raise UserError(f"{what} does not fit this model ({key} has shape {have}, "
-                            f"expected {tuple(value.shape)})")
-

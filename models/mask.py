@@ -68,9 +68,6 @@ class Mask(nn.Module):
         """The per-channel scale ``f_b(w)``, shape ``[C]``."""
         return soft_step(self.mask_weight, self.bound)
 
-    # the original's name for the logged scale vector
-    get_current_mask = scale
-
     def forward(self, x):
         # the scale is computed in fp32 from the fp32 weight; under autocast only the product is in x's dtype
         return x * self.scale().to(x.dtype).view(1, -1, 1, 1)

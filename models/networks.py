@@ -1,4 +1,5 @@
 """Builders for generators and discriminators, and the weight initialisation (method.md §5.7)."""
+import torch
 from torch import nn
 
 from models import families
@@ -35,9 +36,24 @@ def build_discriminator(config):
     return init_weights(NLayerDiscriminator(**config))
 
 
+def check_fits(net, stored, what, fits="its recorded architecture"):
+    """UserError unless the state dict ``stored`` has exactly the keys and tensor shapes of
+    ``net.state_dict()`` (a 0-d tensor fits a one-element one: the original code's mask bounds):
+    "``what`` does not fit ``fits`` (the first difference)". Loads nothing."""
+    own = net.state_dict()
+    missing, unexpected = sorted(set(own) - set(stored)), sorted(set(stored) - set(own))
+    if missing or unexpected:
+        raise UserError(f"{what} does not fit {fits} (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    for key, value in own.items():
+        have = tuple(stored[key].shape) if torch.is_tensor(stored[key]) else None
+        if torch.is_tensor(value) and have != tuple(value.shape) and not (have == () and value.numel() == 1):
+            raise UserError(f"{what} does not fit {fits} ({key} has shape {have}, expected {tuple(value.shape)})")
+
+
 def load_strict(net, state_dict, what, fits="its recorded architecture"):
-    """``net.load_state_dict(state_dict)`` with every key and shape checked; returns ``net``. A
-    mismatch is a UserError: "``what`` does not fit ``fits`` (torch's first lines)"."""
+    """``net.load_state_dict(state_dict)`` with every key and shape checked first (:func:`check_fits`);
+    returns ``net``. A mismatch is a UserError: "``what`` does not fit ``fits`` (...)"."""
+    check_fits(net, state_dict, what, fits)
     try:
         net.load_state_dict(state_dict)
     except RuntimeError as err:

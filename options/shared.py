@@ -63,6 +63,9 @@ def training(g):
     flag(g, "--continue_train", "continue training: load --load_path, or the latest checkpoint of the run")
     flag(g, "--overwrite", "start afresh on a run folder that holds checkpoints of an earlier run, deleting them "
          "once the new run has saved its first checkpoint (without it such a start is refused)")
+    g.add_argument("--keep_checkpoints", type=int, default=3,
+                   help="keep the newest this many numbered checkpoints (checkpoints/model_<epoch>.pth, networks "
+                        "only; latest.pth holds the full resume state); 0 keeps every one. default: 3")
     flag(g, "--clean_checkpoints", "delete the per-epoch checkpoints at the end of a run (the original always did); a "
          "fine-tune keeps checkpoints/model_0.pth, the pruned model")
     g.add_argument("--epoch_count", type=int, default=None,

@@ -6,6 +6,7 @@ import math
 import os
 
 from data.transforms import check_crop
+from metrics.evaluate import resolve_metric
 from models import MODELS, families
 from models.discriminator import min_input_size
 from util.errors import UserError
@@ -18,7 +19,7 @@ ASPECT_RATIO_RANGE = (1 / 16, 16)
 POSITIVE = ("batch_size", "load_size", "crop_size", "ngf", "ndf", "input_nc", "output_nc", "print_freq",
             "display_freq", "update_html_freq", "save_epoch_freq", "lr_decay_iters", "eval_batch_size",
             "display_winsize")
-NON_NEGATIVE = ("num_threads", "n_epochs", "n_epochs_decay", "pool_size", "threshold", "mask_weight_decay",
+NON_NEGATIVE = ("keep_checkpoints", "num_threads", "n_epochs", "n_epochs_decay", "pool_size", "threshold", "mask_weight_decay",
                 "lambda_A", "lambda_B", "lambda_identity", "lambda_L1", "lambda_update_coeff",
                 "lambda_group_lasso", "lambda_attention_distill", "lambda_discriminator_distill",
                 "AtoB_macs_threshold", "BtoA_macs_threshold", "upconv_coeff", "block_coeff")
@@ -121,8 +122,7 @@ def _fill_in(opt):
         opt.epoch_count = 1
     if opt.eval_freq is None:
         opt.eval_freq = opt.save_epoch_freq
-    if opt.metric == "auto":
-        opt.metric = "miou" if "cityscapes" in opt.dataroot.lower() else "fid"
+    opt.metric = resolve_metric(opt.metric, opt.dataroot)
 
 
 def _check_floats(opt, defaults):

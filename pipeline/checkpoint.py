@@ -5,7 +5,7 @@ Every file this project writes carries ``format == "dmad"``, ``version``, ``kind
 Writing goes to a temporary file in the same folder that is renamed over the target, so an
 interrupted save never leaves a truncated checkpoint behind. The kinds:
 
-* ``training``: a resumable state, ``checkpoints/model_<epoch>.pth`` and ``checkpoints/latest.pth``
+* ``training``: the full resumable state, ``checkpoints/latest.pth``
   (stage ``train``, ``search`` or ``finetune``): ``nets``, ``configs``, ``epoch``, ``iteration``,
   ``images_seen``, ``best`` ({direction: {"score", "epoch"}}), ``rng``, the optimisers and the
   model's extra state (CycleGAN's image ``pools``), ``world_size``, ``search`` for a mask search and,
@@ -13,6 +13,10 @@ interrupted save never leaves a truncated checkpoint behind. The kinds:
   ``rng`` and ``pools`` are rank 0's under torchrun; ``rank_states`` (written when ``world_size`` > 1)
   lists ``{"rng", ["pools"]}`` of ranks 1 .. world_size-1, so that a resume with as many processes
   gives each its own back.
+* ``snapshot``: ``checkpoints/model_<epoch>.pth``: the networks of the epoch with their configs, the
+  mask-search state, ``epoch``, ``iteration``, ``images_seen``, ``best``, ``source``, the LR-schedule
+  state; no optimiser moments, image pools or random generators (a tenth of a training state's size at
+  the shipped settings). A resume from it continues the schedule with fresh optimisers and pools.
 * ``best``: ``model_best.pth``, per direction the networks of its best epoch, with ``scores`` and
   ``epochs`` per direction.
 * ``pruned``: prune.py's ``checkpoints/model_0.pth``: the slim generators and ``cfg``,
@@ -20,7 +24,11 @@ interrupted save never leaves a truncated checkpoint behind. The kinds:
 
 :func:`read_checkpoint` turns any file this project wrote (version 1 included) or the original DMAD
 code wrote into one :class:`Checkpoint` record. Version history: 1 had no ``kind`` and marked the
-best model with ``"best": True``; 2 added ``kind``.
+best model with ``"best": True``; 2 added ``kind``; 3 wrote the numbered checkpoints as ``snapshot``
+(2 wrote them as full ``training`` states, which still resume as before).
+
+Only this module assembles a checkpoint (:func:`training_state`, :func:`snapshot`, :func:`best_model`,
+:func:`pruned_model`), validates a resume (:func:`resume_state`) and reads one (:func:`read_checkpoint`).
 """
 import logging
 import os
@@ -39,8 +47,8 @@ from util.errors import UserError
 from util.files import atomic_path
 
 FORMAT = "dmad"
-VERSION = 2
-KINDS = ("training", "best", "pruned")
+VERSION = 3
+KINDS = ("training", "snapshot", "best", "pruned")
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +58,69 @@ def header(kind, model, stage, opt):
     assert kind in KINDS, kind
     return {"format": FORMAT, "version": VERSION, "kind": kind, "model": model, "stage": stage,
             "options": options_dict(opt)}
+
+
+def training_state(opt, stage, model_state, *, epoch, iteration, images_seen, world_size, best, rng,
+                   rank_states=None, search=None, source=None):
+    """The full resumable state of a training loop after ``epoch`` (kind ``training``; stage ``train``,
+    ``search`` or ``finetune``): ``model_state`` is the model's ``state_dict()`` (nets, configs,
+    optimisers, LR schedule, process state such as CycleGAN's pools); ``best``: {direction: {"score",
+    "epoch"}}; ``rng``: this process's random generators; ``rank_states``: the other processes' records
+    under torchrun; ``search``: the mask search's state; ``source``: the search checkpoint a fine-tune
+    was pruned from."""
+    state = header("training", opt.model, stage, opt)
+    state.update({"epoch": int(epoch), "iteration": int(iteration), "images_seen": int(images_seen),
+                  "world_size": int(world_size), "best": {k: dict(v) for k, v in best.items()}, "rng": rng})
+    state.update(model_state)
+    if rank_states:
+        state["rank_states"] = rank_states
+    if search is not None:
+        state["search"] = search
+    if source:
+        state["source"] = source
+    return state
+
+
+# what a snapshot keeps of a training state: the networks and what places them in the schedule
+SNAPSHOT_KEYS = ("format", "version", "model", "stage", "options", "nets", "configs", "epoch", "iteration",
+                 "images_seen", "world_size", "best", "search", "source", "lr_state")
+
+
+def snapshot(state):
+    """The numbered checkpoint of a training state (kind ``snapshot``): its networks, configs, search
+    state and place in the schedule, without optimiser moments, image pools and random generators."""
+    kept = {k: state[k] for k in SNAPSHOT_KEYS if k in state}
+    kept["kind"] = "snapshot"
+    return kept
+
+
+def best_model(opt, stage, nets, configs, scores, epochs):
+    """``model_best.pth`` (kind ``best``): per direction the networks of its best epoch (``nets``,
+    ``configs``: {net name: ...}), with ``scores`` and ``epochs`` {direction: ...}."""
+    state = header("best", opt.model, stage, opt)
+    state.update({"nets": dict(nets), "configs": dict(configs), "scores": dict(scores), "epochs": dict(epochs)})
+    return state
+
+
+def pruned_model(opt, nets, reports, source, discriminators=None, evaluation=None):
+    """prune.py's pruned model (kind ``pruned``): ``nets`` {generator name: slim module}, ``reports``
+    their prune reports (``cfg``, ``macs_after``, ``params_after``), ``discriminators`` {name: (state
+    dict, config)} kept from the search, ``source`` the search checkpoint, ``evaluation`` {"metric",
+    "scores"} when the pruned generators were scored. Epoch 0, as the original code's file."""
+    state = header("pruned", opt.model, "pruned", opt)
+    state.update({"epoch": 0, "nets": {}, "configs": {}, "cfg": {}, "prune_report": reports, "macs": {},
+                  "params": {}, "source": os.path.abspath(source)})
+    for name, net in nets.items():
+        state["nets"][name] = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+        state["configs"][name] = net.config()
+        state["cfg"][name] = reports[name]["cfg"]
+        state["macs"][name] = reports[name]["macs_after"]
+        state["params"][name] = reports[name]["params_after"]
+    for name, (state_dict, config) in (discriminators or {}).items():
+        state["nets"][name] = state_dict
+        state["configs"][name] = dict(config)
+    state.update(evaluation or {})
+    return state
 
 
 def save_checkpoint(state, path):
@@ -183,9 +254,25 @@ def check_networks(state, path):
             if not value.is_floating_point():
                 raise UserError(f"{path}: network tensor {name}.{key} is {str(value.dtype).replace('torch.', '')}, "
                                 "not floating point: the checkpoint is damaged or not a network; use another one")
-            if not bool(torch.isfinite(value).all()):
-                raise UserError(f"{path}: network tensor {name}.{key} holds NaN or infinite values (training "
-                                "diverged before it was saved): use an earlier checkpoint")
+    bad = first_non_finite(state)
+    if bad:
+        raise UserError(f"{path}: network tensor {bad} holds NaN or infinite values (training diverged before it "
+                        "was saved): use an earlier checkpoint")
+
+
+def first_non_finite(state):
+    """``"<net>.<tensor>"`` of the first floating-point network tensor of ``state`` holding NaN or
+    infinite values, or None."""
+    for name, sd in network_state_dicts(state).items():
+        for key, value in sd.items():
+            if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                return f"{name}.{key}"
+    return None
+
+
+def missing_nets(nets, configs, names):
+    """The names of ``names`` that ``nets`` or ``configs`` ({net name: ...}) lack."""
+    return [n for n in names if n not in nets or n not in configs]
 
 
 _COUNTERS = ("num_batches_tracked", "total_ops", "total_params")
@@ -380,6 +467,14 @@ def load_generator(path, direction="AtoB"):
 
 # what a training checkpoint must hold to be resumed
 RESUME_KEYS = ("nets", "configs", "optimizers", "epoch", "iteration", "rng")
+# what a snapshot (a numbered checkpoint) must hold to be resumed, with fresh optimisers and pools
+SNAPSHOT_RESUME_KEYS = ("nets", "configs", "epoch", "iteration")
+
+
+def is_snapshot(state):
+    """Whether a loaded checkpoint is a networks-only snapshot (kind ``snapshot``)."""
+    return is_native(state) and state.get("kind") == "snapshot"
+
 
 
 def resume_state(opt, run, candidates, stages, kind, fix, search=None):
@@ -407,7 +502,7 @@ def resume_state(opt, run, candidates, stages, kind, fix, search=None):
             # the path the user gave is named by its option in the errors
             state = load_checkpoint(path, option="--load_path" if given else None)
         except UserError as err:
-            earlier = [p for p in candidates[i + 1:] if os.path.basename(p) != "model_0.pth"]
+            earlier = candidates[i + 1:]
             if given or not earlier:
                 raise
             # a damaged latest.pth (a disk fault, a copy cut short): the numbered checkpoints before it may be whole
@@ -445,15 +540,15 @@ def _check_resumable(opt, path, state, search=None):
                         "resume from checkpoints/model_<epoch>.pth or latest.pth")
     if state.get("model") != opt.model:
         raise UserError(f"{path} holds a {state.get('model')} model but --model {opt.model} was given")
-    missing = [key for key in RESUME_KEYS if key not in state]
+    missing = [key for key in (SNAPSHOT_RESUME_KEYS if is_snapshot(state) else RESUME_KEYS) if key not in state]
     if missing:
         raise UserError(f"{path} lacks {', '.join(missing)}: it is not a complete training checkpoint and cannot be "
                         "resumed; resume from another checkpoints/model_<epoch>.pth or start a new run")
     for key, kind in (("nets", dict), ("configs", dict), ("optimizers", dict), ("rng", dict)):
-        if not isinstance(state[key], kind):
+        if key in state and not isinstance(state[key], kind):
             raise UserError(f"{path}: its {key} entry is damaged (a {type(state[key]).__name__}): resume from another "
                             "checkpoint")
-    lost = [k for k in ("torch", "numpy", "python") if k not in state["rng"]]
+    lost = [k for k in ("torch", "numpy", "python") if "rng" in state and k not in state["rng"]]
     if lost:
         raise UserError(f"{path}: its random-generator state lacks {', '.join(lost)}: resume from another checkpoint")
     others = state.get("rank_states")  # the other processes' state of a torchrun run

@@ -42,17 +42,13 @@ OPSETS = range(11, 21)  # the generators' reflection padding needs 11; torch's T
 
 def size_multiple(net):
     """The multiple that H and W must be, as the generator's family states it (the family contract,
-    models/families); else the largest downsampling factor of its channel structure."""
-    if hasattr(type(net), "size_multiple") and hasattr(net, "config"):
-        return int(type(net).size_multiple(net.config()))
-    return max(conv.out_scale.denominator for conv in net.structure().convs)
+    models/families)."""
+    return int(type(net).size_multiple(net.config()))
 
 
 def min_size(net):
-    """The smallest H and W the generator accepts (family contract; else one size multiple)."""
-    if hasattr(type(net), "min_size") and hasattr(net, "config"):
-        return int(type(net).min_size(net.config()))
-    return size_multiple(net)
+    """The smallest H and W the generator accepts, as its family states it."""
+    return int(type(net).min_size(net.config()))
 
 
 def deployable(net):

@@ -11,12 +11,13 @@ import logging
 from data import create_dataset
 from metrics.evaluate import build_evaluator
 from models import MODELS, create_model, families
-from compress.distill import ATTENTION_D_LAYER, DISTILL_D_LAYER, Distiller, Teacher, check_generator_fits
+from compress.distill import (ATTENTION_D_LAYER, DISTILL_D_LAYER, Distiller, Teacher, check_generator_fits, distills,
+                              needs_teacher)
 from models.networks import build_discriminator, build_generator, init_weights, load_strict
 from util import distributed
 from util.errors import UserError
 from util.seed import seed_everything
-from pipeline.checkpoint import read_checkpoint, resume_state
+from pipeline.checkpoint import missing_nets, read_checkpoint, resume_state
 from pipeline.run import Run
 from pipeline.trainer import Trainer
 from report.visualizer import Visualizer
@@ -31,13 +32,13 @@ def prepare_finetune(opt, device):
 
     Returns ``{"teacher": Teacher | None, "resume": (path, state) | None, "dataset": Dataset}``;
     every problem is a UserError."""
-    distill = opt.lambda_attention_distill > 0 or opt.lambda_discriminator_distill > 0
+    distill = distills(opt)
     if distill and not opt.pretrain_path:
         raise UserError("distillation (--lambda_attention_distill / --lambda_discriminator_distill > 0) needs a "
                         "teacher: give --pretrain_path <teacher model_best.pth> or set both weights to 0")
     if opt.use_pretrain_d and not opt.pretrain_path:
         raise UserError("--use_pretrain_d takes the discriminators of the teacher: give --pretrain_path")
-    if opt.pretrain_path and not distill and not opt.use_pretrain_d:
+    if opt.pretrain_path and not needs_teacher(opt):
         log.info("--pretrain_path is given but both distillation weights are 0: the teacher is not used")
     resume = None
     if opt.continue_train:
@@ -47,7 +48,7 @@ def prepare_finetune(opt, device):
         resume = resume_state(opt, run, run.resume_candidates(), stages=("finetune",), kind="fine-tune checkpoint",
                               fix="run prune.py --finetune without --continue_train first (with --overwrite when the "
                                   "folder holds only the pruned model_0.pth)")
-    teacher = load_teacher(opt, device) if distill or opt.use_pretrain_d else None
+    teacher = load_teacher(opt, device) if needs_teacher(opt) else None
     dataset = create_dataset(opt)  # a bad --dataroot fails before prune.py writes model_0.pth
     dataset.verify()  # so does a truncated image anywhere in the split
     return {"teacher": teacher, "resume": resume, "dataset": dataset}
@@ -68,13 +69,12 @@ def finetune(opt, pruned_state, device, prepared=None, evaluator=None, run=None)
     model_cls = MODELS[opt.model]
     nets_needed = model_cls.generator_names + model_cls.discriminator_names
     nets, configs = pruned_state.get("nets", {}), pruned_state.get("configs", {})
-    missing = [n for n in nets_needed if n not in nets or n not in configs]
+    missing = missing_nets(nets, configs, nets_needed)
     if missing:
         raise UserError(f"the pruned model has no {', '.join(missing)}: it is not a {opt.model} model; "
                         "check --model")
     prepared = prepare_finetune(opt, device) if prepared is None else prepared
     teacher, resume = prepared["teacher"], prepared["resume"]
-    distill = opt.lambda_attention_distill > 0 or opt.lambda_discriminator_distill > 0
     run = Run(opt) if run is None else run
     seed_everything(opt.seed)
 
@@ -94,7 +94,7 @@ def finetune(opt, pruned_state, device, prepared=None, evaluator=None, run=None)
         for net in model.nets.values():
             init_weights(net)
         log.info("From Scratch")
-    if distill:
+    if distills(opt):
         distiller = Distiller(opt, model, teacher)
         model.add_loss_term(distiller.loss)
 
@@ -118,7 +118,7 @@ def check_teacher(opt, generators, teacher):
     writes its model_0.pth or lets --overwrite remove an earlier run."""
     if teacher is None:
         return
-    if opt.lambda_attention_distill > 0 or opt.lambda_discriminator_distill > 0:
+    if distills(opt):
         for name, net in generators.items():
             check_generator_fits(name, net, teacher.nets[name])
     if opt.use_pretrain_d and not opt.scratch:
@@ -153,7 +153,7 @@ def load_teacher(opt, device):
         raise UserError(f"--pretrain_path {path} is a {record.model} model but --model is {model}: "
                         f"give a {model} teacher")
     names = MODELS[model].generator_names + MODELS[model].discriminator_names
-    missing = [n for n in names if n not in state["nets"] or n not in state["configs"]]
+    missing = missing_nets(state["nets"], state["configs"], names)
     if missing:
         raise UserError(f"--pretrain_path {path} has no {', '.join(missing)}: it is not a {model} "
                         "teacher (give the model_best.pth of a train.py run)")

@@ -7,10 +7,11 @@ import logging
 
 from models import MODELS, families, generator_from_state
 from models.layers import masks
-from metrics.evaluate import build_evaluator
+from metrics.evaluate import build_evaluator, score_and_log
 from compress.pruning import format_prune_summary, format_prune_table, prune_generator
 from util import distributed
-from pipeline.checkpoint import check_checkpoint_file, header, load_checkpoint, read_checkpoint, save_checkpoint
+from pipeline.checkpoint import (check_checkpoint_file, load_checkpoint, missing_nets, pruned_model, read_checkpoint,
+                                 save_checkpoint)
 from util.device import select_device
 from util.errors import UserError
 from pipeline.finetune import check_teacher, finetune, prepare_finetune
@@ -29,9 +30,9 @@ def read_search_checkpoint(opt, path):
                         f"use --model {source.model}")
     model = MODELS[opt.model]
     gens = model.generator_names
-    for name in gens + model.discriminator_names:
-        if name not in source.nets or name not in source.configs:
-            raise UserError(f"{path} has no {name}: it is not a {opt.model} checkpoint")
+    missing = missing_nets(source.nets, source.configs, gens + model.discriminator_names)
+    if missing:
+        raise UserError(f"{path} has no {missing[0]}: it is not a {opt.model} checkpoint")
     family = families.for_netG(opt.netG).family
     for name in gens:
         config = source.configs[name]
@@ -102,7 +103,7 @@ def pruned_from(run, state):
     ``state`` or its ``model_0.pth`` records it; None when neither does."""
     if state.get("source"):
         return state["source"]
-    model_0 = run.checkpoint_path(0)
+    model_0 = run.pruned_path
     if os.path.isfile(model_0):
         try:
             recorded = load_checkpoint(model_0).get("source")
@@ -129,7 +130,7 @@ def check_resumed_structure(opt, run, path, nets, resume):
             raise UserError(f"--load_path {path} prunes {name} to other widths than {resume_path} was fine-tuned "
                             f"with" + (f" (the run was pruned from {recorded})" if recorded else "") + f": {fix}, "
                             "or fine-tune this search under another --name")
-    model_0 = run.checkpoint_path(0)
+    model_0 = run.pruned_path
     if not os.path.isfile(model_0):
         return None
     try:
@@ -147,12 +148,10 @@ def check_resumed_structure(opt, run, path, nets, resume):
 def evaluate(opt, evaluator, nets):
     """``{"metric", "scores": {direction: score}}`` of the pruned generators; empty without an
     enabled evaluator."""
-    if evaluator is None or not evaluator.enabled:
-        return {}
     generators = {d.name: nets[d.generator] for d in MODELS[opt.model].directions(opt.direction)}
-    scores = evaluator.evaluate(generators)
-    for direction, score in scores.items():
-        log.info("%s %s: %.2f", direction, evaluator.metric_name, score)
+    scores = score_and_log(evaluator, generators)
+    if not scores:
+        return {}
     return {"metric": evaluator.metric_name, "scores": {d: float(s) for d, s in scores.items()}}
 
 
@@ -177,8 +176,7 @@ def prune(opt, device):
     run = Run(opt)
     run.check()
     # only a fine-tune checkpoint can be resumed: a folder that holds just the pruned model_0.pth cannot
-    run.refuse_overwrite(resumable=opt.finetune and any(os.path.basename(p) != "model_0.pth"
-                                                        for p in run.existing_checkpoints()),
+    run.refuse_overwrite(resumable=opt.finetune and run.has_training_checkpoints(),
                          reads=[("--load_path", path), ("--pretrain_path", opt.pretrain_path)])
     source = read_search_checkpoint(opt, path)
     take_training_options(opt, source)
@@ -205,31 +203,19 @@ def prune(opt, device):
     for line in format_prune_summary(reports).splitlines():
         log.info(line)
     log.info("the per-layer table is in %s", os.path.join(run.dir, "logger.log"))
-    gens, discs = MODELS[opt.model].generator_names, MODELS[opt.model].discriminator_names
-    state = header("pruned", opt.model, "pruned", opt)
-    state.update({"epoch": 0, "nets": {}, "configs": {}, "cfg": {}, "prune_report": reports, "macs": {},
-                  "params": {}, "source": os.path.abspath(path)})
-    for name in gens:
-        state["nets"][name] = {k: v.detach().cpu() for k, v in nets[name].state_dict().items()}
-        state["configs"][name] = nets[name].config()
-        state["cfg"][name] = reports[name]["cfg"]
-        state["macs"][name] = reports[name]["macs_after"]
-        state["params"][name] = reports[name]["params_after"]
-    for name in discs:
-        state["nets"][name] = source.nets[name]
-        state["configs"][name] = dict(source.configs[name])
-    out = run.checkpoint_path(0)
+    discs = {name: (source.nets[name], source.configs[name]) for name in MODELS[opt.model].discriminator_names}
+    evaluation = evaluate(opt, evaluator, nets) if kept is None else None  # "metric" and the pruned model's "scores"
+    state = pruned_model(opt, nets, reports, path, discriminators=discs, evaluation=evaluation)
+    out = run.pruned_path
     if kept is not None:
         # the resume trains on from the fine-tune checkpoint: the pruned model of the run stays as it was
         state["source"] = kept.get("source") or state["source"]
         log.info("resuming: %s is kept as it is (pruned from %s)", out, state["source"])
-    else:
-        state.update(evaluate(opt, evaluator, nets))  # "metric" and the pruned model's "scores"
-        if main_rank:
-            save_checkpoint(state, out)
-            log.info("pruned model saved to %s", out)
-            # with --finetune, an earlier run is cleared once the fine-tune saves its own first checkpoint
-            run.saved(out, clear=not opt.finetune)
+    elif main_rank:
+        save_checkpoint(state, out)
+        log.info("pruned model saved to %s", out)
+        # with --finetune, an earlier run is cleared once the fine-tune saves its own first checkpoint
+        run.saved(out, clear=not opt.finetune)
     distributed.barrier()
 
     if opt.finetune:

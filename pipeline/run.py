@@ -18,6 +18,7 @@ from util.logger import detail_logger, release_console, setup_logging
 log = logging.getLogger("dmad")
 
 BEST_FILE = "model_best.pth"
+PRUNED_FILE = "model_0.pth"
 
 
 class Run:
@@ -41,10 +42,14 @@ class Run:
         check_writable_folder(self.ckpt_dir, f"--checkpoints_dir {self.opt.checkpoints_dir}")
 
     def existing_checkpoints(self):
-        """Paths of the checkpoints an earlier run left here (numbered, latest, best)."""
+        """Paths of the checkpoints an earlier run left here (numbered, latest, best, pruned)."""
         found = self.numbered_checkpoints()
-        found += [p for p in (self.latest_path, self.best_path) if os.path.isfile(p)]
+        found += [p for p in (self.latest_path, self.best_path, self.pruned_path) if os.path.isfile(p)]
         return found
+
+    def has_training_checkpoints(self):
+        """Whether an earlier run left a checkpoint a training loop can resume (numbered or latest)."""
+        return bool(self.numbered_checkpoints()) or os.path.isfile(self.latest_path)
 
     def refuse_overwrite(self, resumable=True, reads=()):
         """UserError when the folder holds checkpoints and neither ``--continue_train`` nor ``--overwrite``
@@ -151,17 +156,31 @@ class Run:
         return os.path.join(self.ckpt_dir, "latest.pth")
 
     @property
+    def pruned_path(self):
+        """prune.py's pruned model: ``checkpoints/model_0.pth``, the name the original code gave it."""
+        return os.path.join(self.ckpt_dir, PRUNED_FILE)
+
+    @property
     def best_path(self):
         return os.path.join(self.dir, BEST_FILE)
 
     def numbered_checkpoints(self):
-        """Paths of this run's ``checkpoints/model_<epoch>.pth``, newest epoch first."""
+        """Paths of this run's ``checkpoints/model_<epoch>.pth`` (epochs count from 1; the pruned model is
+        not one of them), newest epoch first."""
         numbered = []
         for path in glob.glob(os.path.join(self.ckpt_dir, "model_*.pth")):
             match = re.fullmatch(r"model_(\d+)\.pth", os.path.basename(path))
-            if match:
+            if match and int(match.group(1)) > 0:
                 numbered.append((int(match.group(1)), path))
         return [path for _, path in sorted(numbered, reverse=True)]
+
+    def keep_newest(self, count):
+        """Remove all but the ``count`` newest numbered checkpoints (``count`` 0: keep every one);
+        returns the paths removed."""
+        removed = self.numbered_checkpoints()[count:] if count > 0 else []
+        for path in removed:
+            os.remove(path)
+        return removed
 
     def resume_candidates(self):
         """The checkpoints of this run a resume may take, preferred first: ``latest.pth``, then

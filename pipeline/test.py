@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from data import create_dataloader, create_dataset
-from metrics.evaluate import build_evaluator
+from metrics.evaluate import build_evaluator, score_and_log
 from metrics.paired import PairedMetrics, by_metric
 from models import MODELS, families
 from models.layers import masks
@@ -198,12 +198,8 @@ def write_results(opt, folder, web_dir, record, dataset, generators, evaluator, 
 
 def score_generators(evaluator, generators):
     """FID / mIoU per direction on the evaluation split (empty when no metric weights are present)."""
-    if evaluator is None or not evaluator.enabled:
-        return {}
-    scores = evaluator.evaluate(generators)
-    for direction, score in scores.items():
-        log.info("%s %s: %.2f", direction, evaluator.metric_name, score)
-    return {evaluator.metric: scores}
+    scores = score_and_log(evaluator, generators)
+    return {evaluator.metric: scores} if scores else {}
 
 
 def run(opt):

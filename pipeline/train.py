@@ -15,7 +15,7 @@ from util.device import select_device
 from util.errors import UserError
 from util.logger import setup_logging
 from util.seed import seed_everything
-from pipeline.checkpoint import resume_state
+from pipeline.checkpoint import is_snapshot, resume_state
 from pipeline.run import Run
 from pipeline.trainer import Trainer
 from report.visualizer import Visualizer
@@ -59,7 +59,8 @@ def train(opt, device):
     seed_everything(opt.seed)
     model = create_model(opt, device)
     if resume is not None:
-        model.load_state_dict(resume[1], resume[0])  # a checkpoint that does not fit fails here
+        # a checkpoint that does not fit fails here; a snapshot holds no optimiser state
+        model.load_state_dict(resume[1], resume[0], optimizers=not is_snapshot(resume[1]))
     # a missing explicit --inception_path fails here; only rank 0 evaluates
     evaluator = build_evaluator(opt, device) if main_rank else None
     first_epoch = opt.epoch_count if resume is None or opt.epoch_count_given else int(resume[1]["epoch"]) + 1

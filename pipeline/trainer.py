@@ -21,8 +21,10 @@ import torch
 from tqdm import tqdm
 
 from data import create_dataloader, create_dataset
+from metrics.evaluate import score_and_log
 from util import distributed
-from pipeline.checkpoint import header, network_state_dicts, read_checkpoint, save_checkpoint
+from pipeline.checkpoint import (best_model, first_non_finite, is_snapshot, read_checkpoint, save_checkpoint, snapshot,
+                                 training_state)
 from util.errors import UserError
 from util.seed import rng_state, set_rng_state
 
@@ -108,29 +110,29 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def state(self, epoch):
-        state = header("training", self.opt.model, self.stage, self.opt)
-        # the state of each process (random generators, image pools): rank 0's at the top level, as a
-        # single process writes it, the other ranks' in "rank_states" (a collective: every rank calls this)
+        """The full training state after ``epoch`` (pipeline.checkpoint.training_state). The state of each
+        process (random generators, image pools) is rank 0's at the top level, as a single process writes
+        it, the other ranks' in ``rank_states`` (a collective: every rank calls this)."""
         own = {"rng": rng_state(), **self.model.process_state()}
         gathered = distributed.gather_to_main(own)
-        state.update({"epoch": epoch, "iteration": self.iteration, "images_seen": self.images_seen,
-                      "world_size": self.world,
-                      "best": {k: dict(v) for k, v in self.best.items()}, "rng": own["rng"]})
-        state.update(self.model.state_dict())
-        if self.world > 1 and self.main:
-            state["rank_states"] = gathered[1:]
-        if self.search is not None:
-            state["search"] = self.search.state_dict()
-        if self.source:
-            state["source"] = self.source
-        return state
+        return training_state(self.opt, self.stage, self.model.state_dict(), epoch=epoch, iteration=self.iteration,
+                              images_seen=self.images_seen, world_size=self.world, best=self.best, rng=own["rng"],
+                              rank_states=gathered[1:] if self.world > 1 and self.main else None,
+                              search=self.search.state_dict() if self.search is not None else None,
+                              source=self.source)
 
     def restore(self, state, source, model_loaded=False):
         """Continue from a training checkpoint: everything the loop needs to go on as if never stopped.
         ``model_loaded``: the caller already loaded ``state`` into the model (networks, optimisers,
         pools), e.g. to check it before writing anything."""
+        full = not is_snapshot(state)
         if not model_loaded:
-            self.model.load_state_dict(state, source)
+            self.model.load_state_dict(state, source, optimizers=full)
+        if not full and self.main:
+            log.warning("%s is a numbered snapshot (networks only): the run goes on from its epoch with fresh "
+                        "optimiser moments%s and random streams, so it does not repeat an uninterrupted run exactly; "
+                        "checkpoints/latest.pth resumes exactly", source,
+                        ", image pools" if self.model.process_state() else "")
         self.iteration = int(state["iteration"])
         self.images_seen = int(state.get("images_seen", 0))
         self.best = {k: dict(v) for k, v in state.get("best", {}).items()}
@@ -147,8 +149,9 @@ class Trainer:
                                                                  and len(others) == self.world - 1))
         own = others[self.rank - 1] if exact and self.rank > 0 else state
         self.model.load_process_state(own)
-        set_rng_state(own["rng"])
-        self.process_state_restored = exact and self.world > 1
+        if full:
+            set_rng_state(own["rng"])
+        self.process_state_restored = full and exact and self.world > 1
         self.last_saved = (source, int(state["epoch"]))
         stored = int(state["epoch"]) + 1
         self.start_epoch = self.opt.epoch_count if self.opt.epoch_count_given else stored
@@ -195,21 +198,22 @@ class Trainer:
     def save(self, epoch, numbered, announce=True):
         state = self.state(epoch)
         # a step with finite losses can still blow the weights up (an infinite gradient): never save that
-        for name, sd in network_state_dicts(state).items():
-            for key, value in sd.items():
-                if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
-                    saved = (f"the checkpoints stay those of epoch {self.last_saved[1]}" if self.last_saved is not None
-                             else "no checkpoint was written")
-                    raise UserError(f"network tensor {name}.{key} became NaN or infinite in epoch {epoch} (by iteration "
-                                    f"{self.iteration}): training stopped and {saved}; lower --lr or the loss weights")
+        bad = first_non_finite(state)
+        if bad:
+            saved = (f"the checkpoints stay those of epoch {self.last_saved[1]}" if self.last_saved is not None
+                     else "no checkpoint was written")
+            raise UserError(f"network tensor {bad} became NaN or infinite in epoch {epoch} (by iteration "
+                            f"{self.iteration}): training stopped and {saved}; lower --lr or the loss weights")
         # every rank checks (their weights are equal) so that all stop together; rank 0 writes
         if self.main:
-            if numbered:
-                save_checkpoint(state, self.run.checkpoint_path(epoch))
+            if numbered:  # the networks of the epoch; the full resume state goes to latest.pth only
+                save_checkpoint(snapshot(state), self.run.checkpoint_path(epoch))
                 if announce:
                     log.info("saving the model at the end of epoch %d, iters %d", epoch, self.images_seen)
             save_checkpoint(state, self.run.latest_path)
             self.run.saved(self.run.latest_path, *([self.run.checkpoint_path(epoch)] if numbered else []))
+            if numbered:
+                self.run.keep_newest(self.opt.keep_checkpoints)
         distributed.barrier()
         self.last_saved = (self.run.latest_path, epoch)
 
@@ -223,10 +227,9 @@ class Trainer:
         if ev is None or not ev.enabled:
             distributed.barrier()
             return {}
-        scores = ev.evaluate(self.model.generators())
+        scores = score_and_log(ev, self.model.generators(), prefix=f"epoch {epoch} ", digits=3)
         improved = []
         for direction, score in scores.items():
-            log.info("epoch %d %s %s: %.3f", epoch, direction, ev.metric_name, score)
             if self.search is not None and not self.search.best_eligible(direction):
                 continue
             best = self.best.get(direction)
@@ -246,18 +249,18 @@ class Trainer:
         nets_of = {d.name: (d.generator, d.discriminator) for d in self.model.directions(self.opt.direction)}
         previous = read_checkpoint(path) if os.path.isfile(path) else None
         state = self.model.state_dict()
-        best = header("best", self.opt.model, self.stage, self.opt)
-        best.update({"nets": {}, "configs": {}, "scores": {}, "epochs": {}})
+        nets, configs, scores, epochs = {}, {}, {}, {}
         for direction, names in nets_of.items():
             keep_previous = (direction not in directions and previous is not None
                              and direction in previous.scores(self.opt.direction))
-            nets, configs = (previous.nets, previous.configs) if keep_previous else (state["nets"], state["configs"])
+            source = previous if keep_previous else None
             for name in names:
-                best["nets"][name] = nets[name]
-                best["configs"][name] = configs[name]
+                nets[name] = source.nets[name] if source else state["nets"][name]
+                configs[name] = source.configs[name] if source else state["configs"][name]
             if direction in self.best:
-                best["scores"][direction] = self.best[direction]["score"]
-                best["epochs"][direction] = self.best[direction]["epoch"]
+                scores[direction] = self.best[direction]["score"]
+                epochs[direction] = self.best[direction]["epoch"]
+        best = best_model(self.opt, self.stage, nets, configs, scores, epochs)
         save_checkpoint(best, path)
         self.run.saved(path)
         for direction in directions:
@@ -403,11 +406,9 @@ class Trainer:
         if os.path.isfile(self.run.best_path):
             log.info("Best model save in %s", self.run.best_path)
         if self.opt.clean_checkpoints:
-            # a fine-tune's model_0.pth is the pruned generator prune.py wrote, not an epoch's checkpoint:
-            # it is the pruning's result, and a resume checks the run against it
-            pruned = self.run.checkpoint_path(0) if self.stage == "finetune" else None
+            # a fine-tune's pruned model (checkpoints/model_0.pth) is not an epoch's: it stays
             for path in self.run.numbered_checkpoints():
-                if path != pruned:
-                    os.remove(path)
-            kept = f"; kept {os.path.basename(pruned)}, the pruned model" if pruned and os.path.isfile(pruned) else ""
+                os.remove(path)
+            pruned = self.run.pruned_path
+            kept = f"; kept {os.path.basename(pruned)}, the pruned model" if os.path.isfile(pruned) else ""
             log.info("removed the per-epoch checkpoints (--clean_checkpoints)%s", kept)

@@ -39,11 +39,6 @@ class HTML:
         with self.doc:
             h3(text)
 
-    def add_text(self, text):
-        """A paragraph of plain text (escaped)."""
-        with self.doc:
-            p(text)
-
     def add_images(self, ims, txts, links, width=256):
         """One table row of images ``ims`` with captions ``txts``, each linking to ``links``."""
         t = table(border=1, style="table-layout: fixed;")

@@ -3,8 +3,6 @@ channels per layer as pictures, and translated images side by side. Every image 
 page, referenced by a relative path, so the folder can be copied or served as it is.
 """
 import os
-import statistics
-import time
 
 import dominate
 import dominate.util
@@ -12,6 +10,7 @@ import torch
 from dominate import tags
 
 from util.files import atomic_path
+from util.timing import median_ms
 
 # Counts loaded images once the page has loaded (read by the browser check in the tests; harmless
 # for a reader): sets data-images-total / data-images-loaded on <body>.
@@ -31,13 +30,7 @@ def cpu_latency_ms(net, shape, runs=5):
     warm-up pass. The network is moved to the CPU and left in eval mode."""
     net = net.cpu().eval()
     x = torch.zeros(*shape)
-    net(x)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        net(x)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    return median_ms(lambda: net(x), runs)
 
 
 def write_report(out_dir, title, sections):

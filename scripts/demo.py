@@ -10,9 +10,6 @@ Each run starts over: the stage folders an earlier run left under --work are rem
 """
 import os
 
-# Idle OpenMP threads sleep instead of spinning: on a shared or busy CPU, spinning threads make
-# training many times slower. Must be set before torch loads OpenMP; an explicit setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import importlib.util
 import logging
 import shutil
@@ -22,9 +19,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from util.cli import quiet_start  # noqa: E402
+from util.cli import before_imports  # noqa: E402
 
-quiet_start()  # before torch loads: a Ctrl-C meanwhile ends without a traceback
+before_imports()  # before torch loads: OpenMP's idle policy, a quiet Ctrl-C
 
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402

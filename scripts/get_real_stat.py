@@ -13,9 +13,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from util.cli import quiet_start  # noqa: E402
+from util.cli import before_imports  # noqa: E402
 
-quiet_start()  # before torch loads: a Ctrl-C meanwhile ends without a traceback
+before_imports()  # before torch loads: OpenMP's idle policy, a quiet Ctrl-C
 
 from tqdm import tqdm  # noqa: E402
 

@@ -2,12 +2,13 @@
 
     python -m torch.distributed.run --standalone --nproc_per_node 2 tests/ddp_driver.py OUT_DIR SCRIPT ARGS...
 
-Writes ``OUT_DIR/rank<r>.pth``: {net name: state dict} of the model every rank holds when training
+Writes ``OUT_DIR/latest_epoch<e>.pth``, a copy of the full resume state after each epoch, and ``OUT_DIR/rank<r>.pth``: {net name: state dict} of the model every rank holds when training
 ends, and ``OUT_DIR/rank<r>_step1.pth`` the same after the first optimisation step, so a test can
 check that the ranks agree bit for bit (rank 0 alone writes the run's files) and compare the first
 step with one process.
 """
 import os
+import shutil
 import sys
 
 import torch
@@ -51,6 +52,15 @@ def main():
         finish(self)
 
     Trainer.finish = dump_then_finish
+    save = Trainer.save
+
+    def save_and_keep(self, epoch, numbered, announce=True):
+        # the numbered checkpoints hold the networks only: keep each epoch's full state for resume tests
+        save(self, epoch, numbered, announce)
+        if self.main:
+            shutil.copy(self.run.latest_path, os.path.join(out, f"latest_epoch{epoch}.pth"))
+
+    Trainer.save = save_and_keep
     script_module(script).main(argv)
 
 

@@ -53,9 +53,9 @@ def test_version_1_files_read_by_kind(tmp_path):
 
 def test_header_states_kind_and_version(tmp_path):
     opt, _ = tiny_model(tmp_path)
-    for kind in ("training", "best", "pruned"):
+    for kind in ("training", "snapshot", "best", "pruned"):
         state = header(kind, "cyclegan", "train", opt)
-        assert state["kind"] == kind and state["version"] == VERSION == 2 and state["format"] == "dmad"
+        assert state["kind"] == kind and state["version"] == VERSION == 3 and state["format"] == "dmad"
     with pytest.raises(AssertionError):
         header("odd", "cyclegan", "train", opt)
 

@@ -100,12 +100,17 @@ def test_two_processes_match_each_other_and_one_process(tmp_path, monkeypatch):
     assert len(saved["pools"]["A"]["images"]) == 2
     assert not torch.equal(saved["pools"]["A"]["images"][0], saved["rank_states"][0]["pools"]["A"]["images"][0])
 
-    # resumed from the first epoch's checkpoint: bit-identical to the uninterrupted run
+    # resumed from the first epoch's full state: bit-identical to the uninterrupted run
     resumed = tiny_args(tmp_path, "ddp_resumed", batch_size=1, continue_train=True,
-                        load_path=tmp_path / "ddp" / "checkpoints" / "model_1.pth", **SEARCH)
+                        load_path=tmp_path / "dump" / "latest_epoch1.pth", **SEARCH)
     (again0, again1), _ = torchrun(tmp_path / "dump_resumed", "train", resumed)
     assert_identical(again0, again1)
     assert_identical(end0, again0)
+    # from the first epoch's numbered snapshot (networks only): the ranks still agree
+    snap = tiny_args(tmp_path, "ddp_snapshot", batch_size=1, continue_train=True,
+                     load_path=tmp_path / "ddp" / "checkpoints" / "model_1.pth", **SEARCH)
+    (snap0, snap1), _ = torchrun(tmp_path / "dump_snapshot", "train", snap)
+    assert_identical(snap0, snap1)
 
     single = tiny_args(tmp_path, "one", batch_size=2, **SEARCH)
     one = single_process("train", single, monkeypatch)

@@ -98,7 +98,7 @@ def test_ctrl_c_while_torch_imports_ends_without_a_traceback(script):
     import sys
     import time
 
-    from conftest import REPO
+    from tests.conftest import REPO
 
     proc = subprocess.Popen([sys.executable, os.path.join(REPO, f"{script}.py"), "-h"], cwd=REPO, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -314,9 +314,10 @@ def test_size_defaults_to_the_crop_size_the_checkpoint_was_trained_with(tmp_path
 
 def test_a_large_difference_to_pytorch_is_warned_with_its_likely_causes(tmp_path, monkeypatch, caplog):
     import export
+    import pipeline.export
 
     ckpt = write_checkpoint(tmp_path / "pruned.pth", {"G_A": pruned_generator("resnet", seed=12)})
-    monkeypatch.setattr(export, "max_difference", lambda *args, **kwargs: 1e-3)
+    monkeypatch.setattr(pipeline.export, "max_difference", lambda *args, **kwargs: 1e-3)
     with caplog.at_level(logging.WARNING, logger="dmad"):
         assert export.main(["--load_path", ckpt, "--size", str(SIZE), "--output", str(tmp_path / "g.onnx")]) \
             == str(tmp_path / "g.onnx")

@@ -123,8 +123,8 @@ def test_state_dict_holds_the_bound_and_behaviour_follows_it():
     assert torch.equal(b.scale(), (state["mask_weight"] > 0).float())
 
 
-def test_update_clamps_negative_bounds_and_get_current_mask():
+def test_update_clamps_negative_bounds():
     m = Mask(4)
     m.update(-0.2)
     assert float(m.bound) == 0.0
-    assert torch.equal(m.get_current_mask(), (m.mask_weight.detach() > 0).float())
+    assert torch.equal(m.scale(), (m.mask_weight.detach() > 0).float())

@@ -76,7 +76,7 @@ def test_unknown_models_and_directions_are_user_errors():
 @pytest.mark.parametrize("model", ["pix2pix", "mobilepix2pix"])
 def test_test_py_and_export_take_a_one_generator_models_direction_from_its_checkpoint(model):
     """Both paired models map only the side they were trained on (not only the one named pix2pix)."""
-    import test as test_script
+    import pipeline.test as test_script
 
     def record(name):
         return Checkpoint(path="x.pth", kind="training", model=name, stage="train", version=2, epoch=1,

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import models
 import pipeline.prune
 import prune
 from models.discriminator import NLayerDiscriminator
@@ -17,7 +16,7 @@ from util.flops import format_count
 from models.families.resnet import ResnetGenerator
 from models.structure import full_widths
 from models.families.unet import UnetGenerator
-from pipeline.checkpoint import FORMAT, VERSION, is_native, load_checkpoint, save_checkpoint
+from pipeline.checkpoint import FORMAT, VERSION, is_native, load_checkpoint, load_generator, save_checkpoint
 from tests.conftest import hash_tree, randomise, run_main
 from util.errors import UserError
 
@@ -306,7 +305,7 @@ def test_prune_py_cyclegan_end_to_end(tmp_path):
     torch.testing.assert_close(state["nets"]["D_A"]["layers.conv1.weight"],
                                load_checkpoint(str(ckpt))["nets"]["D_A"]["layers.conv1.weight"])
     for direction, name in (("AtoB", "G_A"), ("BtoA", "G_B")):
-        slim = models.load_generator(str(out), direction)
+        slim = load_generator(str(out), direction)
         assert "4" not in slim.blocks
         assert_equivalent(gens[name], slim, 32)
     log_text = (tmp_path / "exp" / "pruned" / "logger.log").read_text()
@@ -371,7 +370,7 @@ def test_prune_py_pix2pix_and_finetune_hook(tmp_path, monkeypatch):
     assert state["configs"]["G"]["family"] == "unet" and state["configs"]["D"]["norm"] == "batch"
     filters, channels = state["cfg"]["G"]
     assert len(filters) == len(channels) == 9
-    assert_equivalent(gens["G"], models.load_generator(str(out), "AtoB"), 32)
+    assert_equivalent(gens["G"], load_generator(str(out), "AtoB"), 32)
     assert len(calls) == 1 and calls[0][0].finetune is True
     assert calls[0][1]["stage"] == "pruned" and set(calls[0][1]["nets"]) == {"G", "D"}
 

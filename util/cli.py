@@ -41,11 +41,16 @@ def _interrupted_while_starting(signum, frame):
     sys.exit(130)
 
 
-def quiet_start():
-    """Make a Ctrl-C while an entry point is still importing (torch takes seconds) end it as one
-    during the run does: "interrupted" on stderr and exit status 130, not a KeyboardInterrupt
-    traceback from inside an import. Called before the entry point's heavy imports; :func:`cli_entry`
-    restores Python's own handler when ``main`` starts."""
+def before_imports():
+    """Call first in an entry point, before torch loads:
+
+    * idle OpenMP threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE`` unless the environment
+      sets it): on a shared or busy CPU, spinning threads make training many times slower, and the
+      setting is read only when torch loads OpenMP;
+    * a Ctrl-C while the entry point is still importing (torch takes seconds) ends it as one during the
+      run does: "interrupted" on stderr and exit status 130, not a KeyboardInterrupt traceback from
+      inside an import; :func:`cli_entry` restores Python's own handler when ``main`` starts."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _interrupted_while_starting)
 

@@ -30,7 +30,6 @@ from torch import nn
 
 from models.families.resnet import ResnetGenerator
 from models.layers import ConvUnit, instance_norm
-from models.structure import ConvSpec
 
 
 class SeparableConv2d(nn.Module):
