@@ -41,9 +41,9 @@ def sizes(argv, workdir):
     model = create_model(opt, torch.device("cpu"))
     search = MaskSearch(opt, model, n_batches=1000)
     model.add_loss_term(search.loss_term)
-    # one step allocates every Adam moment (the parameters do not depend on the image size): a ResNet takes
-    # 64 px; a U-Net-256 needs its 256 px, and two images for the BatchNorm at its 1x1 innermost level
-    side, n = (64, 1) if opt.model == "cyclegan" else (opt.crop_size, 2)
+    # one step allocates every Adam moment (the parameters do not depend on the image size): the smallest
+    # side the generator takes (a U-Net-256 needs 256 px), two images for a BatchNorm at a 1x1 level
+    side, n = max(64, opt.min_size_G), 2
     channels = {"A": opt.input_nc, "B": opt.output_nc}
     batch = {s: torch.rand(n, c, side, side) * 2 - 1 for s, c in channels.items()}
     batch.update({f"{s}_paths": ["x"] * n for s in channels})
