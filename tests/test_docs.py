@@ -7,7 +7,7 @@ import pytest
 
 import options
 from tests.conftest import REPO
-from tests.test_options import SEED_OPTIONS
+from tests.helpers import SEED_OPTIONS
 
 README = os.path.join(REPO, "README.md")
 DOCS = os.path.join(REPO, "docs")
