@@ -26,7 +26,7 @@ on a family name:
   A family upstream has no counterpart of keeps the defaults (never upstream).
 
 Steps to add a family: write ``models/families/<name>.py`` with the subclass (see resnet.py), add it to
-``FAMILIES`` below, and add its structure to tests/test_families.py, whose checks (pruned == masked,
+``FAMILIES`` below, and add its structure to tests/models/test_families.py, whose checks (pruned == masked,
 MACs estimate == counted MACs, folding is exact, config round trip) then run for it.
 """
 from models.families.base import NORMS, Generator, make_norm
