@@ -18,7 +18,8 @@ from metrics.fid import (INCEPTION_URL, default_inception_path, fake_to_unit, fe
                          fid_from_features, inception_features, inception_file, load_inception, load_statistics,
                          save_statistics, statistics_meta, to_uint8, weights_identity)
 from models import MODELS
-from metrics.miou import NUM_CLASSES, fast_hist, find_label, mean_iou, read_label, read_table, segment_batch
+from metrics.miou import (NUM_CLASSES, check_labels, fast_hist, find_label, mean_iou, read_label, read_table,
+                          segment_batch)
 from util.errors import UserError
 from util.option_types import flag
 
@@ -113,6 +114,14 @@ class Evaluator:
             raise UserError(f"--metric {metric!r} is unknown: use one of {', '.join(METRICS)}")
         if self.enabled:
             self._get_dataset()  # a missing split is reported now, not after the first epoch
+        if self.enabled and metric == "miou":
+            self._check_labels()  # so are labels that are not train ids (label ids would score wrong)
+
+    def _check_labels(self):
+        """UserError (one line) when a label the evaluation split needs is missing from table.txt or
+        is not a train-id image (:func:`metrics.miou.check_labels`)."""
+        names = dict.fromkeys(image_stem(p) for p in self._get_dataset().image_paths())
+        check_labels(list(dict.fromkeys(find_label(self._table, name) for name in names)))
 
     @property
     def enabled(self):
