@@ -246,13 +246,19 @@ def write_results(opt, folder, web_dir, record, dataset, generators, evaluator, 
 
 def score_generators(evaluator, generators, names):
     """FID / mIoU per direction on the evaluation split (empty when no metric weights are present),
-    keyed by ``names`` ({generator key: "<source>to<target>"})."""
-    if evaluator is None or not evaluator.enabled:
+    keyed by ``names`` ({generator key: "<source>to<target>"}). A direction the split is too small
+    for is reported as not computed: its score None, and why under ``<metric>_not_computed``."""
+    if evaluator is None or evaluator.net is None:
         return {}
-    scores = {names[key]: score for key, score in evaluator.evaluate(generators).items()}
+    scores = {names[key]: score for key, score in evaluator.evaluate(generators).items()} if evaluator.enabled else {}
     for direction, score in scores.items():
         log.info("%s %s: %.2f", direction, evaluator.metric_name, score)
-    return {evaluator.metric: scores}
+    skipped = {names[key]: reason for key, reason in evaluator.skipped.items() if key in generators}
+    if not skipped:
+        return {evaluator.metric: scores}
+    for direction, reason in skipped.items():
+        log.info("%s %s: not computed (the evaluation split has %s)", direction, evaluator.metric_name, reason)
+    return {evaluator.metric: {**scores, **dict.fromkeys(skipped)}, f"{evaluator.metric}_not_computed": skipped}
 
 
 def run(opt):
@@ -276,7 +282,8 @@ def run(opt):
         opt.phase = "val"
     dataset = create_dataset(opt, train=False)
     device = select_device(opt.gpu_ids)
-    evaluator = build_evaluator(opt, device)  # a missing explicit weights file fails before any output
+    # a missing explicit weights file fails before any output; a split too small for FID is reported as such
+    evaluator = build_evaluator(opt, device, partial=True)
     if evaluator is not None:
         evaluator.check_statistics(list(generators))  # so do missing or damaged statistics
     warn_ignored_options(opt)
