@@ -37,7 +37,8 @@ def trained(request, tmp_path_factory, toy_root):
     root = tmp_path_factory.mktemp(request.param)
     files = {}
     for direction in ("AtoB", "BtoA"):
-        assert run_main("train", tiny_args(root, direction, model=request.param, dataroot=UNALIGNED, direction=direction)) == 0
+        argv = tiny_args(root, direction, model=request.param, dataroot=UNALIGNED, direction=direction)
+        assert run_main("train", argv) == 0
         files[direction] = _marked(root / direction / "checkpoints" / "latest.pth", root / f"{direction}.pth")
     return request.param, files
 
