@@ -334,7 +334,7 @@ class Trainer:
             # running sums stay on the device: reading a loss value waits for the GPU
             losses_now = model.current_loss_tensors()
             for key, value in losses_now.items():
-                sums[key] = sums.get(key, 0.0) + value
+                sums[key] = sums.get(key, 0.0) + value.to(torch.float64)  # large finite losses overflow float32
             self.watch_finite(losses_now)
             count += 1
             crossed = lambda freq: self.images_seen // freq > before // freq  # noqa: E731
