@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from data import create_dataloader, create_dataset
+from options import loss_scale_options
 from util import distributed
 from pipeline.checkpoint import header, network_state_dicts, read_checkpoint, save_checkpoint
 from util.errors import UserError
@@ -392,8 +393,10 @@ class Trainer:
         name, value = next((n, v) for n, v in zip(self._bad["names"], values) if not math.isfinite(v))
         saved = (f"the checkpoints stay those of epoch {self.last_saved[1]}" if self.last_saved is not None
                  else "no checkpoint was written")
+        scales = loss_scale_options(self.opt) if hasattr(self.opt, "script") else ["--lr"]
         raise UserError(f"loss {name} is {value} at iteration {int(self._bad['iteration'])} (epoch {epoch}): training "
-                        f"stopped and {saved}; lower --lr or the loss weights (e.g. --lambda_L1), or check the data")
+                        f"stopped and {saved}; lower one of the options that scale this run's losses and steps "
+                        f"({', '.join(scales)}), or check the data")
 
     def finish(self):
         if not self.main:
