@@ -121,12 +121,22 @@ class Evaluator:
                 self._table = read_table(opt.dataroot)
         elif metric != "none":
             raise UserError(f"--metric {metric!r} is unknown: use one of {', '.join(METRICS)}")
+        self.verified = ()  # the image files verify() decoded
         if self.enabled:
             self._get_dataset()  # a missing split is reported now, not after the first epoch
         if self.enabled and metric == "fid":
             self._skip_small_split(explicit="metric" in user_set and not partial, quiet=quiet)
         if self.enabled and metric == "miou":
             self._check_labels()  # so are labels that are not train ids (label ids would score wrong)
+        if self.enabled:
+            self.verify()  # and unreadable images, before training or translating starts
+
+    def verify(self):
+        """Decode every image of the evaluation split (:meth:`data.base_dataset.BaseDataset.verify`):
+        UserError naming the first unreadable one."""
+        dataset = self._get_dataset()
+        dataset.verify()
+        self.verified = tuple(dataset.image_paths())
 
     def _skip_small_split(self, explicit, quiet):
         """Fill ``skipped`` with the directions whose FID the evaluation split cannot give (see the class);

@@ -13,6 +13,7 @@ import torch
 from tqdm import tqdm
 
 from data import create_dataloader, create_dataset
+from data.image_folder import verify_images
 from metrics.evaluate import build_evaluator
 from metrics.paired import PairedMetrics, by_metric
 from models import DIRECTIONS, MODELS, families, generator_name
@@ -182,6 +183,19 @@ def routes(opt, record):
                   d.target_side(opt.direction)) for d in MODELS[opt.model].directions(opt.direction)]
 
 
+def images_to_translate(opt, dataset, table, evaluator=None):
+    """The image files test.py reads with ``dataset`` for the :class:`Route` list ``table`` (at most
+    ``--ntest`` per direction, as :func:`write_results` does), each once, less those ``evaluator``
+    decoded already (:meth:`metrics.evaluate.Evaluator.verify`)."""
+    paths = []
+    for route in table:
+        side = getattr(dataset, f"{route.batch}_paths", None)
+        side = dataset.image_paths() if side is None else side  # A|B pairs: both sides in one file
+        paths += side[:int(min(len(side), opt.ntest))]
+    done = set(evaluator.verified) if evaluator is not None else set()
+    return [p for p in dict.fromkeys(paths) if p not in done]
+
+
 def finite_or_null(value):
     """``value`` with every NaN or infinite float (a score of degenerate statistics) as None, so that
     metrics.json is strict JSON (``null``) for every parser."""
@@ -286,6 +300,9 @@ def run(opt):
     evaluator = build_evaluator(opt, device, partial=True)
     if evaluator is not None:
         evaluator.check_statistics(list(generators))  # so do missing or damaged statistics
+    # a truncated or unreadable image is one line before any other is printed or anything translated
+    verify_images(images_to_translate(opt, dataset, routes(opt, record), evaluator),
+                  desc=f"checking {opt.phase} images")
     warn_ignored_options(opt)
     release_console()
     warn_unsettled(generators)
