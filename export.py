@@ -24,8 +24,9 @@ def build_parser():
     parser = ArgumentParser(prog="export.py", description=__doc__.splitlines()[0])
     parser.add_argument("--load_path", required=True, help="checkpoint holding the generator")
     parser.add_argument("--direction", default=None, choices=DIRECTIONS,
-                        help="which generator of a CycleGAN checkpoint; pix2pix has one, which maps the "
-                             "direction it was trained with. default: AtoB, or pix2pix's trained one")
+                        help="the translation to export (AtoB: A images to B): a CycleGAN has a generator for "
+                             "each; pix2pix has one, which maps the direction it was trained with. default: the "
+                             "direction the checkpoint was trained with (AtoB when it does not say)")
     parser.add_argument("--format", default="onnx", choices=tuple(FORMATS), help="default: onnx")
     parser.add_argument("--output", default=None,
                         help="file to write. default: next to the checkpoint, <name>_<direction>.onnx / .torchscript.pt")

@@ -15,8 +15,8 @@ logger = logging.getLogger(__name__)
 
 _MASK64 = (1 << 64) - 1
 
-# aligned files already warned about as square, so that a second dataset on them stays quiet
-_WARNED_SQUARE = set()
+# aligned files already warned about as not 2:1 (square, 3:1, ...), so that a second dataset on them stays quiet
+_WARNED_SHAPE = set()
 
 # Tags keep the random streams of different purposes apart even for equal (seed, epoch, index).
 STREAM_ITEM = 1
@@ -89,22 +89,24 @@ class BaseDataset(torch.utils.data.Dataset):
         if len(paths) > self.max_size:
             self.truncated = True  # FID statistics of part of a split are kept apart from the whole's
             paths = paths[:int(self.max_size)]
-        square = []
+        misshapen = {}  # aligned files that are not twice as wide as high: path -> (width, height)
         for path, (w, h) in zip(paths, image_sizes(paths)):
             if halves:
                 self.check_pair_width(path, w)
-                if w == h:
-                    square.append(path)
+                if w != 2 * h:
+                    misshapen[path] = (w, h)
                 w //= 2
             self.preprocess.check((w, h), path)
             self.sizes[path] = (w, h)
-        fresh = [p for p in square if p not in _WARNED_SQUARE]
+        fresh = [p for p in misshapen if p not in _WARNED_SHAPE]
         if fresh:
-            _WARNED_SQUARE.update(fresh)
-            more = f" (and {len(fresh) - 1} more square images)" if len(fresh) > 1 else ""
-            logger.warning("aligned image %s is square%s: aligned data expects each A|B pair side by side in one "
-                           "file twice as wide as high; it is split into left and right halves as such",
-                           fresh[0], more)
+            _WARNED_SHAPE.update(fresh)
+            w, h = misshapen[fresh[0]]
+            shape = "square" if w == h else f"{w}x{h}, {w / h:.3g}:1"
+            more = f" (and {len(fresh) - 1} more images not 2:1)" if len(fresh) > 1 else ""
+            logger.warning("aligned image %s is %s, not twice as wide as high%s: aligned data expects each A|B pair "
+                           "side by side in one file twice as wide as high; it is split into left and right halves "
+                           "(%dx%d) as such", fresh[0], shape, more, w // 2, h)
         self.names.update(result_names(paths, folder))
         return paths
 

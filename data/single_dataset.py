@@ -11,12 +11,14 @@ class SingleDataset(BaseDataset):
 
     Images come from ``<dataroot>`` itself when it directly holds images, else from
     ``<dataroot>/<phase>A`` (``<phase>B`` with ``--direction BtoA``: the side the generator reads),
-    else from ``<dataroot>/<phase>``. The key is ``A`` (the input) either way.
+    else from ``<dataroot>/<phase>``. The key is ``A`` (the input) either way, and the images have the
+    channels of the generator's input (``--input_nc``), whichever side they are.
     """
 
     def __init__(self, opt, phase, train=True):
         super().__init__(opt, phase, train)
         self.side = "B" if opt.direction == "BtoA" else "A"
+        self.gray_A = opt.input_nc == 1  # every image feeds the generator
         self.A_paths = self.find_checked(self._folder())
 
     def _folder(self):

@@ -18,7 +18,8 @@ from metrics.fid import (INCEPTION_URL, default_inception_path, fake_to_unit, fe
                          fid_from_features, inception_features, inception_file, load_inception, load_statistics,
                          save_statistics, statistics_meta, to_uint8, weights_identity)
 from models import MODELS
-from metrics.miou import NUM_CLASSES, fast_hist, find_label, mean_iou, read_label, read_table, segment_batch
+from metrics.miou import (NUM_CLASSES, check_labels, fast_hist, find_label, mean_iou, read_label, read_table,
+                          segment_batch)
 from util.errors import UserError
 from util.option_types import flag
 
@@ -46,6 +47,7 @@ def statistics_record(opt, dataset, domain, inception_path):
 
 
 METRICS = ("auto", "fid", "miou", "none")  # --metric; auto: mIoU for Cityscapes, else FID
+FID_MIN_IMAGES = 2  # FID needs a covariance of the features
 
 
 def resolve_metric(metric, dataroot):
@@ -69,10 +71,18 @@ class Evaluator:
     When the metric network's weights are absent at their default location the evaluator is
     disabled (``enabled`` False, one warning; none when ``quiet``), unless the metric was asked for by name (``--metric
     fid``, ``--metric miou``), which is then a UserError; a path the user gave that does not exist is a UserError.
+
+    FID needs at least :data:`FID_MIN_IMAGES` generated images per direction, and as many real ones of
+    its target domain unless their statistics are stored: the directions the evaluation split is too
+    small for are found when the evaluator is built and listed in ``skipped`` ({direction: reason},
+    one warning; not scored, their outputs still saved), unless ``--metric fid`` was given by name and
+    the caller is not ``partial``, which is then a UserError. ``partial``: the caller reports what
+    could not be computed (test.py) instead of stopping.
     """
 
-    def __init__(self, opt, device, quiet=False):
+    def __init__(self, opt, device, quiet=False, partial=False):
         self.opt = opt
+        self.skipped = {}  # {direction: why the split cannot give its score}
         self.device = torch.device(device)
         self.metric = metric = resolve_metric(opt.metric, opt.dataroot)
         self.single = opt.dataset_mode == "single"
@@ -116,13 +126,59 @@ class Evaluator:
                 self._table = read_table(opt.dataroot)
         elif metric != "none":
             raise UserError(f"--metric {metric!r} is unknown: use one of {', '.join(METRICS)}")
+        self.verified = ()  # the image files verify() decoded
         if self.enabled:
             self._get_dataset()  # a missing split is reported now, not after the first epoch
+        if self.enabled and metric == "fid":
+            self._skip_small_split(explicit="metric" in user_set and not partial, quiet=quiet)
+        if self.enabled and metric == "miou":
+            self._check_labels()  # so are labels that are not train ids (label ids would score wrong)
+        if self.enabled:
+            self.verify()  # and unreadable images, before training or translating starts
+
+    def verify(self):
+        """Decode every image of the evaluation split (:meth:`data.base_dataset.BaseDataset.verify`):
+        UserError naming the first unreadable one."""
+        dataset = self._get_dataset()
+        dataset.verify()
+        self.verified = tuple(dataset.image_paths())
+
+    def _skip_small_split(self, explicit, quiet):
+        """Fill ``skipped`` with the directions whose FID the evaluation split cannot give (see the class);
+        UserError instead when ``explicit``."""
+        dataset = self._get_dataset()
+        limit = getattr(self.opt, "ntest", None) or float("inf")
+        for direction, (source, target) in self.sides.items():
+            fakes = min(dataset.side_length(source), limit)
+            if fakes < FID_MIN_IMAGES:
+                self.skipped[direction] = f"{int(fakes)} {source} image(s) to translate"
+            elif not self.single and dataset.side_length(target) < FID_MIN_IMAGES \
+                    and self._cached_real(target) is None:
+                self.skipped[direction] = (f"{dataset.side_length(target)} real {target} image(s) for the "
+                                           f"statistics, and no {os.path.basename(self.stat_path(target))}")
+        if not self.skipped:
+            return
+        reasons = "; ".join(f"{d} has {reason}" for d, reason in self.skipped.items())
+        phase = dataset.phase
+        if explicit:
+            raise UserError(f"--metric fid needs at least {FID_MIN_IMAGES} images per direction, but on the evaluation "
+                            f"split {phase} {reasons}: evaluate on a larger split, or switch evaluation off with "
+                            f"--no_eval or --metric none")
+        if not quiet:
+            logger.warning("FID is not computed for %s: on the evaluation split %s %s (it needs at least %d images per "
+                           "direction); give --no_eval or --metric none to switch evaluation off",
+                           ", ".join(self.skipped), phase, reasons, FID_MIN_IMAGES)
+
+    def _check_labels(self):
+        """UserError (one line) when a label the evaluation split needs is missing from table.txt or
+        is not a train-id image (:func:`metrics.miou.check_labels`)."""
+        names = dict.fromkeys(image_stem(p) for p in self._get_dataset().image_paths())
+        check_labels(list(dict.fromkeys(find_label(self._table, name) for name in names)))
 
     @property
     def enabled(self):
-        """True when a metric is computed (its network is loaded)."""
-        return self.net is not None
+        """True when a metric is computed (its network is loaded, and the split can give a score)."""
+        return self.net is not None and len(self.skipped) < len(self.sides)
 
     @property
     def higher_is_better(self):
@@ -220,7 +276,7 @@ class Evaluator:
         damaged file or one that single-domain data, having no target images, cannot replace."""
         if self.metric != "fid" or not self.enabled:
             return set()
-        directions = self.directions if directions is None else directions
+        directions = [d for d in (self.directions if directions is None else directions) if d not in self.skipped]
         need_real = {self.sides[d][1] for d in directions if self._cached_real(self.sides[d][1]) is None}
         if need_real and self.single:
             missing = self.stat_path(sorted(need_real)[0])
@@ -259,6 +315,8 @@ class Evaluator:
             return {}
         scores = {}
         for d, out in outputs.items():
+            if d in self.skipped:
+                continue
             if self.metric == "fid":
                 scores[d] = fid_from_features(np.concatenate(out), *self._real[self.sides[d][1]])
             else:
@@ -289,7 +347,7 @@ class Evaluator:
                 fake = g(batch[src][rows].to(self.device))
                 if save_dir is not None:
                     self._save(fake, paths, save_dir, out_domain)
-                if not self.enabled:
+                if not self.enabled or d in self.skipped:
                     continue
                 if self.metric == "fid":
                     feats[d].append(inception_features(self.net, [fake_to_unit(fake)], self.device))
@@ -360,14 +418,16 @@ def _rgb(x):
     return x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x
 
 
-def build_evaluator(opt, device, optional=False):
+def build_evaluator(opt, device, optional=False, partial=False):
     """The Evaluator the options ask for, or None with ``--no_eval`` / ``--metric none``. Built before a
-    run writes anything: an explicitly given weights file that does not exist is a UserError.
+    run writes anything: an explicitly given weights file that does not exist is a UserError, and so
+    is an explicit ``--metric fid`` on a split too small for it unless ``partial``.
     ``optional``: the caller only scores when it can (prune.py without --finetune): absent default
-    weights disable the evaluator without a line."""
+    weights disable the evaluator without a line. ``partial``: the caller reports the scores it cannot
+    compute as such (test.py), so a split too small for them is one warning, not an error."""
     if opt.no_eval or opt.metric == "none":
         return None
-    return Evaluator(opt, device, quiet=optional)
+    return Evaluator(opt, device, quiet=optional, partial=partial)
 
 
 def add_options(group):
@@ -387,12 +447,13 @@ def add_options(group):
     group.add_argument("--eval_batch_size", type=int, default=16, help="batch size of evaluation. default: 16")
 
 
-def score_and_log(evaluator, generators, prefix="", digits=2):
+def score_and_log(evaluator, generators, prefix="", digits=2, names=None):
     """``{direction: score}`` of ``generators`` ({direction: net}) on the evaluation split, each logged
-    in one line (``"<prefix>AtoB FID: 12.34"``); empty when ``evaluator`` is None or disabled."""
+    in one line (``"<prefix>AtoB FID: 12.34"``); keyed by ``names[direction]`` when ``names`` is given
+    (test.py names the domains); empty when ``evaluator`` is None or disabled."""
     if evaluator is None or not evaluator.enabled:
         return {}
-    scores = evaluator.evaluate(generators)
+    scores = {(names or {}).get(d, d): s for d, s in evaluator.evaluate(generators).items()}
     for direction, score in scores.items():
         logging.getLogger("dmad").info("%s%s %s: %.*f", prefix, direction, evaluator.metric_name, digits, score)
     return scores

@@ -16,6 +16,9 @@ NUM_CLASSES = 19
 # Cityscapes label ids of the 19 evaluated classes, in train-id order; every other id maps to 255.
 EVAL_LABEL_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33)
 IGNORE = 255
+TRAIN_IDS = frozenset(range(NUM_CLASSES)) | {IGNORE}  # the values a train-id label may hold
+LABEL_IDS = 34  # Cityscapes label ids are 0 ... 33
+CHECKED_LABELS = 8  # label files whose values check_labels reads (spread over the split)
 # DRN's Cityscapes normalisation (fyu/drn datasets/cityscapes/info.json).
 DRN_MEAN = (0.29010095242892997, 0.32808144844279574, 0.28696394422942517)
 DRN_STD = (0.1829540508368939, 0.18656561047509476, 0.18447508988480435)
@@ -140,3 +143,32 @@ def read_label(path):
     except OSError as err:
         raise UserError(f"cannot read label {path} ({err}): convert the labels with datasets/get_trainIds.py "
                         "or datasets/prepare_cityscapes_dataset.py") from None
+
+
+def check_labels(paths, sample=CHECKED_LABELS):
+    """UserError (one line) unless the label files ``paths`` hold Cityscapes train ids: every file is
+    opened (its header only) and must have one channel; the values of ``sample`` files spread over the
+    list (the first and the last among them) must be train ids (0 ... 18, 255). Label ids (0 ... 33,
+    what Cityscapes' ``*_labelIds.png`` hold) would be scored as if they were train ids, whatever
+    the files are called, and give a wrong mIoU (7.86 for a perfect segmentation)."""
+    fix = ("convert the dataset with datasets/prepare_cityscapes_dataset.py, or map its label ids to train ids "
+           "(datasets/get_trainIds.py <gtFine folder>)")
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                bands, mode = img.getbands(), img.mode
+        except OSError as err:
+            raise UserError(f"cannot read label {path} ({err}): {fix}") from None
+        if len(bands) != 1:
+            raise UserError(f"label {path} is a {mode} image, not a single-channel train-id image (0-18, 255 = "
+                            f"ignored): {fix}")
+    paths = list(paths)
+    if len(paths) > sample:
+        paths = [paths[round(i * (len(paths) - 1) / (sample - 1))] for i in range(sample)]
+    for path in paths:
+        bad = sorted(int(v) for v in np.unique(read_label(path)) if int(v) not in TRAIN_IDS)
+        if bad:
+            shown = ", ".join(map(str, bad[:6])) + (", ..." if len(bad) > 6 else "")
+            kind = "label ids (0-33)" if max(bad) < LABEL_IDS else "no Cityscapes ids"
+            raise UserError(f"label {path} holds values ({shown}) that are not Cityscapes train ids (0-18, 255 = "
+                            f"ignored), which the mIoU needs; they look like {kind}: {fix}")

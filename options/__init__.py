@@ -241,3 +241,28 @@ def warn_ignored_options(opt):
         log.warning("%s %s no effect in %s%s (--model %s): %s", ", ".join(f for f, _ in ignored),
                     "has" if len(ignored) == 1 else "have", SCRIPTS[opt.script], mode, opt.model,
                     "; ".join(f"{f} acts in {w}" for f, w in ignored))
+
+
+# options that scale a loss or a step besides the --lambda_* loss weights: a loss that becomes NaN or
+# infinite is blamed on those of them that act in the run at hand (pipeline/trainer.py)
+_SCALES = ("lr", "mask_weight_decay", "lambda_update_coeff", "block_coeff", "upconv_coeff")
+
+
+def loss_scale_options(opt):
+    """``["--name value", ...]``: the options that scale the losses or the steps of the run ``opt``
+    describes (the learning rate, the --lambda_* weights of its model, of the search or of the
+    distillation, the search's coefficients), those that act in it and are not 0, the ones given on
+    the command line first."""
+    parser = build_parser(opt.script, getattr(opt, "argv", ()))
+    effect = _effects(parser)
+    given = set(getattr(opt, "user_set", ()))
+    found = {}
+    for action in parser._actions:
+        dest = action.dest
+        if not action.option_strings or (dest not in _SCALES and not dest.startswith("lambda_")):
+            continue
+        value = getattr(opt, dest, None)
+        if type(value) not in (int, float) or value == 0 or (dest in effect and not effect[dest][0](opt)):
+            continue
+        found[dest] = f"{action.option_strings[0]} {value:g}"
+    return [found[d] for d in found if d in given] + [found[d] for d in found if d not in given]

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from models import MODELS, families, generator_from_state, generator_name
+from models import DIRECTIONS, MODELS, families, generator_from_state, generator_name
 from models.legacy import load_model_state
 from util.errors import UserError
 from util.files import atomic_path
@@ -49,6 +49,7 @@ from util.files import atomic_path
 FORMAT = "dmad"
 VERSION = 3
 KINDS = ("training", "snapshot", "best", "pruned")
+OTHER_DIRECTION = {"AtoB": "BtoA", "BtoA": "AtoB"}
 
 log = logging.getLogger(__name__)
 
@@ -383,19 +384,37 @@ class Checkpoint:
             log.info("%s taken from the options %s was trained with",
                      " and ".join(f"--{k} {v}" for k, v in taken.items()), self.path)
 
-    def fit_direction(self, direction, given):
-        """The direction to run: a model with one generator (pix2pix) maps only the side it was trained
-        on. ``direction`` is the requested one, ``given`` whether the user named it. Returns the trained
-        direction when it differs and was not named; UserError when it differs and was named."""
+    @property
+    def trained_direction(self):
+        """The ``--direction`` the file was trained with ("AtoB"/"BtoA"), or None when it does not say
+        (the original code's files, and early files of this project)."""
         trained = self.options.get("direction")
-        if self.model is None or trained not in ("AtoB", "BtoA") or trained == direction:
+        return trained if self.model is not None and trained in DIRECTIONS else None
+
+    def fit_direction(self, direction, given):
+        """The direction to translate, in the data's terms ("AtoB": A images to B). ``direction`` is
+        the requested one, ``given`` whether the user named it. Not named: the trained direction (or
+        ``direction`` when the file does not say). A model with one generator (pix2pix) maps only the
+        side it was trained on: another named direction is a UserError; a model with two (CycleGAN)
+        has a generator for either, :meth:`table_direction` says which."""
+        trained = self.trained_direction
+        if trained is None or trained == direction:
             return direction
+        if not given:
+            return trained
         if len(MODELS[self.model].generator_names) > 1:  # one generator per direction
             return direction
-        if given:
-            raise UserError(f"{self.path} was trained with --direction {trained} (its generator maps "
-                            f"{trained[0]} to {trained[-1]}): use --direction {trained}")
-        return trained
+        raise UserError(f"{self.path} was trained with --direction {trained} (its generator maps "
+                        f"{trained[0]} to {trained[-1]}): use --direction {trained}")
+
+    def table_direction(self, direction):
+        """The name, in the model's per-direction table (the key of :meth:`generator`, of scores and of
+        ``model.generators()``), of the generator that translates ``direction`` in the data's terms
+        ("AtoB": A images to B). A model with two generators trained with ``--direction BtoA`` swapped
+        the data's sides: its "AtoB" generator (CycleGAN's G_A) maps B images to A, so the names swap."""
+        if self.trained_direction == "BtoA" and len(MODELS[self.model].generator_names) > 1:
+            return OTHER_DIRECTION[direction]
+        return direction
 
     def generator(self, direction="AtoB"):
         """The generator of this file that translates ``direction`` ("AtoB"/"BtoA"), in eval mode:

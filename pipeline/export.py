@@ -19,6 +19,7 @@ import warnings
 import torch
 from torch import nn
 
+from models import generator_name
 from models.layers import masks
 from compress.pruning import prune_generator
 from pipeline.checkpoint import is_checkpoint_file, read_checkpoint
@@ -307,12 +308,18 @@ def run(opt):
         raise UserError(f"--opset {opt.opset} is not supported: give {OPSETS.start} to {OPSETS.stop - 1} "
                         f"(default {OPSET})")
     record = read_checkpoint(opt.load_path)
+    # --direction names the translation in the data's terms; default: the one the checkpoint was trained with
     opt.direction = record.fit_direction(opt.direction or "AtoB", opt.direction is not None)
+    net_direction = record.table_direction(opt.direction)
+    if net_direction != opt.direction:  # a two-generator model trained --direction BtoA swapped its sides
+        log.info("exporting %s of %s, which maps %s to %s (--direction %s): the checkpoint was trained with "
+                 "--direction %s", generator_name(record.model, net_direction), record.path, opt.direction[0],
+                 opt.direction[-1], opt.direction, record.trained_direction)
     output = opt.output or default_output(opt.load_path, opt.direction, opt.format)
     check_output(output, opt.format, opt.load_path)
     if opt.size is None:
         opt.size = default_size(record)
-    generator = record.generator(opt.direction).cpu()
+    generator = record.generator(net_direction).cpu()
     multiple = check_size(generator, opt.size)  # before pruning: a wrong size is the only line
     net = deployable(generator)
     if opt.format == "onnx":

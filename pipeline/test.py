@@ -7,14 +7,16 @@ import copy
 import json
 import logging
 import math
+from dataclasses import dataclass
 
 import torch
 from tqdm import tqdm
 
 from data import create_dataloader, create_dataset
+from data.image_folder import verify_images
 from metrics.evaluate import build_evaluator, score_and_log
 from metrics.paired import PairedMetrics, by_metric
-from models import MODELS, families
+from models import DIRECTIONS, MODELS, families, generator_name
 from models.layers import masks
 from compress.pruning import prune_generator
 from options import warn_ignored_options
@@ -56,9 +58,30 @@ def checkpoint_to_test(opt):
 
 
 def fit_direction(opt, record):
-    """A model with one generator (pix2pix) maps the side it was trained on: the other ``--direction``
-    is refused when given, and taken from the checkpoint when not."""
-    opt.direction = record.fit_direction(opt.direction, "direction" in opt.user_set)
+    """Take ``--direction`` from the checkpoint (docs/usage.md, Test): a model remembers the direction
+    it was trained with. One generator (pix2pix) maps only that side: the other ``--direction`` is
+    refused. With two generators (CycleGAN) both run, each on the side it learned, so a given
+    ``--direction`` other than the trained one has no meaning and is refused too, except with
+    ``--dataset_mode single``, where it chooses which of them translates the folder (one line names
+    it). Files that do not record a direction (the original code's) keep ``--direction`` as given."""
+    given = "direction" in opt.user_set
+    trained = record.trained_direction
+    wanted = record.fit_direction(opt.direction, given)
+    if trained is None or wanted == trained:
+        if trained is not None and not given and opt.direction != trained:
+            record.log_taken({"direction": trained})
+        opt.direction = wanted
+        return
+    # two generators and a given direction other than the trained one
+    nets = {d: generator_name(record.model, record.table_direction(d)) for d in DIRECTIONS}
+    if opt.dataset_mode != "single":
+        raise UserError(f"--direction {wanted} does not fit {record.path}: it was trained with --direction {trained} "
+                        f"(its {nets['BtoA']} maps B to A, its {nets['AtoB']} A to B) and test.py runs both "
+                        f"generators, each on the side it learned; drop --direction (or translate only "
+                        f"{wanted[0]} images with --dataset_mode single --direction {wanted})")
+    log.info("--direction %s: %s of %s maps %s to %s (it was trained with --direction %s)", wanted, nets[wanted],
+             record.path, wanted[0], wanted[-1], trained)
+    opt.direction = wanted
 
 
 def fit_sizes(opt, record):
@@ -72,12 +95,13 @@ def fit_sizes(opt, record):
 
 def fit_generators(opt, generators, path):
     """Take the image channels and the size multiple from the checkpoint's generators; data options
-    given on the command line that contradict them are refused with one line."""
+    given on the command line that contradict them are refused with one line. Single-domain data
+    feeds its images to the one generator that runs: its channels are that generator's."""
     table = MODELS[opt.model].directions(opt.direction)
     entry = next(d for d in table if d.name in generators)
     config = generators[entry.name].config()
     # the model's first generator maps input_nc -> output_nc channels; a second one (CycleGAN's G_B) maps back
-    forward = entry.generator == table[0].generator
+    forward = entry.generator == table[0].generator or opt.dataset_mode == "single"
     channels = {"input_nc": config["input_nc"] if forward else config["output_nc"],
                 "output_nc": config["output_nc"] if forward else config["input_nc"]}
     for name, value in channels.items():
@@ -129,12 +153,47 @@ def counted(net):
     return net
 
 
-def directions(opt):
-    """Which generators to run, and on which side of the data: [(direction, source key, out label)],
-    from the model's per-direction table."""
+@dataclass(frozen=True)
+class Route:
+    """One generator test.py runs. ``key``: its key in the generators and the evaluator (the model's
+    table name; single-domain data: ``--direction``); ``net``: its name in the model's per-direction
+    table (:meth:`Checkpoint.generator`); ``batch``: the batch key of its input images; ``source`` /
+    ``target``: the domains ("A"/"B") of its input and its output, which name the result folders
+    (``real_<source>``, ``fake_<target>``) and, as ``<source>to<target>``, its entries in the report."""
+
+    key: str
+    net: str
+    batch: str
+    source: str
+    target: str
+
+    @property
+    def name(self):
+        return f"{self.source}to{self.target}"
+
+
+def routes(opt, record):
+    """The generators to run, as :class:`Route`, from the model's per-direction table under the
+    trained ``--direction`` (:func:`fit_direction`); single-domain data runs the one generator that
+    translates its folder the way ``--direction`` says."""
     if opt.dataset_mode == "single":
-        return [(opt.direction, "A", "fake")]
-    return [(d.name, d.data_side(opt.direction), d.fake) for d in MODELS[opt.model].directions(opt.direction)]
+        return [Route(opt.direction, record.table_direction(opt.direction), "A", opt.direction[0],
+                      opt.direction[-1])]
+    return [Route(d.name, d.name, d.data_side(opt.direction), d.data_side(opt.direction),
+                  d.target_side(opt.direction)) for d in MODELS[opt.model].directions(opt.direction)]
+
+
+def images_to_translate(opt, dataset, table, evaluator=None):
+    """The image files test.py reads with ``dataset`` for the :class:`Route` list ``table`` (at most
+    ``--ntest`` per direction, as :func:`write_results` does), each once, less those ``evaluator``
+    decoded already (:meth:`metrics.evaluate.Evaluator.verify`)."""
+    paths = []
+    for route in table:
+        side = getattr(dataset, f"{route.batch}_paths", None)
+        side = dataset.image_paths() if side is None else side  # A|B pairs: both sides in one file
+        paths += side[:int(min(len(side), opt.ntest))]
+    done = set(evaluator.verified) if evaluator is not None else set()
+    return [p for p in dict.fromkeys(paths) if p not in done]
 
 
 def finite_or_null(value):
@@ -161,45 +220,57 @@ def write_results(opt, folder, web_dir, record, dataset, generators, evaluator, 
     # the MACs are counted for one crop_size x crop_size image: its (height, width) in px goes with them
     report = {"checkpoint": os.path.abspath(record.path), "phase": opt.phase,
               "macs_image_size": [opt.crop_size, opt.crop_size], "macs": {}, "params": {}}
-    for direction, net in generators.items():
-        net = generators[direction] = net.to(device)
+    table = {route.key: route for route in routes(opt, record)}
+    for key, net in generators.items():
+        net = generators[key] = net.to(device)
         macs, params = count_macs_params(counted(net), (1, net.config()["input_nc"], opt.crop_size, opt.crop_size))
-        report["macs"][direction], report["params"][direction] = macs, params
-        log.info("%s generator | Params: %s | MACs: %s at %dx%d", direction, format_count(params),
+        report["macs"][table[key].name], report["params"][table[key].name] = macs, params
+        log.info("%s generator | Params: %s | MACs: %s at %dx%d", table[key].name, format_count(params),
                  format_count(macs), opt.crop_size, opt.crop_size)
     # aligned data has the ground truth of every output: the other half of the pair
-    paired = {d: PairedMetrics() for d, _, _ in directions(opt)} if opt.dataset_mode == "aligned" else {}
-    # each direction translates every image of its own side once, named after that image
+    paired = {key: PairedMetrics() for key in table} if opt.dataset_mode == "aligned" else {}
+    # each direction translates every image of its own side once, named after that image; the folders
+    # name the domain of each image (real_<source>, fake_<target>)
     with torch.no_grad():
-        for direction, side, out_label in directions(opt):
+        for route in table.values():
             # a pair holds both sides (and the ground truth); unpaired data is walked side by side
-            images = dataset if paired else dataset.domain(side)
+            images = dataset if paired else dataset.domain(route.batch)
             loader = create_dataloader(opt, images, shuffle=False, batch_size=1, num_workers=0)
             count = min(len(images), opt.ntest)
-            for i, batch in enumerate(tqdm(loader, total=count, desc=f"test {direction}", leave=False,
+            for i, batch in enumerate(tqdm(loader, total=count, desc=f"test {route.name}", leave=False,
                                            disable=None)):
                 if i >= count:
                     break
-                real = batch[side].to(device)
-                source = batch[f"{side}_paths"][0]
-                visuals = {f"real_{side}": real, out_label: generators[direction](real)}
-                if direction in paired:
-                    paired[direction].update(visuals[out_label], batch["B" if side == "A" else "A"].to(device))
+                real = batch[route.batch].to(device)
+                source = batch[f"{route.batch}_paths"][0]
+                fake = generators[route.key](real)
+                visuals = {f"real_{route.source}": real, f"fake_{route.target}": fake}
+                if route.key in paired:
+                    paired[route.key].update(fake, batch[route.target].to(device))
                 save_images(webpage, visuals, source, aspect_ratio=opt.aspect_ratio, width=opt.display_winsize,
                             name=dataset.result_name(source))
     webpage.save()
     if paired:
-        report.update(by_metric(paired))
-    report.update(score_generators(evaluator, generators))
+        report.update(by_metric({table[key].name: metrics for key, metrics in paired.items()}))
+    report.update(score_generators(evaluator, generators, {key: route.name for key, route in table.items()}))
     with open(os.path.join(folder, "metrics.json"), "w") as handle:
         json.dump(finite_or_null(report), handle, indent=2, allow_nan=False)
     return report
 
 
-def score_generators(evaluator, generators):
-    """FID / mIoU per direction on the evaluation split (empty when no metric weights are present)."""
-    scores = score_and_log(evaluator, generators)
-    return {evaluator.metric: scores} if scores else {}
+def score_generators(evaluator, generators, names):
+    """FID / mIoU per direction on the evaluation split (empty when no metric weights are present),
+    keyed by ``names`` ({generator key: "<source>to<target>"}). A direction the split is too small
+    for is reported as not computed: its score None, and why under ``<metric>_not_computed``."""
+    if evaluator is None or evaluator.net is None:
+        return {}
+    scores = score_and_log(evaluator, generators, names=names)
+    skipped = {names[key]: reason for key, reason in evaluator.skipped.items() if key in generators}
+    if not skipped:
+        return {evaluator.metric: scores}
+    for direction, reason in skipped.items():
+        log.info("%s %s: not computed (the evaluation split has %s)", direction, evaluator.metric_name, reason)
+    return {evaluator.metric: {**scores, **dict.fromkeys(skipped)}, f"{evaluator.metric}_not_computed": skipped}
 
 
 def run(opt):
@@ -216,16 +287,20 @@ def run(opt):
     # the architecture comes from the checkpoint; data options are fitted to it before any data is read
     fit_direction(opt, record)
     fit_sizes(opt, record)
-    generators = {direction: record.generator(direction) for direction, _, _ in directions(opt)}
+    generators = {route.key: record.generator(route.net) for route in routes(opt, record)}
     fit_generators(opt, generators, path)
     if opt.phase == "test" and opt.dataset_mode == "aligned" and not os.path.isdir(os.path.join(opt.dataroot, "test")) \
             and os.path.isdir(os.path.join(opt.dataroot, "val")):
         opt.phase = "val"
     dataset = create_dataset(opt, train=False)
     device = select_device(opt.gpu_ids)
-    evaluator = build_evaluator(opt, device)  # a missing explicit weights file fails before any output
+    # a missing explicit weights file fails before any output; a split too small for FID is reported as such
+    evaluator = build_evaluator(opt, device, partial=True)
     if evaluator is not None:
-        evaluator.check_statistics([d for d, _, _ in directions(opt)])  # so do missing or damaged statistics
+        evaluator.check_statistics(list(generators))  # so do missing or damaged statistics
+    # a truncated or unreadable image is one line before any other is printed or anything translated
+    verify_images(images_to_translate(opt, dataset, routes(opt, record), evaluator),
+                  desc=f"checking {opt.phase} images")
     warn_ignored_options(opt)
     release_console()
     warn_unsettled(generators)

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from data import create_dataloader, create_dataset
 from metrics.evaluate import score_and_log
+from options import loss_scale_options
 from util import distributed
 from pipeline.checkpoint import (best_model, first_non_finite, is_snapshot, read_checkpoint, save_checkpoint, snapshot,
                                  training_state)
@@ -337,7 +338,7 @@ class Trainer:
             # running sums stay on the device: reading a loss value waits for the GPU
             losses_now = model.current_loss_tensors()
             for key, value in losses_now.items():
-                sums[key] = sums.get(key, 0.0) + value
+                sums[key] = sums.get(key, 0.0) + value.to(torch.float64)  # large finite losses overflow float32
             self.watch_finite(losses_now)
             count += 1
             crossed = lambda freq: self.images_seen // freq > before // freq  # noqa: E731
@@ -395,8 +396,10 @@ class Trainer:
         name, value = next((n, v) for n, v in zip(self._bad["names"], values) if not math.isfinite(v))
         saved = (f"the checkpoints stay those of epoch {self.last_saved[1]}" if self.last_saved is not None
                  else "no checkpoint was written")
+        scales = loss_scale_options(self.opt) if hasattr(self.opt, "script") else ["--lr"]
         raise UserError(f"loss {name} is {value} at iteration {int(self._bad['iteration'])} (epoch {epoch}): training "
-                        f"stopped and {saved}; lower --lr or the loss weights (e.g. --lambda_L1), or check the data")
+                        f"stopped and {saved}; lower one of the options that scale this run's losses and steps "
+                        f"({', '.join(scales)}), or check the data")
 
     def finish(self):
         if not self.main:

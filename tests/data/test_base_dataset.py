@@ -20,8 +20,9 @@ def test_grayscale_follows_direction(unaligned_root, aligned_root, direction, in
     assert (item["A"].shape[0], item["B"].shape[0]) == (ca, cb)
     item = data.create_dataset(make_opt(aligned_root, dataset_mode="aligned", **kw))[0]
     assert (item["A"].shape[0], item["B"].shape[0]) == (ca, cb)
+    # single-domain images, from either side, are the generator's input: --input_nc channels
     item = data.create_dataset(make_opt(unaligned_root, dataset_mode="single", **kw), phase="test")[0]
-    assert item["A"].shape[0] == ca
+    assert item["A"].shape[0] == input_nc
 
 
 def test_max_dataset_size(unaligned_root, aligned_root):

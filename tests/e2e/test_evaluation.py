@@ -269,3 +269,78 @@ def test_explicit_fid_without_inception_weights_is_refused_and_auto_skips(tmp_pa
         evaluator = build_evaluator(options.parse("test", auto), "cpu")
     assert evaluator.metric == "fid" and not evaluator.enabled
     assert any("FID is skipped" in r.getMessage() for r in caplog.records)
+
+
+# ---------------------------------------------------------------- splits too small for FID
+
+def _small_split(toy_root, tmp_path, model, sizes):
+    """A copy of the toy data of ``model``'s layout with ``sizes`` images per split folder."""
+    from tests.conftest import ALIGNED
+
+    source = UNALIGNED if model == "cyclegan" else ALIGNED
+    root = tmp_path / "data"
+    for split, n in sizes.items():
+        os.makedirs(root / split)
+        for name in sorted(os.listdir(os.path.join(source, split)))[:n]:
+            shutil.copy(os.path.join(source, split, name), root / split / name)
+    return root
+
+
+SMALL = {"cyclegan": {"trainA": 2, "trainB": 2, "testA": 1, "testB": 3},
+         "pix2pix": {"train": 2, "val": 1, "test": 2}}
+
+
+def _fid_argv(tmp_path, model, data, inception_path, metric):
+    argv = tiny_args(tmp_path / "exp", "small", model, dataroot=data)
+    i = argv.index("--metric")
+    del argv[i:i + 2]
+    return argv + ["--inception_path", inception_path] + (["--metric", metric] if metric else [])
+
+
+@pytest.mark.parametrize("model", ["cyclegan", "pix2pix"])
+def test_an_explicit_fid_on_a_split_too_small_is_refused_before_training(toy_root, tmp_path, inception_path,
+                                                                          capsys, model):
+    data = _small_split(toy_root, tmp_path, model, SMALL[model])
+    capsys.readouterr()
+    assert run_main("train", _fid_argv(tmp_path, model, data, inception_path, "fid")) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "at least 2 images" in err[0] and "--no_eval" in err[0] and "--metric none" in err[0]
+    assert "1 " in err[0] and not (tmp_path / "exp").exists()
+
+
+@pytest.mark.parametrize("model", ["cyclegan", "pix2pix"])
+def test_fid_chosen_automatically_on_a_split_too_small_is_skipped_and_test_py_says_so(toy_root, tmp_path,
+                                                                                      inception_path, capsys, model):
+    data = _small_split(toy_root, tmp_path, model, SMALL[model])
+    capsys.readouterr()
+    assert run_main("train", _fid_argv(tmp_path, model, data, inception_path, None)) == 0
+    out = capsys.readouterr()
+    warned = [line for line in (out.out + out.err).splitlines() if "FID is not computed" in line]
+    assert len(warned) == 1 and "--no_eval" in warned[0]
+    run_dir = tmp_path / "exp" / "small"
+    assert (run_dir / "checkpoints" / "latest.pth").is_file() and not (run_dir / "model_best.pth").exists()
+    # test.py keeps the images and the page and reports FID as not computed, asked for by name or not
+    for metric in (None, "fid"):
+        argv = _fid_argv(tmp_path, model, data, inception_path, metric) + ["--results_dir", str(tmp_path / "res")]
+        assert run_main("test", argv) == 0
+        page = tmp_path / "res" / "small" / "test_1"
+        report = json.load(open(page / "metrics.json"))
+        directions = ["AtoB", "BtoA"] if model == "cyclegan" else ["AtoB"]
+        assert report["fid"] == dict.fromkeys(directions) and set(report["fid_not_computed"]) == set(directions)
+        assert (page / "index.html").is_file() and any((page / "images").rglob("*_fake_B.png"))
+
+
+def test_a_direction_with_enough_images_is_still_scored(toy_root, tmp_path, inception_path):
+    """testA has 3 images and the real B statistics are stored: AtoB is scored; BtoA (1 image) is not."""
+    import numpy as np
+
+    from metrics.fid import save_statistics
+
+    data = _small_split(toy_root, tmp_path, "cyclegan", {"trainA": 2, "trainB": 2, "testA": 3, "testB": 1})
+    save_statistics(str(data / "real_stat_B.npz"), np.zeros(2048), np.eye(2048))  # published-style: no record
+    assert run_main("train", tiny_args(tmp_path / "exp", "small", dataroot=data)) == 0
+    argv = _fid_argv(tmp_path, "cyclegan", data, inception_path, "fid") + ["--results_dir", str(tmp_path / "res")]
+    assert run_main("test", argv) == 0
+    report = json.load(open(tmp_path / "res" / "small" / "test_1" / "metrics.json"))
+    assert report["fid"]["AtoB"] > 0 and report["fid"]["BtoA"] is None
+    assert list(report["fid_not_computed"]) == ["BtoA"] and "1 B image" in report["fid_not_computed"]["BtoA"]

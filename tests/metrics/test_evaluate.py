@@ -2,6 +2,7 @@
 its mIoU on a tiny Cityscapes, and what it does without weights or with --metric none."""
 import logging
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from torch import nn
 from metrics import drn as drn_mod
 from metrics import fid, miou
 from metrics.evaluate import Evaluator, image_stem
+from tests.conftest import assert_user_error, run_script
 from tests.metrics.conftest import SIZE, _make_aligned, _parse
 from util.errors import UserError
 
@@ -131,6 +133,55 @@ def test_evaluator_miou_on_tiny_cityscapes(cityscapes_root, drn_file, tmp_path):
         label = miou.read_label(miou.find_label(table, image_stem(f"{name}.jpg")))
         hist += miou.fast_hist(miou.segment_image(net, image, "cpu", label.shape), label)
     assert scores["BtoA"] == miou.mean_iou(hist)
+
+
+def _label_ids_as_train_ids(out, origin, rename=False, only=None):
+    """Put the raw label ids of the fake Cityscapes under the labels table.txt names (or, with
+    ``rename``, under other names that table.txt is rewritten to), for the val images ``only`` (all)."""
+    lines = (out / "table.txt").read_text().splitlines()
+    rewritten = []
+    for line in lines:
+        name, label, photo = line.split()
+        ident = os.path.basename(label)[:-len("_gtFine_trainIds.png")]
+        if only is None or name in only:
+            if rename:
+                label = f"labels/{name}.png"
+                os.makedirs(out / "labels", exist_ok=True)
+            shutil.copy(origin / "gtFine" / "val" / "city" / f"{ident}_gtFine_labelIds.png", out / label)
+        rewritten.append(f"{name} {label} {photo}")
+    (out / "table.txt").write_text("\n".join(rewritten) + "\n")
+
+
+@pytest.mark.parametrize("rename, only", [(False, None), (True, None), (False, {"2"})])
+def test_label_ids_stop_the_miou_when_the_evaluator_is_built(cityscapes_root, drn_file, rename, only):
+    """Labels holding Cityscapes label ids (0..33) instead of train ids would be scored silently (a
+    perfect segmentation: 7.86): whatever the files are called, one line names the conversion."""
+    out, origin = cityscapes_root
+    _label_ids_as_train_ids(out, origin, rename=rename, only=only)
+    opt = _parse(out, "--model", "pix2pix", "--direction", "BtoA", "--drn_path", drn_file)
+    with pytest.raises(UserError, match=r"not Cityscapes train ids.*label ids.*prepare_cityscapes_dataset\.py"):
+        Evaluator(opt, "cpu")
+
+
+def test_colour_labels_stop_the_miou_when_the_evaluator_is_built(cityscapes_root, drn_file):
+    out, _ = cityscapes_root
+    label = out / (out / "table.txt").read_text().split()[1]
+    Image.fromarray(np.zeros((32, 64, 3), dtype=np.uint8)).save(label)
+    opt = _parse(out, "--model", "pix2pix", "--direction", "BtoA", "--drn_path", drn_file)
+    with pytest.raises(UserError, match=r"RGB image, not a single-channel train-id image.*prepare_cityscapes"):
+        Evaluator(opt, "cpu")
+
+
+def test_train_py_refuses_label_ids_before_it_writes_anything(cityscapes_root, drn_file, tmp_path):
+    out, origin = cityscapes_root
+    _label_ids_as_train_ids(out, origin, rename=True)
+    proc = run_script("train", ["--dataroot", out, "--model", "pix2pix", "--direction", "BtoA", "--drn_path", drn_file,
+                                "--crop_size", SIZE, "--load_size", SIZE, "--ngf", 8, "--ndf", 8, "--gpu_ids", -1,
+                                "--display_id", 0, "--checkpoints_dir", tmp_path / "exp", "--name", "c",
+                                "--n_epochs", 1, "--n_epochs_decay", 0])
+    line = assert_user_error(proc)
+    assert "labels/0.png" in line and "get_trainIds.py" in line
+    assert not (tmp_path / "exp").exists()
 
 
 def test_evaluator_miou_weights_missing(cityscapes_root, tmp_path, caplog):

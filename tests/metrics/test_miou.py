@@ -93,3 +93,14 @@ def test_prepare_cityscapes_writes_pairs_labels_and_table(cityscapes_root):
     assert train_ids.shape == (32, 64)
     assert np.array_equal(train_ids, miou.label_id_to_train_id()[label_ids])
     assert set(np.unique(train_ids)) <= {0, 1, 13, 10, 255, 18}
+
+
+def test_check_labels_reads_the_values_of_a_sample_and_every_header(tmp_path):
+    paths = []
+    for i in range(20):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(np.full((4, 4), i % 19, dtype=np.uint8)).save(paths[-1])
+    miou.check_labels(paths)
+    Image.fromarray(np.full((4, 4), 26, dtype=np.uint8)).save(paths[-1])  # the last one is always read
+    with pytest.raises(UserError, match="19.png holds values \\(26\\)"):
+        miou.check_labels(paths)
