@@ -29,8 +29,8 @@ from report.visualizer import Visualizer
 log = logging.getLogger("dmad")
 
 
-# the generator and discriminator widths and the image channels: a resume takes them from its checkpoint
-# unless given (with --netG: a run started from --init_path took them from that file)
+# the generator and discriminator widths and the image channels: a resume takes them (and --netG) from its
+# checkpoint unless given, so that a run whose architecture --init_path fixed resumes with the same command
 ARCHITECTURE_OPTIONS = ("ngf", "ndf", "input_nc", "output_nc")
 
 
@@ -115,7 +115,6 @@ def read_init(opt):
                             "prune.py")
     family, first_name = model.generator_family, sources[gens[0]]
     first = record.configs[first_name]
-    whose = f"{first_name}"
     if first.get("family") != family.family:
         others = [m for m, cls in MODELS.items() if cls.generator_family.family == first.get("family")]
         raise UserError(f"{named}: its {first_name} is a {first.get('family')} generator, but --model {opt.model} "
@@ -134,7 +133,7 @@ def read_init(opt):
     taken = {}
     for option, value in (("netG", netG), ("ngf", first["ngf"]), ("input_nc", first["input_nc"]),
                           ("output_nc", first["output_nc"])):
-        _take(opt, taken, option, value, named, whose)
+        _take(opt, taken, option, value, named, first_name)
     judge = model.directions(opt.direction)[0].discriminator  # the discriminator of the first generator
     if judge in sources:
         _take(opt, taken, "ndf", record.configs[judge]["ndf"], named, judge)

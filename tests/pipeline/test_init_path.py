@@ -191,7 +191,7 @@ def _pruned_file(path, search):
 
 
 def test_a_file_that_does_not_fit_is_one_line_before_the_run_folder(upstream_cyclegan, tmp_path, toy_root, capsys):
-    root, run = upstream_cyclegan["root"], upstream_cyclegan["run"]
+    run = upstream_cyclegan["run"]
     unet_zoo = tmp_path / "facades.pth"
     torch.save(UpstreamUnet(ngf=4, num_downs=7).state_dict(), unet_zoo)
     save_run(tmp_path / "pix2pix", {"G": UpstreamUnet(ngf=4, num_downs=7), "D": UpstreamNLayerD(6, ndf=4)})
