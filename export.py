@@ -3,7 +3,7 @@
     python export.py --load_path CKPT --direction AtoB --format onnx|torchscript [--output PATH] [--size 256]
 
 Any checkpoint ``test.py --load_path`` reads works (search, pruned, fine-tuned, plain, the original
-code's): the generator of ``--direction`` is loaded with ``models.load_generator``; a settled mask
+code's, pytorch-CycleGAN-and-pix2pix's run folders and model-zoo files): the generator of ``--direction`` is loaded with ``models.load_generator``; a settled mask
 generator (bound 0) is pruned first. The file has a dynamic batch axis; inputs are
 ``[N, input_nc, H, W]`` in [-1, 1] with H, W multiples of the generator's size multiple (4 for a
 ResNet, 2^levels for a U-Net): exactly ``--size`` px in ONNX unless ``--dynamic_size``, any such size

@@ -71,7 +71,8 @@ def load_model_state(state, path):
         layouts = " / ".join("{" + ", ".join(cls.generator_names + cls.discriminator_names) + ", ...}"
                              for cls in {cls.generator_names: cls for cls in MODELS.values()}.values())
         raise UserError(f"{path}: unknown checkpoint layout (keys {sorted(map(str, state))[:6]}); expected a "
-                        f"checkpoint of this project or the original's {layouts}")
+                        f"checkpoint of this project, the original's {layouts}, or a pytorch-CycleGAN-and-pix2pix "
+                        "network's state dict")
     gens, discs = fitting[0].generator_names, fitting[0].discriminator_names
     fitting = [cls for cls in fitting if cls.generator_names == gens]
     cfg = state.get("cfg")

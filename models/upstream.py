@@ -57,6 +57,25 @@ def _parse(filename):
     return epoch, net
 
 
+def net_file(filename):
+    """``(epoch, net name)`` of a file name ``<epoch>_net_<name>.pth`` (upstream's naming of a run's
+    files, e.g. ``("latest", "G_A")``), else None. Reads nothing."""
+    return _parse(os.path.basename(str(filename)))
+
+
+def is_run_folder(path):
+    """True for a folder that holds at least one ``<epoch>_net_<name>.pth`` file: a
+    pytorch-CycleGAN-and-pix2pix run folder (:func:`upstream_files` then names its files)."""
+    path = os.path.expanduser(str(path))
+    if not os.path.isdir(path):
+        return False
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return False
+    return any(_parse(name) is not None and os.path.isfile(os.path.join(path, name)) for name in names)
+
+
 def _epoch_order(epoch):
     return (not epoch.isdigit(), int(epoch) if epoch.isdigit() else 0, epoch)
 

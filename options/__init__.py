@@ -77,6 +77,7 @@ GROUPS = (
 EFFECT = {
     "load_path": (lambda o: o.script != "train" or bool(o.continue_train),
                   "test.py, prune.py and train.py --continue_train"),
+    "init_path": (lambda o: o.script == "train", "train.py"),
     # the architecture of test.py and prune.py comes from the checkpoint
     "ngf": (lambda o: o.script == "train", "train.py (test.py and prune.py read it from the checkpoint)"),
     "no_dropout": (lambda o: o.script == "train", "train.py (test.py and prune.py read it from the checkpoint)"),

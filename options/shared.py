@@ -61,6 +61,12 @@ def training(g):
     g.add_argument("--save_epoch_freq", type=int, default=1,
                    help="frequency of saving checkpoints at the end of epochs. default: 1")
     flag(g, "--continue_train", "continue training: load --load_path, or the latest checkpoint of the run")
+    g.add_argument("--init_path", type=str, default=None,
+                   help="train.py: start a new run (with --mask, the search) from the weights of this checkpoint: "
+                        "a plain full-width model of this project, of the original code or of "
+                        "pytorch-CycleGAN-and-pix2pix (a run folder, one of its files or a model-zoo file); "
+                        "discriminators too where it has them, masks initialised as usual. default: None (random "
+                        "weights)")
     flag(g, "--overwrite", "start afresh on a run folder that holds checkpoints of an earlier run, deleting them "
          "once the new run has saved its first checkpoint (without it such a start is refused)")
     g.add_argument("--keep_checkpoints", type=int, default=3,

@@ -70,6 +70,12 @@ def _architecture(opt):
         raise UserError("--dataset_mode single has no targets to train on; use it with test.py")
 
 
+def architecture(opt):
+    """The checks and derived sizes of :func:`validate` for ``--netG`` and ``--crop_size`` again, after
+    a checkpoint fixed ``--netG`` (train.py ``--init_path``); UserError as there."""
+    _architecture(opt)
+
+
 def _ranges(opt):
     """Each number within its range."""
     for name in POSITIVE:

@@ -23,9 +23,11 @@ interrupted save never leaves a truncated checkpoint behind. The kinds:
   ``prune_report``, ``macs``, ``params``, ``source`` and, when evaluated, ``metric`` and ``scores``.
 
 :func:`read_checkpoint` turns any file this project wrote (version 1 included) or the original DMAD
-code wrote into one :class:`Checkpoint` record. Version history: 1 had no ``kind`` and marked the
-best model with ``"best": True``; 2 added ``kind``; 3 wrote the numbered checkpoints as ``snapshot``
-(2 wrote them as full ``training`` states, which still resume as before).
+code wrote into one :class:`Checkpoint` record, and so it does for the files of pytorch-CycleGAN-and-pix2pix
+("upstream", models/upstream.py): a run folder (``latest_net_G_A.pth`` ...), one file of it with its
+siblings, or a model-zoo file holding one generator's state dict. Version history: 1 had no ``kind``
+and marked the best model with ``"best": True``; 2 added ``kind``; 3 wrote the numbered checkpoints as
+``snapshot`` (2 wrote them as full ``training`` states, which still resume as before).
 
 Only this module assembles a checkpoint (:func:`training_state`, :func:`snapshot`, :func:`best_model`,
 :func:`pruned_model`), validates a resume (:func:`resume_state`) and reads one (:func:`read_checkpoint`).
@@ -43,6 +45,8 @@ import torch
 
 from models import DIRECTIONS, MODELS, families, generator_from_state, generator_name
 from models.legacy import load_model_state
+from models.upstream import UPSTREAM, convert_upstream, is_run_folder, net_file, upstream_files, \
+    upstream_model
 from util.errors import UserError
 from util.files import atomic_path
 
@@ -248,14 +252,19 @@ def check_networks(state, path):
     A NaN or infinite weight makes every output black or white, and integer weights would silently
     change them, so such a checkpoint is refused wherever it is loaded.
     """
-    for name, sd in network_state_dicts(state).items():
+    _check_state_dicts(network_state_dicts(state), path)
+
+
+def _check_state_dicts(state_dicts, path):
+    """:func:`check_networks` of ``{name: state dict}``."""
+    for name, sd in state_dicts.items():
         for key, value in sd.items():
             if not torch.is_tensor(value) or key.rsplit(".", 1)[-1] in _COUNTERS:
                 continue
             if not value.is_floating_point():
                 raise UserError(f"{path}: network tensor {name}.{key} is {str(value.dtype).replace('torch.', '')}, "
                                 "not floating point: the checkpoint is damaged or not a network; use another one")
-    bad = first_non_finite(state)
+    bad = _first_non_finite(state_dicts)
     if bad:
         raise UserError(f"{path}: network tensor {bad} holds NaN or infinite values (training diverged before it "
                         "was saved): use an earlier checkpoint")
@@ -264,7 +273,11 @@ def check_networks(state, path):
 def first_non_finite(state):
     """``"<net>.<tensor>"`` of the first floating-point network tensor of ``state`` holding NaN or
     infinite values, or None."""
-    for name, sd in network_state_dicts(state).items():
+    return _first_non_finite(network_state_dicts(state))
+
+
+def _first_non_finite(state_dicts):
+    for name, sd in state_dicts.items():
         for key, value in sd.items():
             if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
                 return f"{name}.{key}"
@@ -303,13 +316,19 @@ def options_dict(opt):
 class Checkpoint:
     """One checkpoint file, read once and normalised (see the module docstring for the kinds).
 
-    ``kind``: "training", "best", "pruned" or "original" (the original DMAD code's files, converted
-    to this project's layouts); ``model``: a name of ``models.MODELS`` (for an original file, the one
-    its layout and generator family fit; None when a file of this project does not say); ``stage``;
-    ``version`` (0 for original files); ``epoch`` (None when unknown); ``options``: the options it was
-    written with ({} for original files); ``nets`` / ``configs``: ``{net name: state dict}`` /
-    ``{net name: architecture}``; ``metric``: "fid"/"miou" of the scores, or None; ``state``: the
-    loaded dict itself (original files: as stored).
+    ``kind``: "training", "best", "pruned", "original" (the original DMAD code's files, converted
+    to this project's layouts) or "upstream" (pytorch-CycleGAN-and-pix2pix's files, converted by
+    models/upstream.py); ``model``: a name of ``models.MODELS`` (for an original file, the one its
+    layout and generator family fit; for an upstream one, the one its net names fit: "cyclegan" for
+    G_A / G_B / D_A / D_B, "pix2pix" for G / D and for a model-zoo file; None when a file of this
+    project does not say); ``stage``; ``version`` (0 for original and upstream files); ``epoch``
+    (None when unknown); ``options``: the options it was written with ({} for original and upstream
+    files); ``nets`` / ``configs``: ``{net name: state dict}`` / ``{net name: architecture}``;
+    ``metric``: "fid"/"miou" of the scores, or None; ``state``: the loaded dict itself (original
+    files: as stored; upstream files: the converted dict of models.upstream.convert_upstream).
+    ``lone_generator``: True for an upstream model-zoo file (one generator ``G``, no discriminator,
+    whatever model trained it: it runs as the generator of ``--direction``); ``files``: an upstream
+    checkpoint's ``{net name: file}`` that were read (None for the other kinds).
     """
 
     path: str
@@ -324,10 +343,17 @@ class Checkpoint:
     metric: str
     state: dict
     _scores: object = None  # as stored: {direction: score}, or the original's fid (a number or one per generator)
+    lone_generator: bool = False
+    files: dict = None
 
     @property
     def label(self):
-        """"best", the epoch, or the file's name: how test.py names its results folder."""
+        """"best", the epoch, or the file's name: how test.py names its results folder (an upstream
+        run's files: their epoch label, ``latest``, ``5`` or ``iter_3000``)."""
+        if self.kind == "upstream" and self.files:
+            parsed = net_file(next(iter(self.files.values())))
+            if parsed is not None:
+                return parsed[0]
         if self.kind == "best" or os.path.basename(self.path).startswith("model_best"):
             return "best"
         if self.epoch is not None:
@@ -336,8 +362,9 @@ class Checkpoint:
 
     def check_model(self, name):
         """UserError unless the file holds a ``name`` model (or does not say which: files of the
-        original code and early files of this project)."""
-        if self.kind != "original" and self.model is not None and self.model != name:
+        original code, early files of this project, and an upstream model-zoo file, whose one
+        generator any model runs in its ``--direction``)."""
+        if self.kind != "original" and not self.lone_generator and self.model is not None and self.model != name:
             raise UserError(f"{self.path} holds a {self.model} model but --model {name} was given: "
                             f"pass --model {self.model}")
 
@@ -425,21 +452,88 @@ class Checkpoint:
         return generator_from_state(self.configs[name], self.nets[name], self.path).eval()
 
 
-def read_checkpoint(path, option=None):
+def read_checkpoint(path, option=None, generators_only=False):
     """The :class:`Checkpoint` of ``path``: a file of this project (any version up to
-    :data:`VERSION`) or of the original DMAD code. UserError (one line) for a missing, unreadable,
-    damaged, newer or unknown file; ``option``, the command-line option that gave ``path``, is named
-    in the errors of a missing, unreadable or damaged file (see :func:`load_checkpoint`)."""
-    path = os.path.expanduser(path)
-    return checkpoint_from_state(load_checkpoint(path, option=option), path)
+    :data:`VERSION`), of the original DMAD code, or of pytorch-CycleGAN-and-pix2pix: its run folder
+    (the ``latest_net_<net>.pth`` files), one ``<epoch>_net_<net>.pth`` file of it (with the files of
+    that epoch beside it), or a model-zoo file holding one generator's state dict (kind "upstream",
+    see :func:`upstream_checkpoint`).
+
+    ``option``: the command-line option that gave ``path``, named in the errors of a missing,
+    unreadable or damaged file (see :func:`load_checkpoint`). ``generators_only``: read and convert
+    only an upstream checkpoint's generators (test.py and export.py need no discriminator, so a run
+    with ``--netD pixel`` still tests and exports); other files are read whole.
+    UserError (one line) for a missing, unreadable, damaged, newer or unknown file, a folder that is
+    no upstream run folder, and an upstream network this project cannot represent."""
+    path = os.path.expanduser(str(path))
+    if os.path.isdir(path):
+        if not is_run_folder(path):
+            raise UserError(f"{option or 'checkpoint'} {path} is a folder, not a checkpoint file: give the .pth file "
+                            "inside it (e.g. model_best.pth or checkpoints/latest.pth), or a pytorch-CycleGAN-and-pix2pix "
+                            f"run folder (one holding <epoch>_net_<net>.pth files)")
+        return upstream_checkpoint(path, option, generators_only)
+    return checkpoint_from_state(load_checkpoint(path, option=option), path, option, generators_only)
 
 
-def checkpoint_from_state(state, path):
+def is_state_dict(state):
+    """True for a non-empty dict of tensors only: a bare network state dict, as pytorch-CycleGAN-and-pix2pix
+    saves each network (checkpoints of this project and of the original code hold dicts of them)."""
+    return isinstance(state, dict) and bool(state) and all(torch.is_tensor(v) for v in state.values())
+
+
+def upstream_checkpoint(path, option=None, generators_only=False, loaded=None):
+    """The :class:`Checkpoint` (kind "upstream") of a pytorch-CycleGAN-and-pix2pix checkpoint at ``path``.
+
+    path:     a run folder (its ``latest_net_<net>.pth`` files), one ``<epoch>_net_<net>.pth`` file
+              (it and the files of its epoch beside it), or a model-zoo file (one generator, ``G``);
+              :func:`models.upstream.upstream_files` names the files.
+    option:   the command-line option that gave ``path``, for the errors.
+    generators_only: load and convert the generators' files alone (the discriminators' are not read).
+    loaded:   the state dict already loaded from ``path`` when it is a file (not loaded twice).
+    Each file is loaded with :func:`load_checkpoint` (``weights_only=True``) and its tensors checked,
+    then models.upstream.convert_upstream maps them (stale InstanceNorm statistics and ``module.``
+    prefixes dropped). UserError (one line, naming ``path``) for a file that is not a network's
+    state dict and for a variant this project cannot represent (``--norm none``, ``--netD pixel``,
+    up-sampling without transposed convolutions...)."""
+    named = f"{option} {path}" if option else path
+    files = upstream_files(path)
+    if generators_only:
+        model = upstream_model(files, named)
+        files = {n: f for n, f in files.items() if n in MODELS[model].generator_names} or files
+    state_dicts = {}
+    for name, file in files.items():
+        if loaded is not None and os.path.abspath(file) == os.path.abspath(path):
+            state = loaded
+        else:
+            state = load_checkpoint(file, option=option)
+        if is_native(state) or (isinstance(state, dict) and not is_state_dict(state)):
+            raise UserError(f"{file} is not a network's state dict (a dict of tensors, as {UPSTREAM} saves each "
+                            f"network): {'its' if os.path.isdir(path) else 'the'} {UPSTREAM} run folder must hold "
+                            "only the files of one run; pass this file on its own")
+        state_dicts[name] = state
+    _check_state_dicts(state_dicts, named)
+    converted = convert_upstream(state_dicts, named)
+    return Checkpoint(path=path, kind="upstream", model=converted["model"], stage="train", version=0,
+                      epoch=_upstream_epoch(files), options={}, nets=converted["nets"], configs=converted["configs"],
+                      metric=None, state=converted, lone_generator=converted["lone_generator"], files=dict(files))
+
+
+def _upstream_epoch(files):
+    """The epoch number of an upstream run's files (``5_net_G.pth`` -> 5); None for ``latest``,
+    ``iter_<n>`` and model-zoo files."""
+    parsed = net_file(next(iter(files.values())))
+    return int(parsed[0]) if parsed is not None and parsed[0].isdigit() else None
+
+
+def checkpoint_from_state(state, path, option=None, generators_only=False):
     """The :class:`Checkpoint` of ``state``, a checkpoint already loaded from ``path`` (see
-    :func:`read_checkpoint`, which raises the same UserErrors)."""
+    :func:`read_checkpoint`, which raises the same UserErrors; ``option`` and ``generators_only`` as
+    there). A bare state dict is a pytorch-CycleGAN-and-pix2pix file (:func:`upstream_checkpoint`)."""
     if not is_native(state):
         if not isinstance(state, dict):
             raise UserError(f"{path} is not a model checkpoint: it holds a {type(state).__name__}, not a dict")
+        if is_state_dict(state):
+            return upstream_checkpoint(path, option, generators_only, loaded=state)
         converted = load_model_state(state, path)
         return Checkpoint(path=path, kind="original", model=converted["model"], stage=converted["stage"], version=0,
                           epoch=converted["epoch"], options={}, nets=converted["nets"], configs=converted["configs"],

@@ -268,8 +268,12 @@ def max_difference(net, path, fmt, batch=2, size=256, seed=0):
 
 
 def default_output(load_path, direction, fmt):
-    stem = os.path.splitext(os.path.abspath(os.path.expanduser(load_path)))[0]
-    return f"{stem}_{direction}{FORMATS[fmt]}"
+    """``<checkpoint without .pth>_<direction><ext>`` beside the checkpoint; for a folder (a
+    pytorch-CycleGAN-and-pix2pix run folder) ``<folder>/<folder name>_<direction><ext>`` inside it."""
+    path = os.path.abspath(os.path.expanduser(load_path))
+    if os.path.isdir(path):
+        return os.path.join(path, f"{os.path.basename(path)}_{direction}{FORMATS[fmt]}")
+    return f"{os.path.splitext(path)[0]}_{direction}{FORMATS[fmt]}"
 
 
 def check_output(output, fmt, load_path):
@@ -307,7 +311,8 @@ def run(opt):
     if opt.format == "onnx" and opt.opset not in OPSETS:
         raise UserError(f"--opset {opt.opset} is not supported: give {OPSETS.start} to {OPSETS.stop - 1} "
                         f"(default {OPSET})")
-    record = read_checkpoint(opt.load_path)
+    # only the generators: a pytorch-CycleGAN-and-pix2pix run with discriminators this project cannot build exports
+    record = read_checkpoint(opt.load_path, "--load_path", generators_only=True)
     # --direction names the translation in the data's terms; default: the one the checkpoint was trained with
     opt.direction = record.fit_direction(opt.direction or "AtoB", opt.direction is not None)
     net_direction = record.table_direction(opt.direction)

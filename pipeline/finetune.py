@@ -7,6 +7,7 @@ pipeline/trainer.py with stage ``"finetune"`` in the run folder, as train.py doe
 mask search.
 """
 import logging
+import os
 
 from data import create_dataset
 from metrics.evaluate import build_evaluator
@@ -143,15 +144,45 @@ def _describe(config):
     return ", ".join(f"{k} {config.get(k)}" for k in ("input_nc", "ndf", "n_layers", "norm"))
 
 
+def check_upstream_teacher(opt, record):
+    """UserError when the pytorch-CycleGAN-and-pix2pix checkpoint ``record`` (kind "upstream") lacks a
+    network the fine-tune needs: it is loaded only when a distillation or ``--use_pretrain_d`` is on,
+    and each of them reads the teacher's discriminators (co-attention: the teacher D's attention map,
+    method.md §7.3; discriminator distillation: its features, §7.4). The error names the file that
+    is missing (``latest_net_D_A.pth`` beside ``latest_net_G_A.pth``) and how to proceed."""
+    path, model = opt.pretrain_path, MODELS[opt.model]
+    needs = "co-attention and discriminator distillation, and --use_pretrain_d, read the teacher's discriminators"
+    without = ("or fine-tune without a teacher (--lambda_attention_distill 0 --lambda_discriminator_distill 0, "
+               "no --use_pretrain_d)")
+    if record.lone_generator:
+        nets = " / ".join(f"latest_net_{n}.pth" for n in model.generator_names + model.discriminator_names)
+        raise UserError(f"--pretrain_path {path} holds one generator (a model-zoo file) and no discriminator: {needs}; "
+                        f"give the pytorch-CycleGAN-and-pix2pix run folder of the model, with its {nets}, {without}")
+    folder = os.path.dirname(next(iter(record.files.values())))
+    epoch = record.label
+    for name in model.generator_names + model.discriminator_names:
+        if name not in record.nets:
+            missing = os.path.join(folder, f"{epoch}_net_{name}.pth")
+            fix = needs if name in model.discriminator_names else f"a {opt.model} teacher has " + \
+                " and ".join(model.generator_names)
+            raise UserError(f"--pretrain_path {path}: {missing} is missing ({fix}); copy it from the "
+                            f"pytorch-CycleGAN-and-pix2pix run into {folder}, {without}")
+
+
 def load_teacher(opt, device):
-    """The teacher of ``--pretrain_path`` for ``--model``, checked against the options and frozen."""
+    """The teacher of ``--pretrain_path`` for ``--model``, checked against the options and frozen: a
+    plain model of this project or of the original code, or a pytorch-CycleGAN-and-pix2pix run folder
+    (or one of its files) holding generators and discriminators (:func:`check_upstream_teacher`).
+    UserError (one line) for a file that does not fit, before anything is written."""
     path = opt.pretrain_path
     record = read_checkpoint(path, "--pretrain_path")
     state = {"nets": record.nets, "configs": record.configs}
     model = opt.model
-    if record.model not in (None, model):
+    if record.model not in (None, model) and not record.lone_generator:
         raise UserError(f"--pretrain_path {path} is a {record.model} model but --model is {model}: "
                         f"give a {model} teacher")
+    if record.kind == "upstream":
+        check_upstream_teacher(opt, record)
     names = MODELS[model].generator_names + MODELS[model].discriminator_names
     missing = missing_nets(state["nets"], state["configs"], names)
     if missing:

@@ -8,6 +8,7 @@ import logging
 from models import MODELS, families, generator_from_state
 from models.layers import masks
 from metrics.evaluate import build_evaluator, score_and_log
+from models.upstream import is_run_folder
 from compress.pruning import format_prune_summary, format_prune_table, prune_generator
 from util import distributed
 from pipeline.checkpoint import (check_checkpoint_file, load_checkpoint, missing_nets, pruned_model, read_checkpoint,
@@ -24,7 +25,11 @@ log = logging.getLogger("dmad")
 def read_search_checkpoint(opt, path):
     """The search checkpoint (a :class:`pipeline.checkpoint.Checkpoint`); UserError when it is not a mask
     search of ``--model``."""
-    source = read_checkpoint(path, "--load_path")
+    source = read_checkpoint(path, "--load_path", generators_only=True)  # a native file is read whole
+    if source.kind == "upstream":
+        raise UserError(f"--load_path {path} is a plain pytorch-CycleGAN-and-pix2pix model, not a mask search: "
+                        f"search it first with train.py --model {opt.model} --mask --init_path {path} (docs/usage.md, "
+                        "Compress the model you already have), then prune that search's checkpoint")
     if source.model != opt.model:
         raise UserError(f"{path} holds a {source.model} model but --model {opt.model} was given: "
                         f"use --model {source.model}")
@@ -168,9 +173,9 @@ def prune(opt, device):
     if not opt.load_path:
         raise UserError("prune.py needs --load_path: give the mask-search checkpoint (e.g. <run>/model_best.pth)")
     path = os.path.expanduser(opt.load_path)
-    if os.path.isdir(path):
-        check_checkpoint_file(path)  # a folder is named as such, not as missing
-    if not os.path.isfile(path):
+    if os.path.isdir(path) and not is_run_folder(path):
+        check_checkpoint_file(path, "--load_path")  # a folder is named as such, not as missing
+    if not os.path.exists(path):
         raise UserError(f"--load_path {path} does not exist: give the mask-search checkpoint "
                         "(model_best.pth, latest.pth or checkpoints/model_<epoch>.pth)")
     run = Run(opt)

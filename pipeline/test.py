@@ -20,7 +20,7 @@ from models import DIRECTIONS, MODELS, families, generator_name
 from models.layers import masks
 from compress.pruning import prune_generator
 from options import warn_ignored_options
-from pipeline.checkpoint import check_checkpoint_file, read_checkpoint
+from pipeline.checkpoint import read_checkpoint
 from util.device import select_device
 from util import distributed
 from util.errors import UserError
@@ -36,12 +36,11 @@ log = logging.getLogger("dmad")
 
 def checkpoint_to_test(opt):
     """The checkpoint to test (a pipeline.checkpoint.Checkpoint, read once): --load_path, else
-    model_best.pth, else the run's latest."""
+    model_best.pth, else the run's latest. ``--load_path`` may be a pytorch-CycleGAN-and-pix2pix run
+    folder, one of its files or a model-zoo file: only its generators are read."""
     if opt.load_path:
         path = os.path.expanduser(opt.load_path)
-        if os.path.isdir(path):
-            check_checkpoint_file(path)  # a folder is named as such, not as missing
-        if not os.path.isfile(path):
+        if not os.path.exists(path):
             hint = (": model_best.pth is written only when evaluation runs (FID needs the Inception weights); "
                     "use checkpoints/latest.pth" if os.path.basename(path) == "model_best.pth" else "")
             raise UserError(f"--load_path {path} does not exist{hint}")
@@ -52,9 +51,28 @@ def checkpoint_to_test(opt):
             raise UserError(f"no checkpoint in {run.dir}: train first or give --load_path")
         if path != run.best_path:
             log.info("no model_best.pth in %s (it is written when evaluation runs): testing %s", run.dir, path)
-    record = read_checkpoint(path, "--load_path" if opt.load_path else None)
+    record = read_checkpoint(path, "--load_path" if opt.load_path else None, generators_only=True)
     record.check_model(opt.model)
     return record
+
+
+def fit_lone_generator(opt, record):
+    """A file holding one generator alone (a pytorch-CycleGAN-and-pix2pix model-zoo file) runs as the
+    generator of ``--direction``, as upstream's ``--model test``: through the one-generator table of
+    the file's model (whatever ``--model`` says). A ``--model`` with two generators (CycleGAN's
+    default, unaligned data) then reads ``--dataset_mode single`` data unless another mode is given
+    (the ``<phase>A`` images, ``<phase>B`` with ``--direction BtoA``, or the images in ``--dataroot``
+    itself); a one-generator ``--model`` (pix2pix) keeps its aligned pairs and their ground truth.
+    Other files are left to :func:`fit_direction`."""
+    if not record.lone_generator:
+        return
+    if "dataset_mode" not in opt.user_set and len(MODELS[opt.model].generator_names) > 1:
+        opt.dataset_mode = "single"
+    opt.model = record.model
+    source, target = opt.direction[0], opt.direction[-1]
+    log.info("%s holds one generator (a model-zoo file): it translates %s -> %s (--direction %s) on --dataset_mode "
+             "%s data, as pytorch-CycleGAN-and-pix2pix's --model test", record.path, source, target, opt.direction,
+             opt.dataset_mode)
 
 
 def fit_direction(opt, record):
@@ -285,6 +303,7 @@ def run(opt):
     record = checkpoint_to_test(opt)
     path, label = record.path, record.label
     # the architecture comes from the checkpoint; data options are fitted to it before any data is read
+    fit_lone_generator(opt, record)
     fit_direction(opt, record)
     fit_sizes(opt, record)
     generators = {route.key: record.generator(route.net) for route in routes(opt, record)}
