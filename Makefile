@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEMO_WORK ?= experiments/demo
 DEMO_OUT ?= results/demo
 
-.PHONY: demo test install toy photo clean-demo gpu-check
+.PHONY: demo test install toy photo study-data study study-quick clean-demo gpu-check
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,16 @@ toy: $(STAMP)
 
 photo: $(STAMP)
 	$(PY) datasets/make_photo_dataset.py
+
+# the compression study's denoising tasks (datasets/study), and the study itself (results/study[_quick])
+study-data: $(STAMP)
+	$(PY) datasets/make_study_tasks.py
+
+study: $(STAMP)
+	$(PY) benchmarks/compression_study.py
+
+study-quick: $(STAMP)
+	$(PY) benchmarks/compression_study.py --quick
 
 # each run starts over: the stage folders of an earlier run under $(DEMO_WORK) are removed first
 demo: toy

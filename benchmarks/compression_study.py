@@ -1,33 +1,69 @@
-"""Compression study: DMAD against simpler ways to get a small generator, on paired data with ground truth.
+"""Compression study: is DMAD's small generator better than simpler ways of getting one, at equal training?
 
-    python benchmarks/compression_study.py [--task photo|toy] [--quick] [--out DIR] [--work DIR]
+    python benchmarks/compression_study.py           # the full study: both tasks, 3 seeds, 4x and 8x
+    python benchmarks/compression_study.py --quick   # every arm and both pages at a tiny budget
+    python benchmarks/compression_study.py --plan    # list every stage and its optimiser steps; run nothing
 
-Every model is trained on the same data, with the same number of iterations per training stage and
-the same seed, through the project's own entry points (``train.py``, ``prune.py --finetune``,
-``test.py``, called in-process), so the study measures the code a user runs:
+Tasks (datasets/make_study_tasks.py, written on first use): Gaussian denoising (sigma 25) of 32 px
+grey tiles of 18 real photographs, whole photographs held out (12 train, 2 validation, 4 test):
 
-* ``teacher``: the full pix2pix U-Net (``train.py``);
-* ``DMAD``: mask search from scratch (``train.py --mask``) stopped early at 1/2, 1/4 and 1/8 of the
-  teacher's MACs (``--AtoB_macs_threshold``), pruned and fine-tuned with co-attention and discriminator
-  distillation from the teacher (``prune.py --finetune``);
-* ``DMAD, no distillation``: the same pruned generators fine-tuned with both distillation weights 0;
-* ``thinner, from scratch`` (baseline A): every layer of the teacher's architecture narrowed by one
-  factor, chosen so that the MACs are within 5 % of each DMAD generator's, trained from scratch for as
-  many iterations as the DMAD generator saw (search + fine-tune);
-* ``L1-norm pruning`` (baseline B): the trained teacher's filters ranked by their L1 norm (Li et al.,
-  *Pruning Filters for Efficient ConvNets*, ICLR 2017) and cut to each DMAD generator's widths by the
-  project's pruning code (``prune.py``), then the same distillation fine-tune as DMAD.
+* ``denoise_pix2pix``: pix2pix (U-Net, 1000 x L1 + hinge GAN) on noisy/clean pairs;
+* ``denoise_cyclegan``: CycleGAN (ResNet-6) from noisy tiles of 6 training photographs (domain A) to
+  clean tiles of the 6 others (domain B), scored like pix2pix on the held-out pairs.
 
-Each model is scored by ``test.py`` (L1, PSNR, SSIM against the ground truth, MACs and params at the
-training size) and timed on the CPU. The page ``<out>/index.html`` has the table, a Pareto plot (MACs vs
-PSNR per method), sample images per model and a reading of the numbers; ``<out>/results.json`` has every
-number per seed. ``--quick`` runs a short budget twice (seeds 0 and 1) to show the run-to-run spread.
-Stages already finished with the same arguments are reused when the study is run again (delete
-``--work`` to start over).
+Every number comes from the project's entry points run as subprocesses (``train.py``, ``prune.py``,
+``test.py``); the scores are computed per test tile (metrics/paired.py) from the outputs ``test.py``
+writes, so that the confidence intervals can resample whole test photographs.
 
-Tasks: ``photo`` = colourisation of crops of scikit-image's photographs (datasets/make_photo_dataset.py,
-written on first use), ``toy`` = the toy aligned set (edges -> filled shapes). For a real dataset see
-the README ("Compression study").
+Floors, printed first in every table: the noisy input copied, and the best Gaussian blur (its sigma
+chosen on the test tiles themselves, an upper bound on what a blur does; the blur with sigma chosen
+on the validation photographs is printed too). A model whose PSNR does not beat the blur floor by
+the decision rule below has not learned the task, and the page says so.
+
+Arms, per task, at 1/4 and 1/8 of the teacher's MACs, seeds 0, 1, 2 (the teacher is trained once per
+task, seed 0, and shared):
+
+* ``dmad``: mask search from scratch (``train.py --mask``, stopped at the MACs target), pruned and
+  fine-tuned with co-attention and discriminator distillation from the teacher (``prune.py --finetune``);
+* ``nodistill``: the same search, fine-tuned with both distillation weights 0;
+* ``thin`` (A): every width of the teacher's architecture scaled by one factor (MACs within 5 % of
+  DMAD's generator), trained from scratch (``prune.py --finetune --scratch``);
+* ``l1prune`` (B): the trained teacher's filters ranked by L1 norm (Li et al., ICLR 2017), cut to DMAD's
+  widths by ``prune.py`` and fine-tuned with the same distillation (discriminators from the teacher);
+* ``scratch`` (C): DMAD's widths re-initialised and trained like A (``prune.py --finetune --scratch``),
+  which separates the architecture from the weights the search trained;
+* ``dmad_init``: DMAD whose search starts from the teacher's weights (``train.py --init_path``); run only
+  when ``train.py --help`` lists ``--init_path``, and the page says when it was not.
+
+Equal training (:func:`arm_schedule`, the one function that decides every arm's training): every arm
+trains its student for the same number of epochs E over the same training tiles (so the same number
+of optimiser steps, counted from each stage's checkpoint and printed), with Adam (lr LR, beta1 0.5)
+and the same learning-rate schedule: constant for epochs 1..E/2, then train.py's linear decay over
+epochs E/2+1..E. DMAD's search is epochs 1..E/2 of that schedule and its fine-tune epochs E/2+1..E
+(``--epoch_count``), so search + fine-tune see exactly the rates A, B and C see in their one stage.
+The teacher (T epochs, the same schedule shape) is listed separately, as are the arms that use it
+(DMAD and B distil from it, B starts from its weights). No learning rate is tuned: LR is fixed for
+every arm and stage. :func:`check_equal_budget` refuses a plan in which any arm deviates.
+
+Decision rule (fixed in :data:`RULE` before any run): per task and level, "X beats Y" is *supported*
+when the 95 % bootstrap interval of the paired PSNR difference X - Y (per test tile, averaged over
+the seeds paired by seed, test photographs resampled with replacement, 10000 resamples) lies above
+0 *and* X's PSNR is above Y's at every seed; otherwise *not supported*. "DMAD within 0.3 dB of the
+teacher" is the same with DMAD - teacher above -0.3 dB. Every verdict of a task is *inconclusive*
+when its teacher does not beat the blur floor by that rule or its validation curve has not
+flattened (:func:`curve_flat`); a level's verdicts are inconclusive when DMAD's generator misses the
+level's MACs ratio by more than 5 % at some seed; a comparison is inconclusive when an arm failed.
+
+Output: ``<out>/<task>/index.html`` (verdicts, the table with floors first and intervals, paired
+differences, the teacher's curve, the step counts, a MACs-vs-PSNR plot with error bars, sample
+tiles per arm, the cost) and ``<out>/<task>/results.json`` with every number (per-tile scores
+included); ``<out>/index.html`` links the tasks. ``<out>`` is results/study (results/study_quick with
+``--quick``), the run folders go to experiments/study[_quick]. Stages run two at a time
+(``--workers``), one thread each; a stage already finished with the same arguments, whose inputs did
+not run again, is reused (so a second invocation is not an end-to-end time, and the page says so).
+
+Cost: the full study is sized for 75 minutes on 2 idle cores (see BUDGETS); ``--quick`` (one seed,
+1/4 only, two epochs per stage) is a few minutes.
 """
 import os
 
@@ -36,275 +72,546 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse  # noqa: E402
 import glob  # noqa: E402
+import html  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
-import logging  # noqa: E402
 import math  # noqa: E402
 import shutil  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+# ------------------------------------------------------------------------------------------ settings
 
-from data import create_dataset  # noqa: E402
-from models import MODELS  # noqa: E402
-from pipeline.checkpoint import load_generator  # noqa: E402
-from options import parse  # noqa: E402
-from pipeline.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from util.errors import UserError  # noqa: E402
-from util.cli import cli_entry  # noqa: E402
-from report.image import save_image, tensor2im  # noqa: E402
-from util.logger import setup_logging  # noqa: E402
-from report.page import cpu_latency_ms, write_report  # noqa: E402
+LR = "0.001"  # Adam's default rate (Kingma & Ba), for every arm and stage; not tuned
+BETA1 = "0.5"  # the project's default
+BATCH = 8
+WORKERS = 2  # stages run in parallel, one torch thread each
 
-log = logging.getLogger("dmad")
-
-MODEL = "pix2pix"
-LEVELS = (2, 4, 8)  # DMAD targets: 1/2, 1/4, 1/8 of the teacher's MACs
-METHODS = {  # key -> (label, colour and marker of the plot)
+TASKS = {
+    "denoise_pix2pix": {
+        "model": "pix2pix", "data": "paired", "netG": None, "ngf": 16, "ndf": 16, "gan_mode": "hinge",
+        # the study measures fidelity (PSNR): L1 weighs 1000 (pix2pix's default is 100), and no dropout. In a
+        # pilot on the validation photographs (before any study run), the teacher trained with 100 x L1 stayed
+        # below the best Gaussian blur there (29.8 against 30.4 dB after 6780 steps); with 1000 x L1 it passed it
+        # (31.3 dB after 4520 steps). The same for every arm.
+        "extra": ["--no_dropout", "--lambda_L1", "1000"], "directions": ("AtoB",),
+        # the project's pix2pix recipe (README, scripts/pix2pix): sparsity and distillation weights; the
+        # sparsity weight per level is the recipe's 1e-3 at 1/4 and 1e-1 at 1/8, where 1e-3 and 1e-2 left the
+        # search at 1/4.2 and 1/5.1 of the MACs within the budget (pilots judged on MACs alone)
+        "search": ["--lambda_update_coeff", "1.0"], "search_decay": {4: "1e-3", 8: "1e-1"},
+        "distill": ["--lambda_attention_distill", "10", "--lambda_discriminator_distill", "1e-4"],
+        "what": "pix2pix: a U-Net (unet_32, ngf 16, no dropout) and a conditional PatchGAN (ndf 16), hinge GAN "
+                "loss + 1000 x L1, trained on noisy/clean pairs",
+    },
+    "denoise_cyclegan": {
+        "model": "cyclegan", "data": "unpaired", "netG": "resnet_6blocks", "ngf": 8, "ndf": 8, "gan_mode": "lsgan",
+        "extra": [], "directions": ("AtoB", "BtoA"),
+        # the project's CycleGAN recipe (scripts/cyclegan): sparsity and distillation weights; the sparsity
+        # weight per level: the recipe's 1e-3 (and 1e-2) left G_A at 1/1.9 (1/2.2) of the MACs within the budget,
+        # 1e-1 reached 1/4; at 1/8 none of 3e-2, 3e-1, 1 went past 1/6.6 (pilots judged on MACs alone): the
+        # strongest is used, and the page says when a level is not reached
+        "search": ["--lambda_update_coeff", "1.0", "--upconv_bound", "--upconv_coeff", "100"],
+        "search_decay": {4: "3e-1", 8: "1"},
+        "distill": ["--lambda_attention_distill", "100", "--lambda_discriminator_distill", "1e-4"],
+        "what": "CycleGAN: ResNet-6 generators (ngf 8) and PatchGANs (ndf 8), LSGAN loss, cycle and identity losses, "
+                "trained on unpaired domains (A: noisy tiles of 6 training photographs, B: clean tiles of the 6 "
+                "others); "
+                "G_A (noisy -> clean) is scored, both generators are compressed",
+    },
+}
+BUDGETS = {
+    # epochs over the whole training split; an epoch is 113 steps (pix2pix, 898 pairs) or 59 steps
+    # (CycleGAN, max(468, 430) tiles) at batch 8. Sized for 75 minutes on 2 idle cores with the
+    # DMAD-from-the-teacher arm included: from CPU seconds per step and per process start measured for each
+    # stage type (on a shared, busy machine) and a 2-worker schedule of this plan, about 44 minutes of stages
+    # without that arm and 54 with it, plus a minute or two of scoring in the study's own process.
+    "full": {"seeds": (0, 1, 2), "levels": (4, 8),
+             "curve_every": {"denoise_pix2pix": 4, "denoise_cyclegan": 4},
+             "teacher_epochs": {"denoise_pix2pix": 60, "denoise_cyclegan": 32},
+             "arm_epochs": {"denoise_pix2pix": 24, "denoise_cyclegan": 8}},
+    # quick: every arm of both tasks end to end (one seed, 1/4 only, two epochs): the page's machinery, not a result
+    "quick": {"seeds": (0,), "levels": (4,),
+              "curve_every": {"denoise_pix2pix": 2, "denoise_cyclegan": 2},
+              "teacher_epochs": {"denoise_pix2pix": 2, "denoise_cyclegan": 2},
+              "arm_epochs": {"denoise_pix2pix": 2, "denoise_cyclegan": 2}},
+}
+ARMS = {  # key -> (label, colour, marker)
     "teacher": ("teacher", "black", "*"),
     "dmad": ("DMAD", "tab:red", "o"),
     "nodistill": ("DMAD, no distillation", "tab:orange", "v"),
-    "thin": ("thinner, from scratch (A)", "tab:blue", "s"),
-    "l1prune": ("L1-norm pruning + distillation (B)", "tab:green", "D"),
+    "thin": ("A: uniformly thinner, from scratch", "tab:blue", "s"),
+    "l1prune": ("B: L1-norm pruning + distillation", "tab:green", "D"),
+    "scratch": ("C: DMAD's widths, from scratch", "tab:purple", "^"),
+    "dmad_init": ("DMAD, search from the teacher", "tab:brown", "P"),
 }
-MATCH_TOLERANCE = 0.05  # baseline A's MACs within 5 % of the DMAD generator's
+STUDENTS = ("dmad", "nodistill", "thin", "l1prune", "scratch", "dmad_init")
+USES_TEACHER = {"dmad": "distillation", "l1prune": "initial weights + distillation",
+                "dmad_init": "search start + distillation"}
 
-TASKS = {
-    "photo": {"dataroot": os.path.join(ROOT, "datasets", "photo"), "script": "make_photo_dataset.py",
-              "input_nc": 1, "output_nc": 3,
-              "what": "colourisation (grayscale -> colour) of 64 px crops of scikit-image's photographs; the "
-                      "test crops come from two photographs (chelsea, coffee) that no training crop comes from"},
-    "toy": {"dataroot": os.path.join(ROOT, "datasets", "toy", "aligned"), "script": "make_toy_dataset.py",
-            "input_nc": 3, "output_nc": 3, "what": "the toy aligned set: black outlines -> filled colour shapes"},
-}
-# iterations: of every training stage (baseline A: twice, search + fine-tune); batch 4 at 64 px,
-# ngf/ndf 16. The full photo run takes about 20-25 minutes on 2 idle cores.
-BUDGETS = {
-    "full": {"iterations": 800, "seeds": (0,)},
-    "quick": {"iterations": 40, "seeds": (0, 1)},
-}
-SIZE, NGF, BATCH = 64, 16, 4  # defaults of --size, --ngf (= ndf), --batch_size
-# the pix2pix recipe of the README and of the original's scripts (method.md §3.5, §7.3, §7.4);
-# --mask_weight_decay per MACs level: the README's 1e-3 reaches 1/2 and 1/4 of the teacher's MACs within
-# the full budget but not 1/8 (the masks settle near 1/4), so the 1/8 setting pushes ten times harder;
-# the early stop still ends each search at its MACs target.
-SEARCH_DECAY = {2: "1e-3", 4: "1e-3", 8: "1e-2"}
+# ------------------------------------------------------------------------------------------ the rule
+# Written before any run; see the module docstring. Nothing below is changed after seeing results.
+PRIMARY = "PSNR"
+CONFIDENCE = 0.95
+RESAMPLES = 10000
+BOOTSTRAP_SEED = 20250119
+TEACHER_MARGIN_DB = 0.3  # "DMAD within 0.3 dB of the teacher"
+MACS_MATCH = 0.05  # baseline A's MACs within 5 % of DMAD's generator
+LEVEL_TOLERANCE = 0.05  # a level counts as reached when teacher MACs / DMAD MACs >= level x 0.95
+FLAT_DB = 0.2  # the teacher's curve has flattened: its last quarter's mean val PSNR within 0.2 dB of the third's
+BLUR_SIGMAS = tuple(round(0.25 + 0.05 * i, 2) for i in range(56))  # 0.25 .. 3.0
+RULE = ("X beats Y (supported) when the 95 % bootstrap interval of the paired PSNR difference X - Y (per test tile, "
+        "averaged over the seeds paired by seed, the test photographs resampled with replacement, "
+        f"{RESAMPLES} resamples) lies above 0 and X's PSNR is above Y's at every seed; otherwise not supported. "
+        f"'DMAD within {TEACHER_MARGIN_DB} dB of the teacher' is the same rule with DMAD - teacher above "
+        f"-{TEACHER_MARGIN_DB} dB. Every verdict of a task is inconclusive when its teacher does not beat the blur "
+        f"floor by this rule or its validation curve has not flattened (the mean validation PSNR of its checkpoints in "
+        f"the last quarter of its epochs differs by {FLAT_DB} dB or more from that of the third quarter); "
+        f"the verdicts of a level are inconclusive when DMAD's generator has less than {1 - LEVEL_TOLERANCE:.2f} x the "
+        "level's MACs reduction at some seed; a comparison is inconclusive when one of its arms failed or did not run.")
+CLAIMS = (  # (key, text, X, Y, margin in dB)
+    ("dmad_vs_A", "DMAD beats A (uniformly thinner, from scratch)", "dmad", "thin", 0.0),
+    ("dmad_vs_B", "DMAD beats B (L1-norm pruning + distillation)", "dmad", "l1prune", 0.0),
+    ("distillation", "distillation helps (DMAD beats DMAD without distillation)", "dmad", "nodistill", 0.0),
+    ("architecture", "DMAD's architecture helps (C beats A, both from scratch)", "scratch", "thin", 0.0),
+    ("search_weights", "the search's weights help (DMAD without distillation beats C)", "nodistill", "scratch", 0.0),
+    ("teacher_gap", f"DMAD is within {TEACHER_MARGIN_DB} dB of the teacher", "dmad", "teacher", TEACHER_MARGIN_DB),
+    ("init", "a search from the teacher's weights helps (DMAD from the teacher beats DMAD)", "dmad_init", "dmad", 0.0),
+)
+GOAL_CLAIMS = ("teacher_gap", "dmad_vs_A", "dmad_vs_B")  # at 1/4 of the MACs, on both tasks
 
 
-def search_flags(level):
-    return ["--mask", "--mask_weight_decay", SEARCH_DECAY.get(level, "1e-3"), "--lambda_update_coeff", "1.0"]
+# ------------------------------------------------------------------------------------------ schedule
+
+def lr_factor(epoch, epochs):
+    """The shared schedule's multiplier of LR in ``epoch`` (1-based) of ``epochs``: train.py's linear
+    policy with ``--n_epochs E/2 --n_epochs_decay E/2``."""
+    first = epochs // 2
+    return 1.0 - max(0, epoch - first) / float(epochs - first + 1)
 
 
-# In a short search Adam moves a mask weight by about lr per step; at the default 2e-4 the masks
-# could not leave their N(0, 0.2^2) start within the budget (same reason as the demo's search lr).
-SEARCH_LR = "0.002"
-DISTILL_FLAGS = ["--lambda_attention_distill", "10", "--lambda_discriminator_distill", "1e-4"]
-NO_DISTILL_FLAGS = ["--lambda_attention_distill", "0", "--lambda_discriminator_distill", "0"]
-SAMPLES = 4
-LATENCY_SIZE = 256
+def arm_schedule(arm, epochs):
+    """The one function that decides every arm's training: ``[(stage, first epoch, last epoch)]`` of the
+    shared ``epochs``-epoch schedule. DMAD-like arms search in the first half and fine-tune in the second
+    (``nodistill`` shares DMAD's search); A, B and C train all ``epochs`` in one stage; so does the teacher
+    (with its own, longer, ``epochs``)."""
+    if epochs < 2 or epochs % 2:
+        raise ValueError(f"an arm trains an even number of epochs (>= 2), got {epochs}")
+    half = epochs // 2
+    if arm in ("dmad", "nodistill", "dmad_init"):
+        return [("search", 1, half), ("finetune", half + 1, epochs)]
+    if arm in ("thin", "l1prune", "scratch", "teacher"):
+        return [("train" if arm == "teacher" else "finetune", 1, epochs)]
+    raise ValueError(f"unknown arm {arm!r}")
+
+
+def schedule_argv(first, last, epochs):
+    """The epoch options that make a train.py / prune.py stage run epochs ``first..last`` of the shared
+    ``epochs``-epoch schedule at exactly its rates."""
+    half = epochs // 2
+    if last == epochs:
+        argv = ["--n_epochs", str(half), "--n_epochs_decay", str(epochs - half)]
+        return argv + (["--epoch_count", str(first)] if first > 1 else [])
+    if first == 1 and last <= half:  # all at the constant rate; the stage ends at ``last``
+        return ["--n_epochs", str(last), "--n_epochs_decay", "0"]
+    raise ValueError(f"epochs {first}..{last} of {epochs} are not a stage of the shared schedule")
+
+
+def _option(argv, name, default=None):
+    return argv[argv.index(name) + 1] if name in argv else default
+
+
+def stage_rates(argv):
+    """``[(epoch, learning rate)]`` a train.py / prune.py command line trains at: train.py's linear
+    policy ``lr x (1 - max(0, e - n_epochs) / (n_epochs_decay + 1))`` for e = epoch_count .. n_epochs +
+    n_epochs_decay, read from the arguments alone."""
+    if _option(argv, "--lr_policy", "linear") != "linear":
+        raise ValueError("the study trains with --lr_policy linear only")
+    n, d = int(_option(argv, "--n_epochs")), int(_option(argv, "--n_epochs_decay"))
+    lr, start = float(_option(argv, "--lr")), int(_option(argv, "--epoch_count", 1))
+    return [(e, lr * (1.0 - max(0, e - n) / float(d + 1))) for e in range(start, n + d + 1)]
+
+
+def check_equal_budget(plan):
+    """Raise ValueError unless every arm of every task, seed and level trains at exactly the shared schedule:
+    the concatenated (epoch, rate) of its stages equal (1..E, LR x lr_factor), and every training stage of
+    a task has the same batch size, optimiser settings and training data. Returns {arm key: epochs}."""
+    shared_keys = ("--batch_size", "--beta1", "--lr_policy", "--dataroot", "--max_dataset_size", "--gan_mode",
+                   "--ngf", "--ndf", "--crop_size")
+    found = {}
+    for (task, seed, level, arm), stages in plan.arms.items():
+        epochs = plan.budget["arm_epochs"][task]
+        rates = [r for stage in stages for r in stage_rates(stage.argv)]
+        expected = [(e, float(LR) * lr_factor(e, epochs)) for e in range(1, epochs + 1)]
+        if [e for e, _ in rates] != [e for e, _ in expected] or \
+                any(abs(a - b) > 1e-12 for (_, a), (_, b) in zip(rates, expected)):
+            raise ValueError(f"{task} seed {seed} 1/{level} {arm}: its stages train at {rates}, not the shared "
+                             f"schedule {expected}")
+        for stage in stages:
+            values = tuple(_option(stage.argv, k) for k in shared_keys)
+            ref = found.setdefault(task, values)
+            if values != ref:
+                raise ValueError(f"{stage.key}: {dict(zip(shared_keys, values))} differs from the task's other "
+                                 f"training stages {dict(zip(shared_keys, ref))}")
+    return {key: plan.budget["arm_epochs"][key[0]] for key in plan.arms}
 
 
 # ------------------------------------------------------------------------------------------ stages
 
-_MODULES = {}
+@dataclass
+class Stage:
+    """One subprocess of the study: ``python <script>.py <argv> <late()>``. ``late`` (optional) gives the
+    arguments that depend on an earlier stage's output (the search's MACs threshold, from the teacher's
+    metrics.json) once the dependencies are done; ``prepare`` (optional) writes this stage's input files
+    right before it runs and returns facts to record (e.g. baseline A's width factor). ``command`` is the
+    full argument list once known."""
+    key: str
+    script: str
+    run_dir: str
+    deps: tuple = ()
+    argv: list = None
+    late: object = None
+    prepare: object = None
+    cost: float = 1.0
+    info: dict = field(default_factory=dict)
+    command: list = None
 
 
-def _entry(name):
-    """The ``main`` of one of the repository's scripts (loaded by path: the stdlib has a ``test``)."""
-    if name not in _MODULES:
-        spec = importlib.util.spec_from_file_location(f"dmad_study_{name}", os.path.join(ROOT, f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _MODULES[name] = module
-    return _MODULES[name].main
+class Runner:
+    """Runs stages in dependency order, ``workers`` at a time, each in its own process with one torch thread;
+    a stage whose marker (``<run_dir>/study_stage.json``) holds the same argv, and none of whose
+    dependencies ran in this invocation, is reused. A failing stage is recorded with the tail of its log;
+    the stages that depend on it are skipped, the others go on."""
 
-
-def schedule(iterations, dataset_size, batch):
-    """Epoch options giving about ``iterations`` batches of ``batch`` images: half the epochs at the
-    initial learning rate, half decaying, each over at most the whole training set. Returns (argv,
-    iterations)."""
-    images = iterations * batch
-    epochs = max(2, math.ceil(images / dataset_size))
-    per_epoch = min(dataset_size, max(batch, round(images / epochs / batch) * batch))
-    first = math.ceil(epochs / 2)
-    argv = ["--n_epochs", str(first), "--n_epochs_decay", str(epochs - first), "--max_dataset_size", str(per_epoch)]
-    return argv, epochs * math.ceil(per_epoch / batch)
-
-
-class Study:
-    """One study run: the stages of every seed, their results and the page."""
-
-    def __init__(self, task, quick, work, out, iterations=None, dataroot=None, direction="AtoB", size=SIZE, ngf=NGF,
-                 batch_size=BATCH, gpu_ids="-1"):
-        self.task, self.quick = task, quick
-        self.spec = dict(TASKS[task])
-        if dataroot is not None:  # any aligned dataset (A|B pairs in train/ and test/)
-            self.spec.update(dataroot=os.path.abspath(dataroot), script=None, input_nc=3, output_nc=3,
-                             what=f"the aligned dataset {dataroot} ({direction})")
-        budget = BUDGETS["quick" if quick else "full"]
-        self.iterations = iterations or budget["iterations"]
-        self.seeds = budget["seeds"]
-        self.work, self.out = os.path.abspath(work), os.path.abspath(out)
-        self.dataroot = self.spec["dataroot"]
-        self.direction, self.size, self.ngf, self.batch, self.gpu_ids = direction, size, ngf, batch_size, gpu_ids
-        # test.py scores test/, or val/ where a dataset has no test/ (edges2shoes)
-        has_test = dataroot is None or os.path.isdir(os.path.join(self.dataroot, "test"))
-        self.test_phase = "test" if has_test else "val"
-        self.timings = []  # (seed, stage, seconds it took, reused from an earlier invocation, load average)
-        self.results = {}  # seed -> model name -> record
-        self.thin_scale = {}  # (seed, level) -> width factor of baseline A
-        self.rerun = set()  # seeds whose stages run from here on
-
-    # -------------------------------------------------------------- data
-    def prepare_data(self):
-        if os.path.isdir(os.path.join(self.dataroot, "train")) and os.path.isdir(os.path.join(self.dataroot, self.test_phase)):
-            return
-        if self.spec["script"] is None:
-            raise UserError(f"--dataroot {self.dataroot} needs train/ and test/ (or val/) folders of A|B pairs")
-        log.info("writing the %s data with datasets/%s", self.task, self.spec["script"])
-        path = os.path.join(ROOT, "datasets", self.spec["script"])
-        spec = importlib.util.spec_from_file_location("dmad_study_data", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        module.main([])
-
-    def common(self, seed):
-        argv = ["--dataroot", self.dataroot, "--model", MODEL, "--input_nc", str(self.spec["input_nc"]),
-                "--output_nc", str(self.spec["output_nc"]), "--crop_size", str(self.size), "--load_size",
-                str(self.size), "--ngf", str(self.ngf), "--ndf", str(self.ngf), "--batch_size", str(self.batch),
-                "--gan_mode", "hinge", "--seed", str(seed), "--checkpoints_dir", self.seed_dir(seed),
-                "--display_id", "0", "--no_html", "--num_threads", "0", "--gpu_ids", self.gpu_ids, "--metric", "none",
-                "--print_freq", "100000", "--save_epoch_freq", "100000"]
-        return argv + (["--direction", self.direction] if self.direction != "AtoB" else [])
-
-    def seed_dir(self, seed):
-        return os.path.join(self.work, f"seed{seed}")
-
-    def latest(self, seed, name):
-        return os.path.join(self.seed_dir(seed), name, "checkpoints", "latest.pth")
-
-    def stage(self, seed, name, script, argv, bar):
-        """Run ``script.main(argv)`` as run ``name``, unless a finished run with the same argv exists and no
-        earlier stage of this seed ran again (a later stage may read its outputs)."""
-        run_dir = os.path.join(self.seed_dir(seed), name)
-        marker = os.path.join(run_dir, "study_stage.json")
-        bar.set_postfix_str(f"seed {seed}: {name}")
-        if seed not in self.rerun and os.path.isfile(marker):
-            with open(marker) as handle:
-                done = json.load(handle)
-            if done.get("argv") == argv:
-                self.timings.append((seed, name, float(done.get("seconds", 0.0)), True, done.get("load")))
-                bar.update()
-                return
-        if os.path.isdir(run_dir):  # an unfinished or different run: start it over
-            shutil.rmtree(run_dir)
-        self.rerun.add(seed)
-        log.info("==== seed %d: %s (%s.py) ====", seed, name, script)
-        start = time.perf_counter()
-        _entry(script)(argv)
-        seconds = time.perf_counter() - start
-        os.makedirs(run_dir, exist_ok=True)
-        load = os.getloadavg()[1]  # 5-minute average: how busy the CPU was while the stage ran
-        with open(marker, "w") as handle:
-            json.dump({"argv": argv, "seconds": seconds, "load": load}, handle)
-        self.timings.append((seed, name, seconds, False, load))
-        bar.update()
-
-    # -------------------------------------------------------------- one seed
-    def run_seed(self, seed, bar):
-        common = self.common(seed)
-        n_train = len(create_dataset(parse("train", common), phase="train"))
-        epochs, self.stage_iterations = schedule(self.iterations, n_train, self.batch)
-        twice, self.thin_iterations = schedule(2 * self.iterations, n_train, self.batch)
-        teacher = self.latest(seed, "teacher")
-        self.stage(seed, "teacher", "train", common + ["--name", "teacher"] + epochs, bar)
-        teacher_macs = self.teacher_macs(teacher)
-        for level in LEVELS:
-            search = self.latest(seed, f"search_{level}x")
-            threshold = teacher_macs / level / 1e9
-            self.stage(seed, f"search_{level}x", "train",
-                       common + ["--name", f"search_{level}x", "--lr", SEARCH_LR, "--AtoB_macs_threshold",
-                                 f"{threshold:.9f}"] + search_flags(level) + epochs, bar)
-            self.stage(seed, f"dmad_{level}x", "prune",
-                       common + ["--name", f"dmad_{level}x", "--mask", "--load_path", search, "--finetune",
-                                 "--pretrain_path", teacher] + DISTILL_FLAGS + epochs, bar)
-            self.stage(seed, f"nodistill_{level}x", "prune",
-                       common + ["--name", f"nodistill_{level}x", "--mask", "--load_path", search, "--finetune"]
-                       + NO_DISTILL_FLAGS + epochs, bar)
-            dmad = load_generator(self.latest(seed, f"dmad_{level}x"))
-            thin_source = os.path.join(self.seed_dir(seed), "masks", f"thin_{level}x.pth")
-            self.thin_scale[(seed, level)] = uniform_masks(search, thin_source, dmad, self.size)
-            self.stage(seed, f"thin_{level}x", "prune",
-                       common + ["--name", f"thin_{level}x", "--mask", "--load_path", thin_source, "--finetune",
-                                 "--scratch"] + NO_DISTILL_FLAGS + twice, bar)
-            l1_source = os.path.join(self.seed_dir(seed), "masks", f"l1prune_{level}x.pth")
-            l1_norm_masks(search, teacher, l1_source, dmad.widths)
-            self.stage(seed, f"l1prune_{level}x", "prune",
-                       common + ["--name", f"l1prune_{level}x", "--mask", "--load_path", l1_source, "--finetune",
-                                 "--pretrain_path", teacher] + DISTILL_FLAGS + epochs, bar)
-        self.results[seed] = {}
-        for name in self.model_names():
-            results_dir = os.path.join(self.seed_dir(seed), "results")
-            self.stage(seed, f"test_{name}", "test",
-                       common + ["--name", name, "--load_path", self.latest(seed, name), "--results_dir", results_dir],
-                       bar)
-            self.results[seed][name] = self.score(seed, name, results_dir)
-
-    def teacher_macs(self, path):
-        from util.flops import count_macs_params  # only when the teacher's MACs are counted
-
-        net = load_generator(path)
-        return count_macs_params(net, (1, self.spec["input_nc"], self.size, self.size))[0]
+    def __init__(self, workers, log=print):
+        self.workers, self.log = workers, log
+        self.records = {}  # key -> {"status": "ran"|"reused"|"failed"|"skipped", "seconds", "cpu_s", ...}
 
     @staticmethod
-    def model_names():
-        return ["teacher"] + [f"{m}_{level}x" for level in LEVELS for m in ("dmad", "nodistill", "thin", "l1prune")]
+    def env():
+        env = dict(os.environ)
+        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE", PYTHONUNBUFFERED="1")
+        return env
 
-    def score(self, seed, name, results_dir):
-        found = sorted(glob.glob(os.path.join(results_dir, name, "test_*", "metrics.json")))
-        if not found:
-            raise RuntimeError(f"test.py wrote no metrics.json for {name} in {results_dir}")
-        with open(found[-1]) as handle:
-            report = json.load(handle)
-        net = load_generator(self.latest(seed, name))
-        d = self.direction
-        return {"macs": report["macs"][d], "params": report["params"][d],
-                "L1": report["L1"][d], "PSNR": report["PSNR"][d], "SSIM": report["SSIM"][d],
-                "latency_ms": latency(net, self.spec["input_nc"]),
-                "widths": dict(net.widths)}
+    def run(self, stages):
+        stages = {s.key: s for s in stages}
+        priority = self._priorities(stages)
+        pending, running, ran = dict(stages), {}, set()
+        total, start = len(stages), time.perf_counter()
+        while pending or running:
+            progressed = True
+            while progressed and len(running) < self.workers:
+                progressed = False
+                ready = [s for s in pending.values() if all(d in self.records for d in s.deps)]
+                for stage in sorted(ready, key=lambda s: -priority[s.key]):
+                    if len(running) >= self.workers:
+                        break
+                    del pending[stage.key]
+                    progressed = True
+                    bad = [d for d in stage.deps if self.records[d]["status"] in ("failed", "skipped")]
+                    if bad:
+                        self.records[stage.key] = {"status": "skipped", "reason": f"{bad[0]} did not finish"}
+                        continue
+                    launched = self._launch(stage, ran)
+                    if launched is not None:
+                        running[launched[0].pid] = (stage, *launched)
+            if not running:
+                if pending:  # nothing can start: a dependency cycle or unknown dependency
+                    raise RuntimeError(f"stages cannot start: {sorted(pending)[:3]}")
+                break
+            pid, status, usage = os.wait4(-1, 0)
+            if pid not in running:
+                continue
+            stage, proc, began, handle = running.pop(pid)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            handle.close()
+            seconds = time.perf_counter() - began
+            cpu = usage.ru_utime + usage.ru_stime
+            if proc.returncode != 0:
+                self.records[stage.key] = {"status": "failed", "seconds": seconds, "cpu_s": cpu,
+                                           "reason": f"exit {proc.returncode}: {self._tail(stage)}"}
+                self.log(f"[{self._count()}/{total}] FAILED {stage.key} after {seconds:.0f} s: "
+                         f"{self.records[stage.key]['reason']}")
+                continue
+            record = {"status": "ran", "seconds": seconds, "cpu_s": cpu, "argv": stage.command, "info": stage.info,
+                      "load": os.getloadavg()[0]}
+            with open(os.path.join(stage.run_dir, "study_stage.json"), "w") as handle:
+                json.dump(record, handle)
+            self.records[stage.key] = record
+            ran.add(stage.key)
+            self.log(f"[{self._count()}/{total}] {stage.key}: {seconds:.0f} s ({cpu:.0f} s CPU) "
+                     f"[{(time.perf_counter() - start) / 60:.1f} min]")
+        return self.records
 
-    # -------------------------------------------------------------- all
-    def run(self):
-        self.prepare_data()
-        load = os.getloadavg()
-        start = time.perf_counter()
-        total = len(self.seeds) * (1 + 5 * len(LEVELS) + len(self.model_names()))
-        bar = tqdm(total=total, desc=f"study {self.task}", unit="stage", disable=None)
-        for seed in self.seeds:
-            self.run_seed(seed, bar)
-        bar.close()
-        self.wall = time.perf_counter() - start
-        self.load = (load, os.getloadavg())
-        return write_page(self)
+    def _count(self):
+        return sum(1 for r in self.records.values() if r["status"] in ("ran", "reused", "failed"))
+
+    def _launch(self, stage, ran):
+        """Reuse ``stage`` or start it; returns (Popen, start time, log handle), or None when reused or
+        failed before starting."""
+        try:
+            stage.command = stage.argv + (stage.late() if stage.late is not None else [])
+            marker = os.path.join(stage.run_dir, "study_stage.json")
+            if not any(d in ran for d in stage.deps) and os.path.isfile(marker):
+                with open(marker) as handle:
+                    done = json.load(handle)
+                if done.get("argv") == stage.command and done.get("status") == "ran":
+                    done["status"] = "reused"
+                    stage.info = done.get("info") or {}
+                    self.records[stage.key] = done
+                    return None
+            if os.path.isdir(stage.run_dir):  # an unfinished or different run: start it over
+                shutil.rmtree(stage.run_dir)
+            os.makedirs(stage.run_dir)
+            if stage.prepare is not None:
+                stage.info = stage.prepare() or {}
+        except Exception as err:  # noqa: BLE001 (a study keeps going; the page names the failure)
+            self.records[stage.key] = {"status": "failed", "reason": f"{type(err).__name__}: {err}"}
+            self.log(f"FAILED {stage.key}: {self.records[stage.key]['reason']}")
+            return None
+        handle = open(os.path.join(stage.run_dir, "study_stage.log"), "w")
+        command = [sys.executable, os.path.join(ROOT, f"{stage.script}.py")] + stage.command
+        handle.write(" ".join(command) + "\n")
+        handle.flush()
+        proc = subprocess.Popen(command, cwd=ROOT, env=self.env(), stdout=handle, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+        return proc, time.perf_counter(), handle
+
+    @staticmethod
+    def _tail(stage, lines=3):
+        try:
+            with open(os.path.join(stage.run_dir, "study_stage.log")) as handle:
+                text = [line.strip() for line in handle if line.strip()]
+        except OSError:
+            return "no log"
+        return " | ".join(text[-lines:])
+
+    @staticmethod
+    def _priorities(stages):
+        """Longest estimated cost from each stage to the end of the study (critical path first)."""
+        children = {k: [] for k in stages}
+        for stage in stages.values():
+            for dep in stage.deps:
+                if dep in children:
+                    children[dep].append(stage.key)
+        memo = {}
+
+        def bottom(key):
+            if key not in memo:
+                memo[key] = stages[key].cost + max((bottom(c) for c in children[key]), default=0.0)
+            return memo[key]
+
+        return {k: bottom(k) for k in stages}
 
 
-def latency(net, channels):
-    """CPU latency (ms) at LATENCY_SIZE px, batch 1: the lowest of three medians of 5 runs, because other
-    work on a shared CPU only ever adds time."""
-    return min(cpu_latency_ms(net, (1, channels, LATENCY_SIZE, LATENCY_SIZE), runs=5) for _ in range(3))
+# ------------------------------------------------------------------------------------------ the plan
+
+_TASKS_MODULE = []
+
+
+def _tasks_module():
+    """datasets/make_study_tasks.py, loaded by path (datasets/ is not a package)."""
+    if _TASKS_MODULE:
+        return _TASKS_MODULE[0]
+    path = os.path.join(ROOT, "datasets", "make_study_tasks.py")
+    spec = importlib.util.spec_from_file_location("dmad_study_tasks", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    _TASKS_MODULE.append(module)
+    return module
+
+
+def init_path_supported():
+    """Whether this checkout's train.py takes ``--init_path`` (it lists it in ``--help``)."""
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--help"], cwd=ROOT, env=Runner.env(),
+                         capture_output=True, text=True, timeout=300)
+    return "--init_path" in out.stdout
+
+
+def checkpoint_steps(path):
+    """Optimiser steps (``iteration``) a training checkpoint records."""
+    import torch
+
+    return int(torch.load(path, map_location="cpu", weights_only=True)["iteration"])
+
+
+class Plan:
+    """Every stage of the study, and which stages make up each arm."""
+
+    def __init__(self, mode, tasks, data_root, work, with_init):
+        self.mode, self.budget = mode, BUDGETS[mode]
+        self.tasks, self.data_root, self.work, self.with_init = tasks, data_root, work, with_init
+        self.stages = []
+        self.arms = {}  # (task, seed, level, arm) -> [training Stage, ...]
+        self.tests = {}  # (task, seed, name) -> test Stage; seed None for the teacher
+        self.curve = {}  # task -> [(epoch, test Stage)]
+        self.teacher_train = {}  # task -> Stage
+        for task in tasks:
+            self._task(task)
+
+    # ---- helpers
+    def data(self, task):
+        return os.path.join(self.data_root, TASKS[task]["data"])
+
+    def paired(self):
+        return os.path.join(self.data_root, "paired")
+
+    def batches_per_epoch(self, task):
+        root = self.data(task)
+        if TASKS[task]["model"] == "cyclegan":
+            n = max(len(glob.glob(os.path.join(root, f"train{s}", "*.png"))) for s in "AB")
+        else:
+            n = len(glob.glob(os.path.join(root, "train", "*.png")))
+        return math.ceil(n / BATCH)
+
+    def common(self, task, seed, folder, save_every=100000):
+        spec = TASKS[task]
+        argv = ["--dataroot", self.data(task), "--model", spec["model"], "--input_nc", "1", "--output_nc", "1",
+                "--ngf", str(spec["ngf"]), "--ndf", str(spec["ndf"]), "--batch_size", str(BATCH),
+                "--gan_mode", spec["gan_mode"], "--preprocess", "none", "--load_size", "32", "--crop_size", "32",
+                "--lr", LR, "--beta1", BETA1, "--lr_policy", "linear", "--seed", str(seed),
+                "--checkpoints_dir", folder, "--display_id", "0", "--no_html", "--num_threads", "0",
+                "--gpu_ids", "-1", "--metric", "none", "--print_freq", "100000000",
+                "--save_epoch_freq", str(save_every)]
+        return argv + (["--netG", spec["netG"]] if spec["netG"] else []) + spec["extra"]
+
+    def add(self, stage):
+        self.stages.append(stage)
+        return stage
+
+    def test_stage(self, task, seed, name, checkpoint, deps, results, phase="test", cost=0.5):
+        run_dir = os.path.join(results, name)
+        argv = ["--dataroot", self.paired(), "--dataset_mode", "aligned", "--model", TASKS[task]["model"],
+                "--name", name, "--load_path", checkpoint, "--results_dir", results, "--phase", phase,
+                "--gpu_ids", "-1", "--metric", "none", "--preprocess", "none", "--display_id", "0"]
+        return self.add(Stage(f"{task}/{'teacher' if seed is None else f'seed{seed}'}/test_{name}", "test", run_dir,
+                              tuple(deps), argv, cost=cost))
+
+    # ---- one task
+    def _task(self, task):
+        spec, budget = TASKS[task], self.budget
+        weight = {"pix2pix": 1.0, "cyclegan": 6.0}[spec["model"]] * self.batches_per_epoch(task) / 100.0
+        base = os.path.join(self.work, task)
+        teacher_epochs = budget["teacher_epochs"][task]
+        every = budget["curve_every"][task]
+        teacher_dir = os.path.join(base, "teacher")
+        (_, first, last), = arm_schedule("teacher", teacher_epochs)
+        teacher = self.add(Stage(
+            f"{task}/teacher/train", "train", os.path.join(teacher_dir, "teacher"), (),
+            self.common(task, 0, teacher_dir, save_every=every) + ["--name", "teacher"]
+            + schedule_argv(first, last, teacher_epochs), cost=weight * teacher_epochs))
+        self.teacher_train[task] = teacher
+        teacher_ckpt = os.path.join(teacher.run_dir, "checkpoints", "latest.pth")
+        curve_results = os.path.join(teacher_dir, "curve")
+        self.curve[task] = [(e, self.test_stage(task, None, f"teacher_e{e}", os.path.join(
+            teacher.run_dir, "checkpoints", f"model_{e}.pth"), [teacher.key], curve_results, phase="val"))
+                            for e in range(every, teacher_epochs + 1, every)]
+        teacher_test = self.test_stage(task, None, "teacher", teacher_ckpt, [teacher.key],
+                                       os.path.join(teacher_dir, "results"))
+        self.tests[(task, None, "teacher")] = teacher_test
+        epochs = budget["arm_epochs"][task]
+        for seed in budget["seeds"]:
+            for level in budget["levels"]:
+                self._level(task, seed, level, epochs, weight, teacher, teacher_ckpt, teacher_test)
+
+    def _level(self, task, seed, level, epochs, weight, teacher, teacher_ckpt, teacher_test):
+        spec = TASKS[task]
+        folder = os.path.join(self.work, task, f"seed{seed}")
+        results = os.path.join(folder, "results")
+        common = self.common(task, seed, folder)
+        latest = lambda name: os.path.join(folder, name, "checkpoints", "latest.pth")  # noqa: E731
+        model_0 = lambda name: os.path.join(folder, name, "checkpoints", "model_0.pth")  # noqa: E731
+
+        def thresholds():  # the teacher's MACs / level, from its test.py metrics.json
+            macs = read_metrics(teacher_test.run_dir)["macs"]
+            return [arg for d in spec["directions"]
+                    for arg in (f"--{d}_macs_threshold", f"{macs[d] / level / 1e9:.12f}")]
+
+        def search_stage(name, extra, deps):
+            (_, first, last), _ = arm_schedule("dmad", epochs)
+            argv = common + ["--name", name, "--mask", "--mask_weight_decay", spec["search_decay"][level]] \
+                + spec["search"] + extra + schedule_argv(first, last, epochs)
+            return self.add(Stage(f"{task}/seed{seed}/{name}", "train", os.path.join(folder, name), tuple(deps), argv,
+                                  late=thresholds, cost=weight * last * 1.3))
+
+        def finetune_stage(name, arm, source, deps, extra, prepare=None):
+            _, first, last = arm_schedule(arm, epochs)[-1]
+            argv = common + ["--name", name, "--mask", "--load_path", source, "--finetune"] + extra \
+                + schedule_argv(first, last, epochs)
+            return self.add(Stage(f"{task}/seed{seed}/{name}", "prune", os.path.join(folder, name), tuple(deps), argv,
+                                  prepare=prepare, cost=weight * (last - first + 1)))
+
+        distill = spec["distill"] + ["--pretrain_path", teacher_ckpt]
+        no_distill = ["--lambda_attention_distill", "0", "--lambda_discriminator_distill", "0"]
+        search_name = f"search_{level}x"
+        search = search_stage(search_name, [], [teacher_test.key])
+        dmad = finetune_stage(f"dmad_{level}x", "dmad", latest(search_name), [search.key, teacher.key], distill)
+        nodistill = finetune_stage(f"nodistill_{level}x", "nodistill", latest(search_name), [search.key], no_distill)
+        scratch = finetune_stage(f"scratch_{level}x", "scratch", latest(search_name), [search.key],
+                                 no_distill + ["--scratch"])
+        thin_source = os.path.join(folder, "masks", f"thin_{level}x.pth")
+        thin = finetune_stage(
+            f"thin_{level}x", "thin", thin_source, [dmad.key], no_distill + ["--scratch"],
+            prepare=lambda: uniform_masks(spec["model"], latest(search_name), model_0(f"dmad_{level}x"), thin_source))
+        l1_source = os.path.join(folder, "masks", f"l1prune_{level}x.pth")
+        l1prune = finetune_stage(
+            f"l1prune_{level}x", "l1prune", l1_source, [dmad.key, teacher.key], distill + ["--use_pretrain_d"],
+            prepare=lambda: l1_norm_masks(spec["model"], latest(search_name), teacher_ckpt, model_0(f"dmad_{level}x"),
+                                          l1_source))
+        arms = {"dmad": [search, dmad], "nodistill": [search, nodistill], "thin": [thin], "l1prune": [l1prune],
+                "scratch": [scratch]}
+        if self.with_init:
+            init_name = f"search_init_{level}x"
+            search_init = search_stage(init_name, ["--init_path", teacher_ckpt], [teacher_test.key, teacher.key])
+            arms["dmad_init"] = [search_init, finetune_stage(f"dmad_init_{level}x", "dmad_init", latest(init_name),
+                                                             [search_init.key, teacher.key], distill)]
+        for arm, stages in arms.items():
+            self.arms[(task, seed, level, arm)] = stages
+            name = f"{arm}_{level}x"
+            self.tests[(task, seed, name)] = self.test_stage(task, seed, name, latest(name), [stages[-1].key], results)
+
+
+def read_metrics(results_dir):
+    """test.py's metrics.json under ``results_dir`` (``<results_dir>/<phase>_<label>/metrics.json``)."""
+    found = sorted(glob.glob(os.path.join(results_dir, "*", "metrics.json")))
+    if len(found) != 1:
+        raise RuntimeError(f"expected one metrics.json under {results_dir}, found {len(found)}")
+    with open(found[0]) as handle:
+        return json.load(handle)
+
+
+def output_images(results_dir):
+    """{tile file name: path of test.py's G(A->B) output PNG} under ``results_dir``."""
+    found = {}
+    for path in glob.glob(os.path.join(results_dir, "*", "images", "fake_B", "*_fake_B.png")):
+        found[os.path.basename(path)[:-len("_fake_B.png")] + ".png"] = path
+    return found
 
 
 # ------------------------------------------------------------------------------------------ baselines
+# The baselines' masks are written as copies of the search checkpoint whose masks keep the chosen
+# channels, so that prune.py's own slicing cuts them (the same code path as DMAD's generator).
+
+def _generators(model):
+    """{direction: net name} of the generators a model compresses (pix2pix: G; CycleGAN: G_A and G_B)."""
+    from models import generator_name
+
+    directions = next(spec["directions"] for spec in TASKS.values() if spec["model"] == model)
+    return {d: generator_name(model, d) for d in directions}
+
 
 def _set_masks(net, keep):
-    """Masks of ``net`` at bound 0 keeping exactly the channels ``keep`` ({set: LongTensor}); every
-    mask of a set (a residual group has several) gets the same +1 / -1 weights."""
+    """Masks of ``net`` at bound 0 keeping exactly the channels ``keep`` ({set: LongTensor}); every mask of a
+    set (a residual group has several) gets the same +1 / -1 weights."""
+    import torch
+
     structure = net.structure()
     with torch.no_grad():
         for set_name, index in keep.items():
@@ -313,52 +620,61 @@ def _set_masks(net, keep):
                 weight = torch.full_like(mask.mask_weight, -1.0)
                 weight[index] = 1.0
                 mask.mask_weight.copy_(weight)
-                mask.update(0.0)
+                mask.bound.fill_(0.0)
 
 
-def _write_mask_checkpoint(search_path, out_path, net, discriminators=None):
-    """A copy of the search checkpoint with the generator ``net`` (masked, full width) and optionally
-    other discriminators: the input ``prune.py`` expects, so its own slicing cuts the baselines."""
-    state = load_checkpoint(search_path)
-    names = MODELS[MODEL].generator_names
-    state["nets"][names[0]] = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-    state["configs"][names[0]] = net.config()
-    for name, (weights, config) in (discriminators or {}).items():
-        state["nets"][name], state["configs"][name] = weights, config
+def _write_masks(search_path, out_path, nets):
+    """A copy of the search checkpoint whose generators are ``nets`` ({net name: masked generator})."""
+    import torch
+
+    state = torch.load(search_path, map_location="cpu", weights_only=True)
+    for name, net in nets.items():
+        state["nets"][name] = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        state["configs"][name] = net.config()
     state["scores"] = {}
-    save_checkpoint(state, out_path)
+    os.makedirs(os.path.dirname(out_path), exist_ok=True)
+    torch.save(state, out_path + ".tmp")
+    os.replace(out_path + ".tmp", out_path)
 
 
 def uniform_widths(structure, scale):
     return {name: max(1, round(scale * cset.width)) for name, cset in structure.sets.items()}
 
 
-def uniform_masks(search_path, out_path, target, size):
-    """Baseline A: masks keeping the first ``round(s * width)`` channels of every set, ``s`` chosen so that
-    the MACs at ``size`` px are as close as possible to ``target``'s (a generator). Returns ``s``; raises
-    RuntimeError when no ``s`` lands within MATCH_TOLERANCE."""
-    net = load_generator(search_path)
-    structure = net.structure()
-    goal = structure.macs_params(dict(target.widths), (size, size))[0]
-    best = None
-    for step in range(1, 2001):
-        scale = step / 2000
-        macs = structure.macs_params(uniform_widths(structure, scale), (size, size))[0]
-        if best is None or abs(macs / goal - 1) < best[1]:
-            best = (scale, abs(macs / goal - 1))
-    scale, error = best
-    if error > MATCH_TOLERANCE:
-        raise RuntimeError(f"no uniform width scale matches {goal} MACs within {MATCH_TOLERANCE:.0%} "
-                           f"(best {scale} is {error:.1%} off)")
-    widths = uniform_widths(structure, scale)
-    _set_masks(net, {name: torch.arange(w) for name, w in widths.items()})
-    _write_mask_checkpoint(search_path, out_path, net)
-    return scale
+def uniform_masks(model, search_path, pruned_path, out_path, size=32):
+    """Baseline A: per generator, masks keeping the first ``round(s * width)`` channels of every set, ``s``
+    chosen so that the MACs at ``size`` px are closest to those of DMAD's pruned generator. Returns
+    {"scale": {direction: s}, "macs_error": {direction: relative error}}; raises RuntimeError when no ``s``
+    lands within MACS_MATCH."""
+    import torch
+
+    from models import load_generator
+
+    nets, info = {}, {"scale": {}, "macs_error": {}}
+    for direction, name in _generators(model).items():
+        net, target = load_generator(search_path, direction), load_generator(pruned_path, direction)
+        structure = net.structure()
+        goal = structure.macs_params(dict(target.widths), (size, size))[0]
+        errors = {}
+        for step in range(1, 2001):
+            macs = structure.macs_params(uniform_widths(structure, step / 2000), (size, size))[0]
+            errors[step / 2000] = abs(macs / goal - 1)
+        scale = min(errors, key=errors.get)
+        if errors[scale] > MACS_MATCH:
+            raise RuntimeError(f"{direction}: no uniform width factor matches {goal} MACs within {MACS_MATCH:.0%} "
+                               f"(best {scale} is {errors[scale]:.1%} off)")
+        _set_masks(net, {s: torch.arange(w) for s, w in uniform_widths(structure, scale).items()})
+        nets[name] = net
+        info["scale"][direction], info["macs_error"][direction] = scale, errors[scale]
+    _write_masks(search_path, out_path, nets)
+    return info
 
 
 def l1_norm_ranking(net):
     """{set: channel indices by decreasing L1 norm of the filters that write them} of a generator
     (ConvTranspose2d weights are (in, out, k, k): the filter of output c is ``weight[:, c]``)."""
+    import torch
+
     structure = net.structure()
     ranking = {}
     for name in structure.sets:
@@ -370,312 +686,742 @@ def l1_norm_ranking(net):
     return ranking
 
 
-def l1_norm_masks(search_path, teacher_path, out_path, widths):
-    """Baseline B: the teacher's generator weights in a masked generator whose masks keep, per set, the
-    ``widths[set]`` filters of largest L1 norm; the teacher's discriminator comes along (the fine-tune
-    starts from it as DMAD's starts from the search's)."""
-    teacher = load_generator(teacher_path)
-    net = load_generator(search_path)
-    missing, unexpected = net.load_state_dict(teacher.state_dict(), strict=False)
-    if unexpected or any(not key.endswith(("mask_weight", "bound")) for key in missing):
-        raise RuntimeError(f"the teacher's generator does not fit the search's: {unexpected[:3]} {missing[:3]}")
-    ranking = l1_norm_ranking(teacher)
-    _set_masks(net, {name: ranking[name][:widths[name]] for name in ranking})
-    state = load_checkpoint(teacher_path)
-    discriminators = {n: (state["nets"][n], state["configs"][n]) for n in MODELS[MODEL].discriminator_names}
-    _write_mask_checkpoint(search_path, out_path, net, discriminators)
+def l1_norm_masks(model, search_path, teacher_path, pruned_path, out_path):
+    """Baseline B: per generator, the teacher's weights in a masked generator whose masks keep, per set, the
+    filters of largest L1 norm, as many as DMAD's pruned generator keeps."""
+    from models import load_generator
+
+    nets = {}
+    for direction, name in _generators(model).items():
+        teacher, net = load_generator(teacher_path, direction), load_generator(search_path, direction)
+        widths = load_generator(pruned_path, direction).widths
+        missing, unexpected = net.load_state_dict(teacher.state_dict(), strict=False)
+        if unexpected or any(not key.endswith(("mask_weight", "bound")) for key in missing):
+            raise RuntimeError(f"the teacher's {name} does not fit the search's: {unexpected[:3]} {missing[:3]}")
+        ranking = l1_norm_ranking(teacher)
+        _set_masks(net, {s: ranking[s][:widths[s]] for s in ranking})
+        nets[name] = net
+    _write_masks(search_path, out_path, nets)
+    return {}
 
 
-# ------------------------------------------------------------------------------------------ page
+# ------------------------------------------------------------------------------------------ scores
 
-METRICS = ("L1", "PSNR", "SSIM")
-HIGHER_BETTER = {"L1": False, "PSNR": True, "SSIM": True}
+def load_tiles(folder):
+    """(names, noisy uint8 [N, H, W], clean uint8 [N, H, W]) of the A|B pairs in ``folder``, sorted by name."""
+    from PIL import Image
 
-
-def split_name(name):
-    """``"dmad_4x"`` -> ("dmad", 4); ``"teacher"`` -> ("teacher", 1)."""
-    if name == "teacher":
-        return "teacher", 1
-    method, level = name.rsplit("_", 1)
-    return method, int(level[:-1])
-
-
-def summarise(results):
-    """{model: {"mean": {...}, "spread": {...}, "per_seed": [...]}} over the seeds of ``results``
-    ({seed: {model: record}}); ``spread`` = max - min over seeds (0 for one seed)."""
-    seeds = sorted(results)
-    summary = {}
-    for name in results[seeds[0]]:
-        records = [results[s][name] for s in seeds]
-        keys = ("macs", "params", "latency_ms") + METRICS
-        summary[name] = {
-            "mean": {k: sum(r[k] for r in records) / len(records) for k in keys},
-            "spread": {k: max(r[k] for r in records) - min(r[k] for r in records) for k in keys},
-            "per_seed": {str(s): {k: results[s][name][k] for k in keys} for s in seeds},
-            "widths": records[0]["widths"],
-        }
-    return summary
+    names = sorted(os.path.basename(p) for p in glob.glob(os.path.join(folder, "*.png")))
+    noisy, clean = [], []
+    for name in names:
+        with Image.open(os.path.join(folder, name)) as image:
+            pair = np.asarray(image.convert("L"))
+        half = pair.shape[1] // 2
+        noisy.append(pair[:, :half])
+        clean.append(pair[:, half:])
+    return names, np.stack(noisy), np.stack(clean)
 
 
-def reading(summary, seeds):
-    """Per MACs level: which method has the lowest L1, by how much, DMAD against each other method, and
-    the run-to-run spread. Returns (list of sentences, table rows)."""
-    sentences, rows = [], []
-    teacher = summary["teacher"]["mean"]
-    for level in LEVELS:
-        names = {m: f"{m}_{level}x" for m in METHODS if m != "teacher"}
-        l1 = {m: summary[n]["mean"]["L1"] for m, n in names.items()}
-        order = sorted(l1, key=l1.get)
-        best, second = order[0], order[1]
-        margin = 100 * (l1[second] - l1[best]) / l1[second]
-        macs = summary[names["dmad"]]["mean"]["macs"]
-        spread = max(summary[n]["spread"]["L1"] for n in names.values())
-        text = (f"At 1/{level} of the teacher's MACs (DMAD: {teacher['macs'] / macs:.1f}x fewer), the lowest L1 is "
-                f"{METHODS[best][0]}'s ({l1[best]:.4f}), {margin:.1f} % below the next, {METHODS[second][0]} "
-                f"({l1[second]:.4f}).")
-        if len(seeds) > 1:
-            gap = l1[second] - l1[best]
-            text += (f" The largest seed-to-seed difference of one model's L1 at this level is {spread:.4f}: the gap "
-                     f"is {'larger' if gap > spread else 'not larger'} than the run-to-run spread.")
+def tile_scores(images, clean):
+    """Per-tile L1, PSNR, SSIM (metrics/paired.py, the [0, 1] scale) of uint8 ``images`` against ``clean``."""
+    import torch
+
+    from metrics.paired import paired_scores
+
+    def tensor(a):
+        return torch.from_numpy(a.astype(np.float32) / 127.5 - 1.0).unsqueeze(1)
+
+    return {k: v.numpy() for k, v in paired_scores(tensor(images), tensor(clean)).items()}
+
+
+def gaussian_blur(noisy, sigma):
+    from scipy.ndimage import gaussian_filter
+
+    return np.stack([np.clip(np.rint(gaussian_filter(t.astype(np.float64), sigma, mode="reflect")), 0, 255)
+                     for t in noisy]).astype(np.uint8)
+
+
+def floors(data_root):
+    """The floors on the test tiles: {"input": scores, "blur_val": scores, "blur": scores} (+ their sigmas)."""
+    _, val_noisy, val_clean = load_tiles(os.path.join(data_root, "paired", "val"))
+    names, noisy, clean = load_tiles(os.path.join(data_root, "paired", "test"))
+    val = {s: float(tile_scores(gaussian_blur(val_noisy, s), val_clean)[PRIMARY].mean()) for s in BLUR_SIGMAS}
+    test = {s: tile_scores(gaussian_blur(noisy, s), clean) for s in BLUR_SIGMAS}
+    sigma_val = max(val, key=val.get)
+    sigma_test = max(test, key=lambda s: test[s][PRIMARY].mean())
+    return {"names": names, "noisy": noisy, "clean": clean,
+            "input": {"scores": tile_scores(noisy, clean)},
+            "blur_val": {"scores": test[sigma_val], "sigma": sigma_val},
+            "blur": {"scores": test[sigma_test], "sigma": sigma_test},
+            "blur_curve_test": {str(s): float(v[PRIMARY].mean()) for s, v in test.items()},
+            "blur_curve_val": {str(s): v for s, v in val.items()}}
+
+
+def model_scores(results_dir, names, clean):
+    """Per-tile scores of the outputs test.py wrote under ``results_dir`` (one per test tile, in ``names``
+    order), plus MACs, params and test.py's own mean PSNR (a check)."""
+    from PIL import Image
+
+    paths = output_images(results_dir)
+    missing = [n for n in names if n not in paths]
+    if missing:
+        raise RuntimeError(f"{results_dir}: no output for {len(missing)} test tiles ({missing[0]}, ...)")
+    images = []
+    for name in names:
+        with Image.open(paths[name]) as image:
+            images.append(np.asarray(image.convert("L")))
+    metrics = read_metrics(results_dir)
+    return {"scores": tile_scores(np.stack(images), clean), "macs": metrics["macs"]["AtoB"],
+            "params": metrics["params"]["AtoB"], "test_py_psnr": (metrics.get("PSNR") or {}).get("AtoB")}
+
+
+def grey_level_response(checkpoint, tiles):
+    """How much a generator's output follows its input's grey levels: the mean absolute change of the input,
+    and of the output, when the input x (in [-1, 1]) becomes 0.5 x + 0.2 ([0, 1] scale). A generator that
+    normalises away each channel's mean and scale right after its first convolution (the ResNet's affine-free
+    InstanceNorm) gives the same output for both: it cannot restore the grey levels of a tile."""
+    import torch
+
+    from models import load_generator
+
+    net = load_generator(checkpoint, "AtoB")
+    x = torch.from_numpy(tiles.astype(np.float32) / 127.5 - 1.0).unsqueeze(1)
+    with torch.no_grad():
+        a, b = net(x), net(0.5 * x + 0.2)
+    return {"input_change": float((x - (0.5 * x + 0.2)).abs().mean() / 2),
+            "output_change": float((a - b).abs().mean() / 2)}
+
+
+# ------------------------------------------------------------------------------------------ statistics
+
+def photo_groups(names):
+    """(photo names, index array: tile -> photo) of the test tiles."""
+    photos = sorted({_tasks_module().photo_of(n) for n in names})
+    return photos, np.array([photos.index(_tasks_module().photo_of(n)) for n in names])
+
+
+def bootstrap(per_tile, groups, n_groups, resamples=RESAMPLES, seed=BOOTSTRAP_SEED):
+    """Mean of ``per_tile`` and its 95 % percentile bootstrap interval, resampling whole photographs
+    (``groups``: tile -> photograph) with replacement: (mean, lower, upper)."""
+    per_tile = np.asarray(per_tile, dtype=np.float64)
+    sums = np.bincount(groups, weights=per_tile, minlength=n_groups)
+    counts = np.bincount(groups, minlength=n_groups).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    draw = rng.integers(0, n_groups, size=(resamples, n_groups))
+    stats = sums[draw].sum(axis=1) / counts[draw].sum(axis=1)
+    alpha = (1 - CONFIDENCE) / 2
+    lower, upper = np.quantile(stats, [alpha, 1 - alpha])
+    return float(per_tile.mean()), float(lower), float(upper)
+
+
+def summarise_arm(per_seed, groups, n_groups):
+    """{metric: {"mean", "lower", "upper", "per_seed"}} over seeds: per-tile values averaged over the seeds,
+    intervals by photograph."""
+    out = {}
+    for metric in ("L1", "PSNR", "SSIM"):
+        stacked = np.mean([s[metric] for s in per_seed.values()], axis=0)
+        mean, lower, upper = bootstrap(stacked, groups, n_groups)
+        out[metric] = {"mean": mean, "lower": lower, "upper": upper,
+                       "per_seed": {str(k): float(v[metric].mean()) for k, v in per_seed.items()}}
+    return out
+
+
+def paired_difference(x, y, groups, n_groups, metric=PRIMARY):
+    """X - Y per tile, paired by seed (``x``, ``y``: {seed: scores}; a one-entry ``y``, the teacher or a
+    floor, pairs with every seed of ``x``): mean, interval, per-seed means."""
+    seeds = sorted(x)
+    diffs = {s: x[s][metric] - (y[s] if s in y else next(iter(y.values())))[metric] for s in seeds}
+    mean, lower, upper = bootstrap(np.mean([diffs[s] for s in seeds], axis=0), groups, n_groups)
+    return {"mean": mean, "lower": lower, "upper": upper, "per_seed": {str(s): float(diffs[s].mean()) for s in seeds}}
+
+
+def verdict(diff, margin=0.0):
+    """The decision rule on a paired difference: "supported" when its interval lies above -margin and every
+    seed's difference is above -margin, else "not supported"."""
+    ok = diff["lower"] > -margin and all(v > -margin for v in diff["per_seed"].values())
+    return "supported" if ok else "not supported"
+
+
+def curve_flat(curve):
+    """Whether the teacher's validation curve [(epoch, PSNR)] has flattened: the mean PSNR of the checkpoints
+    in the last quarter of the epochs differs by less than FLAT_DB from the mean of those in the third
+    quarter (means of several checkpoints, because a GAN's validation PSNR moves from one to the next).
+    Returns (flat, last quarter's mean - third quarter's mean); not flat when a quarter has no checkpoint."""
+    last_epoch = curve[-1][0]
+    third = [p for e, p in curve if 0.5 * last_epoch < e <= 0.75 * last_epoch]
+    fourth = [p for e, p in curve if e > 0.75 * last_epoch]
+    if not third or not fourth:
+        return False, float("nan")
+    gain = float(np.mean(fourth) - np.mean(third))
+    return abs(gain) < FLAT_DB, gain
+
+
+# ------------------------------------------------------------------------------------------ the study
+
+class Study:
+    def __init__(self, mode, tasks, data_root, work, out, workers=WORKERS, log=print):
+        self.mode, self.tasks, self.data_root = mode, tasks, data_root
+        self.work, self.out, self.workers, self.log = work, out, workers, log
+
+    def run(self):
+        start, load0, cpu0 = time.perf_counter(), os.getloadavg(), time.process_time()
+        record = _tasks_module().build(self.data_root)
+        self.log(f"tasks written to {self.data_root} ({record['changed']} files changed)")
+        self.with_init = init_path_supported()
+        self.plan = Plan(self.mode, self.tasks, self.data_root, self.work, self.with_init)
+        self.epochs = check_equal_budget(self.plan)
+        self.log(f"{len(self.plan.stages)} stages, {self.workers} at a time"
+                 + ("" if self.with_init else "; train.py has no --init_path: the arm 'DMAD, search from the teacher' "
+                                              "is not run"))
+        self.records = Runner(self.workers, self.log).run(self.plan.stages)
+        self.floors = floors(self.data_root)
+        self.data_record = record
+        pages = [self.task_page(task) for task in self.tasks]
+        self.wall = time.perf_counter() - start
+        self.cost = {"wall_s": self.wall, "load_start": load0, "load_end": os.getloadavg(),
+                     "main_cpu_s": time.process_time() - cpu0}
+        for page in pages:  # the wall time is known only now: written into every page
+            page["cost"] = self.cost_record()
+            write_task_page(self, page)
+        write_index(self, pages)
+        return pages
+
+    def cost_record(self):
+        records = list(self.records.values())
+        ran = [r for r in records if r["status"] == "ran"]
+        reused = [r for r in records if r["status"] == "reused"]
+        return {"wall_s": self.wall, "stages": len(records), "ran": len(ran), "reused": len(reused),
+                "failed": sum(1 for r in records if r["status"] in ("failed", "skipped")),
+                "stage_s": sum(r.get("seconds", 0.0) for r in ran),
+                "stage_cpu_s": sum(r.get("cpu_s", 0.0) for r in ran),
+                "main_cpu_s": self.cost["main_cpu_s"], "load_start": self.cost["load_start"],
+                "load_end": self.cost["load_end"], "cores": os.cpu_count(), "workers": self.workers}
+
+    def ok(self, stage):
+        return self.records.get(stage.key, {}).get("status") in ("ran", "reused")
+
+    # ---- one task's numbers
+    def task_page(self, task):
+        plan, fl = self.plan, self.floors
+        groups, n_groups = photo_groups(fl["names"])[1], len(photo_groups(fl["names"])[0])
+        photos = photo_groups(fl["names"])[0]
+        budget = plan.budget
+        models, failures = {}, {}
+        for (t, seed, name), stage in plan.tests.items():
+            if t != task:
+                continue
+            if not self.ok(stage):
+                failures[name if seed is None else f"{name} seed {seed}"] = self._why(stage)
+                continue
+            try:
+                models[(seed, name)] = model_scores(stage.run_dir, fl["names"], fl["clean"])
+            except (RuntimeError, OSError, KeyError) as err:
+                failures[name if seed is None else f"{name} seed {seed}"] = str(err)
+        floor_scores = {k: {"shared": fl[k]["scores"]} for k in ("input", "blur_val", "blur")}
+        teacher = models.get((None, "teacher"))
+        page = {"task": task, "mode": self.mode, "spec": TASKS[task], "photos": photos, "failures": failures,
+                "floors": {}, "arms": {}, "comparisons": {}, "verdicts": {}, "gates": {}, "budget": {},
+                "levels": list(budget["levels"]), "seeds": list(budget["seeds"]), "with_init": self.with_init,
+                "rule": RULE, "data": self.data_record}
+        for key, label in (("input", "input copied"), ("blur_val", "Gaussian blur, sigma chosen on validation"),
+                           ("blur", "best Gaussian blur (floor)")):
+            page["floors"][key] = {"label": label, "sigma": fl[key].get("sigma"),
+                                   **summarise_arm(floor_scores[key], groups, n_groups)}
+        page["floors"]["blur_curve_test"] = fl["blur_curve_test"]
+        page["floors"]["blur_curve_val"] = fl["blur_curve_val"]
+        # the teacher: its curve, whether it beats the floor
+        curve = []
+        for epoch, stage in plan.curve[task]:
+            if self.ok(stage):
+                try:
+                    m = read_metrics(stage.run_dir)
+                    curve.append((epoch, float(m["PSNR"]["AtoB"])))
+                except (RuntimeError, KeyError):
+                    pass
+        flat, gain = curve_flat(curve) if curve else (False, float("nan"))
+        gates = page["gates"]
+        gates["curve"] = [{"epoch": e, "steps": e * plan.batches_per_epoch(task), "val_psnr": p} for e, p in curve]
+        gates["curve_gain_last_quarter"] = gain
+        gates["teacher_flat"] = bool(flat)
+        if teacher is not None:
+            page["arms"]["teacher"] = {"label": ARMS["teacher"][0], "macs": teacher["macs"],
+                                       "params": teacher["params"],
+                                       **summarise_arm({"shared": teacher["scores"]}, groups, n_groups)}
+            floor_diff = paired_difference({"shared": teacher["scores"]}, floor_scores["blur"], groups, n_groups)
+            gates["teacher_vs_floor"] = floor_diff
+            gates["teacher_learned"] = verdict(floor_diff) == "supported"
         else:
-            text += " One seed: see the quick run (two seeds) for the run-to-run spread."
-        sentences.append(text)
-        dmad = l1["dmad"]
-        for m in ("nodistill", "thin", "l1prune"):
-            rows.append([f"1/{level}", METHODS[m][0], f"{l1[m]:.4f}", f"{dmad:.4f}",
-                         f"{100 * (l1[m] - dmad) / l1[m]:+.1f} %",
-                         f"{summary[names[m]]['mean']['PSNR'] - summary[names['dmad']]['mean']['PSNR']:+.2f}"])
-    better = [n for n in summary if n != "teacher" and summary[n]["mean"]["L1"] < teacher["L1"]]
-    if better:
-        sentences.append(f"{len(better)} of the {len(summary) - 1} compressed generators have a lower L1 than the "
-                         f"teacher ({teacher['L1']:.4f}): at this budget the teacher is not converged, so being close "
-                         "to it is a weak bar, and the comparison between the methods at the same MACs is the "
-                         "informative one.")
-    return sentences, rows
+            gates["teacher_learned"] = False
+        gates["task_ok"] = bool(gates["teacher_learned"] and gates["teacher_flat"])
+        if teacher is not None:
+            page["grey_levels"] = grey_level_response(os.path.join(plan.teacher_train[task].run_dir, "checkpoints",
+                                                                   "latest.pth"), fl["noisy"][::4])
+        # the arms
+        per_arm = {}
+        for level in budget["levels"]:
+            for arm in STUDENTS:
+                name = f"{arm}_{level}x"
+                runs = {s: models[(s, name)] for s in budget["seeds"] if (s, name) in models}
+                if not runs:
+                    continue
+                per_arm[name] = {str(s): r["scores"] for s, r in runs.items()}
+                record = {"label": ARMS[arm][0], "level": level, "arm": arm,
+                          "macs": {str(s): r["macs"] for s, r in runs.items()},
+                          "params": {str(s): r["params"] for s, r in runs.items()},
+                          "complete": len(runs) == len(budget["seeds"]),
+                          "test_py_psnr": {str(s): r["test_py_psnr"] for s, r in runs.items()},
+                          **summarise_arm(runs_scores(runs), groups, n_groups)}
+                record["vs_floor"] = paired_difference(runs_scores(runs), floor_scores["blur"], groups, n_groups)
+                record["beats_floor"] = verdict(record["vs_floor"]) == "supported"
+                if teacher is not None:
+                    record["macs_ratio"] = {s: teacher["macs"] / m for s, m in record["macs"].items()}
+                page["arms"][name] = record
+            # gates of the level
+            dmad = page["arms"].get(f"dmad_{level}x")
+            reached = bool(dmad and dmad["complete"] and "macs_ratio" in dmad
+                           and all(r >= level * (1 - LEVEL_TOLERANCE) for r in dmad["macs_ratio"].values()))
+            gates[f"level_{level}_reached"] = reached
+            page["verdicts"][level], page["comparisons"][level] = {}, {}
+            for key, text, x, y, margin in CLAIMS:
+                xs = per_arm.get(f"{x}_{level}x")
+                ys = {"shared": teacher["scores"]} if y == "teacher" and teacher is not None else (
+                    {int(s): v for s, v in per_arm[f"{y}_{level}x"].items()} if f"{y}_{level}x" in per_arm else None)
+                complete = all(page["arms"].get(f"{a}_{level}x", {}).get("complete") for a in (x, y) if a != "teacher")
+                if x == "dmad_init" and not self.with_init:
+                    page["verdicts"][level][key] = "not run (train.py has no --init_path)"
+                    continue
+                if xs is None or ys is None or not complete:
+                    page["verdicts"][level][key] = "inconclusive (an arm failed)"
+                    continue
+                diff = paired_difference({int(s): v for s, v in xs.items()}, ys, groups, n_groups)
+                diff["margin"] = margin
+                page["comparisons"][level][key] = diff
+                if not gates["task_ok"]:
+                    page["verdicts"][level][key] = "inconclusive (no real teacher)"
+                elif not reached:
+                    page["verdicts"][level][key] = "inconclusive (DMAD did not reach the level)"
+                else:
+                    page["verdicts"][level][key] = verdict(diff, margin)
+        goal_level = 4 if 4 in budget["levels"] else budget["levels"][0]
+        page["goal"] = {"level": goal_level, "met": all(page["verdicts"].get(goal_level, {}).get(k) == "supported"
+                                                        for k in GOAL_CLAIMS)}
+        # the budget: steps counted per stage
+        steps_per_epoch = plan.batches_per_epoch(task)
+        teacher_stage = plan.teacher_train[task]
+        page["budget"] = {"lr": float(LR), "beta1": float(BETA1), "batch": BATCH, "steps_per_epoch": steps_per_epoch,
+                          "arm_epochs": budget["arm_epochs"][task], "teacher_epochs": budget["teacher_epochs"][task],
+                          "teacher_steps": self._steps(teacher_stage), "arms": {}}
+        for (t, seed, level, arm), stages in plan.arms.items():
+            if t != task:
+                continue
+            rows = []
+            for stage, (kind, first, last) in zip(stages, arm_schedule(arm, budget["arm_epochs"][task])):
+                rows.append({"stage": stage.key.split("/")[-1], "kind": kind, "epochs": [first, last],
+                             "planned_steps": (last - first + 1) * steps_per_epoch, "steps": self._steps(stage),
+                             "argv": stage.command or stage.argv, "rates": stage_rates(stage.argv),
+                             "info": stage.info})
+            page["budget"]["arms"][f"{arm}_{level}x_seed{seed}"] = {
+                "arm": arm, "level": level, "seed": seed, "stages": rows,
+                "steps": sum(r["steps"] or 0 for r in rows), "planned_steps": sum(r["planned_steps"] for r in rows),
+                "teacher_steps": page["budget"]["teacher_steps"] if arm in USES_TEACHER else 0}
+        page["budget"]["teacher_argv"] = teacher_stage.command or teacher_stage.argv
+        page["per_tile"] = {"names": fl["names"],
+                            "floors": {k: _rounded(fl[k]["scores"]) for k in ("input", "blur_val", "blur")},
+                            "teacher": _rounded(teacher["scores"]) if teacher else None,
+                            "arms": {n: {s: _rounded(v) for s, v in seeds.items()} for n, seeds in per_arm.items()}}
+        page["samples"] = self.samples(task, models)
+        return page
+
+    def _steps(self, stage):
+        if not self.ok(stage):
+            return None
+        path = os.path.join(stage.run_dir, "checkpoints", "latest.pth")
+        try:
+            return checkpoint_steps(path)
+        except (OSError, KeyError, RuntimeError):
+            return None
+
+    def _why(self, stage):
+        record = self.records.get(stage.key, {})
+        return f"{record.get('status', 'not run')}: {record.get('reason', '')}"
+
+    def samples(self, task, models):
+        """Sample tiles (one from the middle of each test photograph): noisy input, clean, blur floor,
+        teacher and every arm of seed 0, as PNG files next to the page; {"header", "rows"} of relative paths."""
+        from PIL import Image
+
+        fl, plan = self.floors, self.plan
+        out = os.path.join(self.out, task, "images")
+        os.makedirs(out, exist_ok=True)
+        names = fl["names"]
+        photos, groups = photo_groups(names)
+        picks = [int(np.flatnonzero(groups == g)[len(np.flatnonzero(groups == g)) // 2]) for g in range(len(photos))]
+        seed = plan.budget["seeds"][0]
+        blur = gaussian_blur(fl["noisy"][picks], fl["blur"]["sigma"])
+        columns = [("noisy input", lambda i, k: fl["noisy"][i]), ("clean", lambda i, k: fl["clean"][i]),
+                   (f"blur floor (sigma {fl['blur']['sigma']})", lambda i, k: blur[k])]
+        sources = [("teacher", os.path.join(plan.tests[(task, None, "teacher")].run_dir))] + [
+            (f"{ARMS[a][0]} 1/{lv}", plan.tests[(task, seed, f"{a}_{lv}x")].run_dir)
+            for lv in plan.budget["levels"] for a in STUDENTS if (task, seed, f"{a}_{lv}x") in plan.tests]
+        rows = []
+        for k, i in enumerate(picks):
+            row = []
+            for label, get in columns:
+                rel = f"images/tile{k}_{label.split()[0]}.png"
+                Image.fromarray(get(i, k)).save(os.path.join(self.out, task, rel))
+                row.append(rel)
+            for label, folder in sources:
+                path = output_images(folder).get(names[i])
+                if path is None:
+                    row.append(None)
+                    continue
+                rel = f"images/tile{k}_{os.path.basename(folder)}.png"
+                shutil.copyfile(path, os.path.join(self.out, task, rel))
+                row.append(rel)
+            rows.append(row)
+        return {"header": [c[0] for c in columns] + [s[0] for s in sources], "rows": rows,
+                "tiles": [names[i] for i in picks], "seed": seed}
 
 
-INCONCLUSIVE = ("Inconclusive: this study cannot support a compression claim. It prints no floors (the input "
-                "copied, a classical method), and on the photo task a 6-parameter per-channel colour map beats every "
-                "network, the teacher included, so the numbers measure an early transient, not which small "
-                "generator is better; only the DMAD search trains at --lr 0.002 (every other arm at 2e-4); the "
-                "teacher is beaten by most of its students, so distillation from it cannot help; one seed, no "
-                "confidence interval, and a test set of two photographs.")
+def runs_scores(runs):
+    return {s: r["scores"] for s, r in runs.items()}
 
 
-def goal(summary):
-    """The verdict on the goal (a DMAD generator with >= 4x fewer MACs, L1 within 10 % of the teacher's and
-    lower than both baselines): always inconclusive for this study (see INCONCLUSIVE for why). Returns
-    (None, sentence); the sentence lists the raw comparisons without drawing a conclusion from them."""
-    teacher = summary["teacher"]["mean"]
+def _rounded(scores):
+    return {k: [round(float(v), 5) for v in values] for k, values in scores.items()}
+
+
+# ------------------------------------------------------------------------------------------ the pages
+
+def _fmt_ci(entry, digits=2):
+    return f"{entry['mean']:.{digits}f} [{entry['lower']:.{digits}f}, {entry['upper']:.{digits}f}]"
+
+
+def _fmt_diff(diff):
+    seeds = ", ".join(f"{v:+.2f}" for v in diff["per_seed"].values())
+    return f"{diff['mean']:+.2f} [{diff['lower']:+.2f}, {diff['upper']:+.2f}]", seeds
+
+
+def _table(header, rows):
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _claim_text(key):
+    return next(text for k, text, *_ in CLAIMS if k == key)
+
+
+def task_summary(page):
+    """Plain sentences on the task's outcome (the page's first paragraph, and the index's)."""
+    gates = page["gates"]
+    floor = page["floors"]["blur"]
+    teacher = page["arms"].get("teacher")
     lines = []
-    for level in LEVELS:
-        d = summary[f"dmad_{level}x"]["mean"]
-        ratio = teacher["macs"] / d["macs"]
-        if ratio < 4:
-            continue
-        a, b = summary[f"thin_{level}x"]["mean"]["L1"], summary[f"l1prune_{level}x"]["mean"]["L1"]
-        lines.append(f"At {ratio:.1f}x fewer MACs DMAD's L1 is {d['L1']:.4f} (teacher {teacher['L1']:.4f}, "
-                     f"baseline A {a:.4f}, baseline B {b:.4f}).")
-    return None, INCONCLUSIVE + " Raw numbers, not evidence: " + (" ".join(lines) or "no DMAD generator reached "
-                                                                  "4x fewer MACs.")
+    if teacher is None:
+        lines.append("The teacher did not finish: no verdict.")
+    else:
+        lines.append(f"Teacher: {teacher['PSNR']['mean']:.2f} dB against the blur floor's "
+                     f"{floor['PSNR']['mean']:.2f} dB "
+                     f"(input copied: {page['floors']['input']['PSNR']['mean']:.2f} dB); it "
+                     + ("beats" if gates["teacher_learned"] else "does not beat") + " the floor by the rule, and its "
+                     f"validation curve {'has' if gates['teacher_flat'] else 'has not'} flattened ("
+                     + (f"last quarter against the third: {gates['curve_gain_last_quarter']:+.2f} dB)."
+                        if math.isfinite(gates["curve_gain_last_quarter"]) else "too few checkpoints to tell)."))
+    grey = page.get("grey_levels")
+    if grey and grey["output_change"] < 0.1 * grey["input_change"]:
+        lines.append(f"The teacher's output does not follow its input's grey levels (an input change of "
+                     f"{grey['input_change']:.3f} moves its output by {grey['output_change']:.4f}): its first "
+                     "normalisation removes each tile's brightness and contrast, so it cannot give the ground "
+                     "truth's grey levels, however long it trains.")
+    if not gates["task_ok"]:
+        lines.append("Inconclusive: without a teacher that has learned the task and converged, this task supports no "
+                     "compression verdict.")
+    not_learned = [n for n, a in page["arms"].items() if n != "teacher" and not a.get("beats_floor")]
+    if not_learned:
+        lines.append(f"{len(not_learned)} of {len(page['arms']) - 1} compressed models do not beat the blur floor by "
+                     f"the rule (they have not learned the task): {', '.join(not_learned)}.")
+    goal = page["goal"]
+    lines.append(f"Goal (DMAD at 1/{goal['level']} of the MACs within {TEACHER_MARGIN_DB} dB of the teacher and ahead "
+                 f"of A and B, intervals excluding 0): {'met' if goal['met'] else 'not met'} on this task.")
+    return lines
 
 
-def pareto_figure(summary, path, seeds, size):
-    """MACs (log) vs PSNR, one series per method; error bars = the range over seeds."""
+def pareto_figure(page, path):
+    """MACs (log) vs PSNR per arm, error bars = 95 % intervals by photograph; floors as horizontal lines."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 4.8), dpi=100)
+    fig = Figure(figsize=(7.5, 5), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    for method, (label, colour, marker) in METHODS.items():
-        names = ["teacher"] if method == "teacher" else [f"{method}_{level}x" for level in LEVELS]
-        xs = [summary[n]["mean"]["macs"] / 1e6 for n in names]
-        ys = [summary[n]["mean"]["PSNR"] for n in names]
-        err = [summary[n]["spread"]["PSNR"] / 2 for n in names] if len(seeds) > 1 else None
-        ax.errorbar(xs, ys, yerr=err, label=label, color=colour, marker=marker, markersize=9 if marker == "*" else 6,
+    for key, style in (("input", ":"), ("blur", "--")):
+        floor = page["floors"][key]
+        ax.axhline(floor["PSNR"]["mean"], color="grey", linestyle=style, label=floor["label"])
+    for arm, (label, colour, marker) in ARMS.items():
+        names = ["teacher"] if arm == "teacher" else [f"{arm}_{lv}x" for lv in page["levels"]]
+        points = [page["arms"][n] for n in names if n in page["arms"]]
+        if not points:
+            continue
+        xs = [np.mean(list(p["macs"].values())) / 1e6 if isinstance(p["macs"], dict) else p["macs"] / 1e6
+              for p in points]
+        ys = [p["PSNR"]["mean"] for p in points]
+        err = [[p["PSNR"]["mean"] - p["PSNR"]["lower"] for p in points], [p["PSNR"]["upper"] - p["PSNR"]["mean"]
+                                                                            for p in points]]
+        ax.errorbar(xs, ys, yerr=err, label=label, color=colour, marker=marker, markersize=10 if marker == "*" else 6,
                     linestyle="-" if len(xs) > 1 else "none", capsize=3)
     ax.set_xscale("log")
-    ax.set_xlabel(f"MACs of the generator at {size}x{size} px (M, log scale)")
-    ax.set_ylabel("PSNR on the test split (dB, higher is better)")
+    ax.set_xlabel("MACs of the generator at 32x32 px (M, log scale)")
+    ax.set_ylabel("PSNR on the test photographs (dB)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("Quality against cost" + (f" (mean of {len(seeds)} seeds, bars: range)" if len(seeds) > 1 else ""))
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(f"{page['task']}: quality against cost (bars: 95 % interval by photograph)", fontsize=10)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     fig.savefig(path)
 
 
-def sample_grids(study, seed):
-    """One grid per MACs level: input, ground truth, teacher and the four methods on SAMPLES test images."""
-    opt = parse("test", study.common(seed) + ["--name", "samples", "--phase", study.test_phase])
-    dataset = create_dataset(opt, phase=study.test_phase, train=False)
-    count = min(SAMPLES, len(dataset))
-    step = max(1, len(dataset) // count)
-    items = [dataset[i * step] for i in range(count)]
-    inputs = torch.stack([item["A"] for item in items])
-    outputs = {}
-    with torch.no_grad():
-        for name in study.model_names():
-            outputs[name] = load_generator(study.latest(seed, name))(inputs)
-    paths = {}
-    for i, item in enumerate(items):
-        for label, image in [("input", item["A"]), ("truth", item["B"])] + [(n, outputs[n][i]) for n in outputs]:
-            rel = f"images/sample{i}_{label}.png"
-            save_image(tensor2im(image.unsqueeze(0)), os.path.join(study.out, rel))
-            paths[(i, label)] = rel
-    sections = []
-    methods = [m for m in METHODS if m != "teacher"]
-    for level in LEVELS:
-        rows = [[paths[(i, "input")], paths[(i, "truth")], paths[(i, "teacher")]]
-                + [paths[(i, f"{m}_{level}x")] for m in methods] for i in range(count)]
-        sections.append({"title": f"Samples at 1/{level} of the teacher's MACs (seed {seed})",
-                         "grid": {"header": ["input", "ground truth", "teacher"] + [METHODS[m][0] for m in methods],
-                                  "rows": rows}})
-    return sections
+def curve_figure(page, path):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3.5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    curve = page["gates"]["curve"]
+    ax.plot([c["steps"] for c in curve], [c["val_psnr"] for c in curve], marker="o", color="black", label="teacher")
+    best = page["floors"]["blur_curve_val"]
+    ax.axhline(max(best.values()), color="grey", linestyle="--", label="best Gaussian blur (validation)")
+    ax.set_xlabel("optimiser steps")
+    ax.set_ylabel("PSNR on the validation photographs (dB)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
 
 
-def _fmt(summary, name, key, digits, scale=1.0, seeds=(0,)):
-    mean, spread = summary[name]["mean"][key] * scale, summary[name]["spread"][key] * scale
-    return f"{mean:.{digits}f}" + (f" ± {spread / 2:.{digits}f}" if len(seeds) > 1 else "")
-
-
-def table_rows(summary, names, seeds):
-    """The models table: [model, method, MACs (M), MACs ratio, params (K), latency, L1, PSNR, SSIM] per model."""
-    teacher = summary["teacher"]["mean"]
+def write_task_page(study, page):
+    out = os.path.join(study.out, page["task"])
+    os.makedirs(os.path.join(out, "images"), exist_ok=True)
+    with open(os.path.join(out, "results.json"), "w") as handle:
+        json.dump(_finite(page), handle, indent=1, default=_json_default, allow_nan=False)
+    pareto_figure(page, os.path.join(out, "images", "pareto.png"))
+    if page["gates"]["curve"]:
+        curve_figure(page, os.path.join(out, "images", "curve.png"))
+    spec, budget, gates, cost = page["spec"], page["budget"], page["gates"], page["cost"]
+    parts = [f"<h1>Compression study: {page['task']} ({page['mode']})</h1>"]
+    parts.append("<p>" + html.escape(" ".join(task_summary(page))) + "</p>")
+    if page["mode"] == "quick":
+        parts.append("<p><b>Quick run</b>: a budget that only checks that every arm runs end to end; its numbers carry "
+                     "no claim.</p>")
+    # verdicts
+    parts.append("<h2>Verdicts</h2><p>" + html.escape(RULE) + "</p>")
+    rows = [[text] + [page["verdicts"].get(lv, {}).get(key, "") for lv in page["levels"]] for key, text, *_ in CLAIMS]
+    parts.append(_table(["claim"] + [f"1/{lv} of the teacher's MACs" for lv in page["levels"]], rows))
+    # the table, floors first
+    parts.append("<h2>Models and floors (test photographs)</h2><p>" + html.escape(
+        f"Mean over the {len(page['per_tile']['names'])} test tiles of {len(page['photos'])} held-out photographs "
+        f"({', '.join(page['photos'])}), averaged over seeds {', '.join(map(str, page['seeds']))}; "
+        "[95 % bootstrap interval, test photographs resampled]. Scores of the 8-bit outputs test.py writes, "
+        "metrics/paired.py (PSNR and SSIM per tile, averaged). 'beats floor': the arm beats the best Gaussian blur "
+        "by the decision rule; a model that does not has not learned the task.") + "</p>")
     rows = []
-    for name in names:
-        method, level = split_name(name)
-        m = summary[name]["mean"]
-        match = ""
-        if method == "thin":
-            match = f" ({100 * (m['macs'] / summary[f'dmad_{level}x']['mean']['macs'] - 1):+.1f} % vs DMAD)"
-        rows.append([name, METHODS[method][0], f"{m['macs'] / 1e6:.2f}{match}", f"{teacher['macs'] / m['macs']:.2f}x",
-                     f"{m['params'] / 1e3:.1f}", _fmt(summary, name, "latency_ms", 1, seeds=seeds),
-                     _fmt(summary, name, "L1", 4, seeds=seeds), _fmt(summary, name, "PSNR", 2, seeds=seeds),
-                     _fmt(summary, name, "SSIM", 3, seeds=seeds)])
-    return rows
+    for key in ("input", "blur_val", "blur"):
+        f = page["floors"][key]
+        label = f["label"] + (f" (sigma {f['sigma']})" if f.get("sigma") else "")
+        rows.append([label, "", "", "", _fmt_ci(f["PSNR"]), _fmt_ci(f["SSIM"], 3), _fmt_ci(f["L1"], 4), "", "floor"])
+    teacher = page["arms"].get("teacher")
+    for name, a in page["arms"].items():
+        macs = a["macs"] if name == "teacher" else np.mean(list(a["macs"].values()))
+        params = a["params"] if name == "teacher" else np.mean(list(a["params"].values()))
+        ratio = f"{teacher['macs'] / macs:.2f}x" if teacher else ""
+        seeds = "" if name == "teacher" else ", ".join(f"{v:.2f}" for v in a["PSNR"]["per_seed"].values())
+        beats = ("yes" if gates.get("teacher_learned") else "no") if name == "teacher" else (
+            "yes" if a["beats_floor"] else "no")
+        rows.append([a["label"] + ("" if name == "teacher" else f" 1/{a['level']}"), f"{macs / 1e6:.2f}", ratio,
+                     f"{params / 1e3:.1f}", _fmt_ci(a["PSNR"]), _fmt_ci(a["SSIM"], 3), _fmt_ci(a["L1"], 4), seeds,
+                     beats])
+    parts.append(_table(["model", "MACs (M)", "teacher / model", "params (K)", "PSNR (dB)", "SSIM", "L1",
+                         "PSNR per seed", "beats floor"], rows))
+    if page["failures"]:
+        parts.append("<p>" + html.escape("Did not finish: " + "; ".join(f"{k} ({v})" for k, v in
+                                                                         page["failures"].items())) + "</p>")
+    if not page["with_init"]:
+        parts.append("<p>The arm 'DMAD, search from the teacher' was not run: train.py on this checkout has no "
+                     "--init_path.</p>")
+    # paired differences
+    parts.append("<h2>Paired differences (PSNR, dB)</h2>")
+    rows = []
+    for lv in page["levels"]:
+        for key, diff in page["comparisons"].get(lv, {}).items():
+            mean, seeds = _fmt_diff(diff)
+            rows.append([f"1/{lv}", _claim_text(key), mean, seeds, page["verdicts"][lv][key]])
+    parts.append(_table(["level", "claim", "X - Y [95 % interval]", "per seed", "verdict"], rows))
+    parts.append('<p><img src="images/pareto.png" alt="MACs vs PSNR"></p>')
+    # the teacher
+    parts.append("<h2>The teacher</h2><p>" + html.escape(
+        f"Trained once (seed 0) for {budget['teacher_epochs']} epochs = {budget['teacher_steps']} steps, shared by "
+        f"every seed. Validation PSNR (photographs {', '.join(page['data']['split']['val'])}) every few epochs; the "
+        f"curve has flattened when the mean of its last quarter's checkpoints is within {FLAT_DB} dB of the third "
+        + (f"quarter's: difference {gates['curve_gain_last_quarter']:+.3f} dB, "
+           f"{'flat' if gates['teacher_flat'] else 'not flat'}." if math.isfinite(gates["curve_gain_last_quarter"])
+           else "quarter's: too few checkpoints to tell, not flat.")) + "</p>")
+    if page.get("grey_levels"):
+        grey = page["grey_levels"]
+        parts.append("<p>" + html.escape(
+            f"Grey levels: when the input x of the teacher (test tiles, [-1, 1]) becomes 0.5 x + 0.2, the input "
+            f"changes "
+            f"by {grey['input_change']:.3f} on average ([0, 1] scale) and the teacher's output by "
+            f"{grey['output_change']:.4f}; a denoiser's output must follow its input's grey levels.") + "</p>")
+    parts.append(_table(["epoch", "steps", "validation PSNR (dB)"],
+                        [[c["epoch"], c["steps"], f"{c['val_psnr']:.2f}"] for c in gates["curve"]]))
+    if gates["curve"]:
+        parts.append('<p><img src="images/curve.png" alt="teacher validation curve"></p>')
+    # the budget
+    parts.append("<h2>Training budget (optimiser steps, counted from each stage's checkpoint)</h2><p>" + html.escape(
+        f"Every arm: {budget['arm_epochs']} epochs x {budget['steps_per_epoch']} steps = "
+        f"{budget['arm_epochs'] * budget['steps_per_epoch']} steps of its student, Adam (lr {budget['lr']}, beta1 "
+        f"{budget['beta1']}), batch {budget['batch']}, the rate constant for epochs 1-{budget['arm_epochs'] // 2} and "
+        f"decaying linearly over epochs {budget['arm_epochs'] // 2 + 1}-{budget['arm_epochs']} (DMAD: search = the "
+        "first half, fine-tune = the second half, started with --epoch_count). 'teacher steps' are the teacher's, "
+        "listed for the arms that use it.") + "</p>")
+    rows = []
+    for key, arm in budget["arms"].items():
+        stages = "; ".join(f"{r['stage']}: epochs {r['epochs'][0]}-{r['epochs'][1]}, {r['steps']} steps"
+                           for r in arm["stages"])
+        rows.append([ARMS[arm["arm"]][0], f"1/{arm['level']}", arm["seed"], stages, arm["steps"], arm["teacher_steps"]])
+    parts.append(_table(["arm", "level", "seed", "stages", "student steps", "teacher steps"], rows))
+    # samples
+    samples = page["samples"]
+    parts.append(f"<h2>Sample tiles (seed {samples['seed']})</h2>")
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in samples["header"])
+    body = "".join("<tr>" + "".join(f'<td><img src="{html.escape(p)}" width="96"></td>' if p else "<td>-</td>"
+                                    for p in row) + "</tr>" for row in samples["rows"])
+    parts.append(f"<table><tr>{head}</tr>{body}</table>")
+    # set-up and cost
+    data = page["data"]
+    parts.append("<h2>Set-up</h2><p>" + html.escape(
+        f"Task: {data['task']}; {data['tile']} px tiles, photographs scaled to a shorter side of at most "
+        f"{data['short_side']} px; train: {', '.join(data['split']['train'])} ({data['counts']['train']} tiles); "
+        f"validation: {', '.join(data['split']['val'])}; test: {', '.join(data['split']['test'])} "
+        f"({data['counts']['test']} tiles). CycleGAN domains: A (noisy) = {', '.join(data['split']['domain_A'])}; "
+        f"B (clean) = {', '.join(data['split']['domain_B'])}. Model: {spec['what']}. DMAD's search: "
+        f"{' '.join(spec['search'])}, --mask_weight_decay "
+        f"{', '.join(f'{v} at 1/{k}' for k, v in spec['search_decay'].items())}, stopped at the MACs target; "
+        f"distillation: {' '.join(spec['distill'])}.") + "</p>")
+    parts.append("<h2>Cost</h2><p>" + html.escape(cost_text(cost)) + "</p>")
+    with open(os.path.join(out, "index.html"), "w") as handle:
+        handle.write(_document(f"Compression study: {page['task']}", "\n".join(parts)))
 
 
-TABLE_HEADER = ["model", "method", "MACs (M)", "MACs: teacher / model", "params (K)", "CPU latency (ms)", "L1",
-                "PSNR (dB)", "SSIM"]
+def cost_text(cost):
+    reused = (f" {cost['reused']} of the {cost['stages']} stages were reused from an earlier invocation, so this is "
+              "not "
+              "an end-to-end time." if cost["reused"] else " Every stage ran in this invocation: end to end.")
+    return (f"Wall time of this invocation: {cost['wall_s'] / 60:.1f} min on {cost['cores']} CPU cores, "
+            f"{cost['workers']} "
+            f"stages at a time with one torch thread each.{reused} The stages that ran took {cost['stage_s'] / 60:.1f} "
+            f"min of wall time and {cost['stage_cpu_s'] / 60:.1f} min of CPU time in all (plus "
+            f"{cost['main_cpu_s'] / 60:.1f} min in this process). 1-minute load average at the start and the end: "
+            f"{cost['load_start'][0]:.1f} and {cost['load_end'][0]:.1f}; a load above the number of cores means other "
+            "work shared the CPU and inflated the wall time.")
 
 
-def markdown_table(rows):
-    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+def _document(title, body):
+    style = ("body{font-family:sans-serif;margin:2em;max-width:1200px} table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #bbb;padding:3px 7px;text-align:right} th{background:#eee}"
+             "td:first-child{text-align:left}"
+             "img{image-rendering:pixelated}")
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>\n{body}\n</body></html>\n")
 
 
-def write_page(study):
-    """results.json and index.html of the study; returns the page's path."""
-    os.makedirs(os.path.join(study.out, "images"), exist_ok=True)
-    seeds = list(study.seeds)
-    summary = summarise(study.results)
-    sentences, dmad_rows = reading(summary, seeds)
-    reached, verdict = goal(summary)
-    pareto_figure(summary, os.path.join(study.out, "images", "pareto.png"), seeds, study.size)
-    stage_seconds = sum(t[2] for t in study.timings)
-    reused = sum(1 for t in study.timings if t[3])
-    loads = [t[4] for t in study.timings if t[4] is not None]
-    mode = "quick" if study.quick else "full"
-    data = {"task": study.task, "mode": mode, "seeds": seeds, "iterations_per_stage": study.stage_iterations,
-            "iterations_baseline_A": study.thin_iterations, "batch_size": study.batch, "size": study.size,
-            "ngf": study.ngf, "dataroot": study.dataroot,
-            "wall_s": study.wall, "stage_s": stage_seconds, "reused_stages": reused,
-            "stage_load_average": (sum(loads) / len(loads)) if loads else None,
-            "load_average": {"start": study.load[0], "end": study.load[1]}, "threads": torch.get_num_threads(),
-            "goal_reached": reached, "goal": verdict, "reading": sentences, "summary": summary,
-            "thin_scale": {f"seed{s}_{lv}x": v for (s, lv), v in study.thin_scale.items()}}
-    with open(os.path.join(study.out, "results.json"), "w") as handle:
-        json.dump(data, handle, indent=2)
+def write_index(study, pages):
+    parts = ["<h1>Compression study</h1>", "<p>" + html.escape(RULE) + "</p>"]
+    for page in pages:
+        parts.append(f'<h2><a href="{page["task"]}/index.html">{page["task"]}</a></h2>')
+        parts.append("<p>" + html.escape(" ".join(task_summary(page))) + "</p>")
+        rows = [[text] + [page["verdicts"].get(lv, {}).get(key, "") for lv in page["levels"]]
+                for key, text, *_ in CLAIMS]
+        parts.append(_table(["claim"] + [f"1/{lv}" for lv in page["levels"]], rows))
+    goal = all(p["goal"]["met"] for p in pages)
+    parts.append("<p>" + html.escape(f"Goal on every task: {'met' if goal else 'not met'}.") + "</p>")
+    parts.append("<h2>Cost</h2><p>" + html.escape(cost_text(pages[0]["cost"])) + "</p>")
+    with open(os.path.join(study.out, "index.html"), "w") as handle:
+        handle.write(_document("Compression study", "\n".join(parts)))
 
-    rows = table_rows(summary, study.model_names(), seeds)
-    study.table = markdown_table(rows)
-    spread_text = (f"Values are means over seeds {', '.join(map(str, seeds))}, ± half their range."
-                   if len(seeds) > 1 else f"One seed ({seeds[0]}).")
-    load0, load1 = study.load
-    setup = (f"Task: {study.spec['what']}. Model: pix2pix, U-Net generator and PatchGAN (ngf = ndf = {study.ngf}, "
-             f"{study.size} px, hinge GAN loss, batch {study.batch}). Budget ({mode}): {study.stage_iterations} "
-             f"iterations per training stage (teacher, each search, each fine-tune); baseline A trains from scratch for "
-             f"{study.thin_iterations} iterations, as many as a DMAD generator sees (search + fine-tune). "
-             f"DMAD searches with --lambda_update_coeff 1 at --lr {SEARCH_LR}, --mask_weight_decay "
-             f"{', '.join(f'{SEARCH_DECAY[lv]} (1/{lv})' for lv in LEVELS if lv in SEARCH_DECAY)}, and stops "
-             f"at 1/2, 1/4, 1/8 of the teacher's MACs; fine-tunes distil with --lambda_attention_distill 10 "
-             f"--lambda_discriminator_distill 1e-4 at the default --lr. The search's learning rate is DMAD's own "
-             f"setting (the masks must move within the budget) and trains the generator's weights at that rate too: "
-             f"the no-distillation ablation isolates the distillation, not the search's learning rate, and on a "
-             f"short budget the faster search can help DMAD's generators by itself. {spread_text}")
-    machine = (f"The stages took {stage_seconds / 60:.1f} min in all (the sum of their wall times when they ran; "
-               f"{reused} of them were reused from an earlier invocation of the same study, this invocation took "
-               f"{study.wall / 60:.1f} min) on {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads. "
-               + (f"The 5-minute load average at the end of the stages was {min(loads):.1f} to {max(loads):.1f} "
-                  f"(mean {sum(loads) / len(loads):.1f}). " if loads else "")
-               + f"At this invocation's start and end it was {load0[0]:.1f} and {load1[0]:.1f}. A load above the core "
-               "count means other work shared the CPU: wall times and latencies are inflated by it, latencies most "
-               "(compare MACs for the cost).")
-    sections = [
-        {"title": "Set-up", "text": setup},
-        {"title": "Machine", "text": machine},
-        {"title": "Goal", "text": verdict},
-        {"title": "Models", "text": "MACs and params at the training size by the project's counters (util/flops.py); "
-                                    f"CPU latency: the lowest of three medians of 5 runs at {LATENCY_SIZE}x{LATENCY_SIZE} px, batch 1; "
-                                    "L1 (lower is better), PSNR and SSIM (higher is better) on the test split, "
-                                    "from test.py's metrics.json.",
-         "table": {"header": TABLE_HEADER, "rows": rows}},
-        {"title": "Pareto plot", "images": [("images/pareto.png", "MACs vs PSNR per method")]},
-        {"title": "Reading", "text": " ".join(sentences)},
-        {"title": "DMAD against each other method, per MACs level",
-         "text": "L1 gain = how much lower DMAD's L1 is (positive: DMAD better); PSNR gain in dB.",
-         "table": {"header": ["MACs level", "method", "its L1", "DMAD L1", "DMAD's L1 gain", "DMAD's PSNR gain (dB)"],
-                   "rows": dmad_rows}},
-    ]
-    sections += sample_grids(study, seeds[0])
-    timing_rows = [[f"seed {s}", name, f"{t:.1f}", "reused" if r else "now", "" if ld is None else f"{ld:.1f}"]
-                   for s, name, t, r, ld in study.timings]
-    sections.append({"title": "Stages", "text": "Wall time of every stage when it ran (s), and the 5-minute load "
-                                                "average at its end.",
-                     "table": {"header": ["seed", "stage", "seconds", "ran", "load"], "rows": timing_rows}})
-    page = write_report(study.out, f"Compression study: {study.task} ({mode})", sections)
-    log.info("report: %s", page)
-    for sentence in [verdict] + sentences:
-        log.info("%s", sentence)
-    return page
+
+def _finite(value):
+    """``value`` with every NaN or infinite float as None (strict JSON)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _json_default(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 # ------------------------------------------------------------------------------------------ entry
 
-@cli_entry
+def print_plan(plan):
+    for task in plan.tasks:
+        steps = plan.batches_per_epoch(task)
+        budget = plan.budget
+        print(f"{task}: {steps} steps per epoch; teacher {budget['teacher_epochs'][task]} epochs "
+              f"({budget['teacher_epochs'][task] * steps} steps); every arm {budget['arm_epochs'][task]} epochs "
+              f"({budget['arm_epochs'][task] * steps} steps)")
+    for stage in plan.stages:
+        rates = stage_rates(stage.argv) if "--n_epochs" in stage.argv else []
+        epochs = f"epochs {rates[0][0]}..{rates[-1][0]}, lr {rates[0][1]:.2e} -> {rates[-1][1]:.2e}" if rates else ""
+        print(f"  {stage.key:55s} {stage.script:6s} {epochs}")
+    print(f"{len(plan.stages)} stages")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", choices=sorted(TASKS), default="photo", help="default: photo")
-    parser.add_argument("--quick", action="store_true", help="a short budget, two seeds (minutes)")
-    parser.add_argument("--work", default=None, help="checkpoints and logs. default: experiments/study/<task>[_quick]")
-    parser.add_argument("--out", default=None, help="the page and results.json. default: results/study/<task>")
-    parser.add_argument("--iterations", type=int, default=None,
-                        help=f"iterations per training stage. default: {BUDGETS['full']['iterations']}, "
-                             f"{BUDGETS['quick']['iterations']} with --quick")
-    real = parser.add_argument_group("another aligned dataset (e.g. on a GPU)")
-    real.add_argument("--dataroot", default=None, help="train/ and test/ folders of A|B pairs, instead of --task's data")
-    real.add_argument("--direction", choices=("AtoB", "BtoA"), default="AtoB", help="default: AtoB")
-    real.add_argument("--size", type=int, default=SIZE, help=f"crop size in px. default: {SIZE}")
-    real.add_argument("--ngf", type=int, default=NGF, help=f"teacher width (ngf = ndf). default: {NGF}")
-    real.add_argument("--batch_size", type=int, default=BATCH, help=f"default: {BATCH}")
-    real.add_argument("--gpu_ids", default="-1", help="as train.py's. default: -1 (CPU)")
+    parser.add_argument("--quick", action="store_true", help="every arm at a tiny budget (one seed, 1/4 only)")
+    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=list(TASKS), help="default: both")
+    parser.add_argument("--workers", type=int, default=WORKERS, help=f"stages at a time. default: {WORKERS}")
+    parser.add_argument("--data", default=os.path.join(ROOT, "datasets", "study"),
+                        help="the tasks' folder (written by datasets/make_study_tasks.py). default: datasets/study")
+    parser.add_argument("--work", default=None, help="run folders. default: experiments/study[_quick]")
+    parser.add_argument("--out", default=None, help="pages and results.json. default: results/study[_quick]")
+    parser.add_argument("--plan", action="store_true", help="print every stage and its epochs; run nothing")
     args = parser.parse_args(argv)
-    if args.iterations is not None and args.iterations < 1:
-        raise UserError("--iterations must be at least 1")
-    if args.size < 32 or args.size & (args.size - 1):
-        raise UserError(f"--size {args.size}: use a power of two of at least 32 (the U-Net depth follows it)")
-    task = args.task if args.dataroot is None else os.path.basename(os.path.normpath(args.dataroot))
-    work = args.work or os.path.join(ROOT, "experiments", "study", task + ("_quick" if args.quick else ""))
-    out = args.out or os.path.join(ROOT, "results", "study", task)
-    setup_logging()
-    study = Study(args.task, args.quick, work, out, args.iterations, args.dataroot, args.direction, args.size,
-                  args.ngf, args.batch_size, args.gpu_ids)
-    page = study.run()
-    print(study.table)
-    print(f"report: {page}")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    mode = "quick" if args.quick else "full"
+    suffix = "_quick" if args.quick else ""
+    work = os.path.abspath(args.work or os.path.join(ROOT, "experiments", f"study{suffix}"))
+    out = os.path.abspath(args.out or os.path.join(ROOT, "results", f"study{suffix}"))
+    data = os.path.abspath(args.data)
+    if args.plan:
+        _tasks_module().build(data)
+        plan = Plan(mode, args.tasks, data, work, with_init=init_path_supported())
+        check_equal_budget(plan)
+        print_plan(plan)
+        return 0
+    study = Study(mode, args.tasks, data, work, out, args.workers,
+                  log=lambda line: print(time.strftime("%H:%M:%S"), line, flush=True))
+    pages = study.run()
+    for page in pages:
+        print(f"{page['task']}: " + " ".join(task_summary(page)))
+        for level in page["levels"]:
+            for key, text, *_ in CLAIMS:
+                print(f"  1/{level} {text}: {page['verdicts'][level].get(key)}")
+    print(f"wall time {study.wall / 60:.1f} min; page: {os.path.join(out, 'index.html')}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,93 +1,236 @@
-"""The compression study (benchmarks/compression_study.py) at a tiny budget on the toy aligned data: every
-model runs through train.py / prune.py / test.py, the page has the table, the Pareto plot, the reading
-and the samples; plus the two baselines' constructions on their own."""
+"""The compression study (benchmarks/compression_study.py): ``--quick`` end to end (every arm of both
+tasks through train.py / prune.py / test.py, both pages), the floors recomputed independently, the
+equal-budget rule read back from the command lines the stages ran with, and the decision rule and
+baselines on their own."""
+import glob
+import html
 import importlib.util
 import json
 import os
 import re
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from tests.conftest import REPO, randomise
 
+pytestmark = pytest.mark.slow
 
-def _study():
-    spec = importlib.util.spec_from_file_location("dmad_compression_study",
-                                                  os.path.join(REPO, "benchmarks", "compression_study.py"))
+
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, path))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
+def _study():
+    return _load(os.path.join("benchmarks", "compression_study.py"), "dmad_compression_study")
+
+
 @pytest.fixture(scope="module")
-def study(toy_root, tmp_path_factory):
+def quick(tmp_path_factory):
     base = tmp_path_factory.mktemp("study")
     module = _study()
-    module.main(["--task", "toy", "--quick", "--iterations", "2", "--work", str(base / "work"),
-                 "--out", str(base / "out")])
-    return module, base
+    argv = ["--quick", "--data", str(base / "data"), "--work", str(base / "work"), "--out", str(base / "out")]
+    assert module.main(argv) == 0
+    return module, base, argv
 
 
-def test_quick_study_runs_every_model_and_writes_the_page(study):
-    module, base = study
-    page = open(base / "out" / "index.html").read()
-    names = module.Study.model_names()
-    assert len(names) == 1 + 4 * len(module.LEVELS)
-    data = json.load(open(base / "out" / "results.json"))
-    assert data["seeds"] == [0, 1] and data["mode"] == "quick"
-    for seed in (0, 1):
-        for name in names:
-            # every model was trained and tested by the project's entry points
-            assert os.path.isfile(base / "work" / f"seed{seed}" / name / "checkpoints" / "latest.pth"), name
-            metrics = json.load(open(next((base / "work" / f"seed{seed}" / "results" / name).glob("test_*/metrics.json"))))
-            assert {"L1", "PSNR", "SSIM", "macs", "params"} <= set(metrics), name
-            record = data["summary"][name]["per_seed"][str(seed)]
-            assert record["L1"] == pytest.approx(metrics["L1"]["AtoB"]) and record["latency_ms"] > 0
-    # the table: one row per model with MACs, params, latency, L1, PSNR, SSIM
-    table = page.split("<h2>Models</h2>", 1)[1].split("</table>", 1)[0]
-    assert all(h in table for h in ("MACs (M)", "params (K)", "CPU latency (ms)", "L1", "PSNR (dB)", "SSIM"))
-    rows = re.findall(r"<tr>\s*<td>([a-z0-9_]+)</td>", table)
-    assert rows == names
-    teacher = data["summary"]["teacher"]["mean"]
-    for name in names[1:]:
-        assert data["summary"][name]["mean"]["macs"] < teacher["macs"], name
-    # baseline A is matched to DMAD's MACs within 5 %; baseline B and the ablation have DMAD's widths
-    for level in module.LEVELS:
-        dmad = data["summary"][f"dmad_{level}x"]
-        assert abs(data["summary"][f"thin_{level}x"]["mean"]["macs"] / dmad["mean"]["macs"] - 1) <= 0.05
-        assert data["summary"][f"l1prune_{level}x"]["widths"] == dmad["widths"]
-        assert data["summary"][f"nodistill_{level}x"]["widths"] == dmad["widths"]
-    # the reading: a sentence per level naming the run-to-run spread (then one when students beat the
-    # teacher, which is not converged at such a budget), and the goal's verdict
-    levels = len(module.LEVELS)
-    assert all("spread" in s for s in data["reading"][:levels])
-    beaten = any(v["mean"]["L1"] < teacher["L1"] for n, v in data["summary"].items() if n != "teacher")
-    assert len(data["reading"]) == levels + beaten and (not beaten or "not converged" in data["reading"][-1])
-    # the goal's verdict is inconclusive, whatever the numbers (the study has no floors and unequal arms)
-    assert "Goal" in page and data["goal"].startswith("Inconclusive") and data["goal_reached"] is None
-    # the plot and the samples are files next to the page
-    sources = re.findall(r'<img[^>]*src="([^"]+)"', page)
-    assert "images/pareto.png" in sources
-    assert len(sources) >= 1 + len(module.LEVELS) * 2 * 7
-    for src in sources:
-        assert os.path.getsize(base / "out" / src) > 0, src
+def _pages(base, module):
+    return {task: json.load(open(base / "out" / task / "results.json")) for task in module.TASKS}
 
 
-def test_a_second_run_reuses_finished_stages(study):
-    module, base = study
-    before = os.path.getmtime(base / "work" / "seed0" / "teacher" / "checkpoints" / "latest.pth")
-    module.main(["--task", "toy", "--quick", "--iterations", "2", "--work", str(base / "work"),
-                 "--out", str(base / "out2")])
-    assert os.path.getmtime(base / "work" / "seed0" / "teacher" / "checkpoints" / "latest.pth") == before
-    assert json.load(open(base / "out2" / "results.json"))["reused_stages"] > 0
+def _table_rows(page_html, title):
+    section = page_html.split(f"<h2>{title}", 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", section)
+    return [[html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", row)] for row in rows]
+
+
+def test_quick_study_runs_every_arm_and_writes_the_pages(quick):
+    module, base, _ = quick
+    budget = module.BUDGETS["quick"]
+    pages = _pages(base, module)
+    assert set(pages) == set(module.TASKS)
+    assert (base / "out" / "index.html").is_file()
+    for task, page in pages.items():
+        with_init = page["with_init"]
+        arms = [a for a in module.STUDENTS if a != "dmad_init" or with_init]
+        text = open(base / "out" / task / "index.html").read()
+        # every arm ran at every seed and level, through the entry points: a checkpoint and test.py's outputs
+        for level in budget["levels"]:
+            for arm in arms:
+                record = page["arms"][f"{arm}_{level}x"]
+                assert record["complete"] and set(record["PSNR"]["per_seed"]) == {str(s) for s in budget["seeds"]}
+                for seed in budget["seeds"]:
+                    folder = base / "work" / task / f"seed{seed}"
+                    assert (folder / f"{arm}_{level}x" / "checkpoints" / "latest.pth").is_file()
+                    metrics = glob.glob(str(folder / "results" / f"{arm}_{level}x" / "test_*" / "metrics.json"))
+                    assert len(metrics) == 1
+                    macs = json.load(open(metrics[0]))["macs"]["AtoB"]
+                    assert record["macs"][str(seed)] == macs < page["arms"]["teacher"]["macs"]
+                    # the page's PSNR comes from test.py's 8-bit outputs; test.py's own mean (float outputs) agrees
+                    assert abs(record["PSNR"]["per_seed"][str(seed)] - record["test_py_psnr"][str(seed)]) < 0.05
+            # baseline A matched to DMAD's MACs, B / C / the ablation at DMAD's widths
+            for seed in map(str, budget["seeds"]):
+                dmad = page["arms"][f"dmad_{level}x"]["macs"][seed]
+                assert abs(page["arms"][f"thin_{level}x"]["macs"][seed] / dmad - 1) <= module.MACS_MATCH
+                for arm in ("nodistill", "l1prune", "scratch"):
+                    assert page["arms"][f"{arm}_{level}x"]["macs"][seed] == dmad
+        if not with_init:
+            assert "was not run: train.py on this checkout has no --init_path" in text
+            assert all(page["verdicts"][str(lv)]["init"].startswith("not run") for lv in budget["levels"])
+        # the table: floors first, then the teacher and every arm, with intervals
+        rows = _table_rows(text, "Models and floors")
+        assert [r[0].split(" (")[0] for r in rows[1:4]] == ["input copied", "Gaussian blur, sigma chosen on validation",
+                                                            "best Gaussian blur"]
+        assert rows[4][0] == "teacher" and len(rows) == 1 + 3 + 1 + len(arms) * len(budget["levels"])
+        assert all(re.fullmatch(r"[\d.]+ \[[\d.]+, [\d.]+\]", r[4]) for r in rows[1:])
+        # a verdict for every claim and level, from the rule's vocabulary; the quick teacher is no real teacher
+        verdicts = _table_rows(text, "Verdicts")
+        assert [r[0] for r in verdicts[1:]] == [c[1] for c in module.CLAIMS]
+        for level in map(str, budget["levels"]):
+            for key, *_ in module.CLAIMS:
+                v = page["verdicts"][level][key]
+                assert v in ("supported", "not supported") or v.startswith(("inconclusive", "not run")), v
+        assert page["gates"]["task_ok"] is False  # two epochs: not a teacher that has flattened
+        assert all(v.startswith(("inconclusive", "not run")) for lv in page["verdicts"].values() for v in lv.values())
+        assert "Inconclusive" in text
+        # the curve, the plot, the samples: files next to the page
+        assert page["gates"]["curve"] and all("val_psnr" in c for c in page["gates"]["curve"])
+        sources = re.findall(r'<img[^>]*src="([^"]+)"', text)
+        assert "images/pareto.png" in sources and "images/curve.png" in sources
+        assert len(sources) >= 2 + 4 * (4 + len(arms) * len(budget["levels"]))
+        assert all((base / "out" / task / src).stat().st_size > 0 for src in sources)
+        assert "Wall time of this invocation" in text
+        assert page["cost"]["wall_s"] > 0 and page["cost"]["ran"] > 0
+
+
+def test_every_arm_trains_the_same_steps_at_the_same_rates(quick):
+    """Read back from the command lines the stages ran with (not from the study's own bookkeeping): per
+    task, every arm's stages together train epochs 1..E at train.py's linear-policy rates with the same
+    optimiser, batch and data, and each stage's checkpoint counts the steps planned."""
+    module, base, _ = quick
+    pages = _pages(base, module)
+    for task, page in pages.items():
+        budget = page["budget"]
+        epochs, per_epoch = budget["arm_epochs"], budget["steps_per_epoch"]
+        schedules, shared = set(), set()
+        for key, arm in page["budget"]["arms"].items():
+            rates = []
+            for stage in arm["stages"]:
+                argv = stage["argv"]
+                value = lambda name, default=None: argv[argv.index(name) + 1] if name in argv else default  # noqa: E731
+                n, d = int(value("--n_epochs")), int(value("--n_epochs_decay"))
+                lr, start = float(value("--lr")), int(value("--epoch_count", 1))
+                assert value("--lr_policy", "linear") == "linear"
+                rates += [(e, round(lr * (1 - max(0, e - n) / (d + 1)), 12)) for e in range(start, n + d + 1)]
+                shared.add(tuple(value(k) for k in ("--lr", "--beta1", "--batch_size", "--dataroot", "--gan_mode",
+                                                    "--max_dataset_size")))
+                planned = (stage["epochs"][1] - stage["epochs"][0] + 1) * per_epoch
+                assert stage["steps"] == stage["planned_steps"] == planned
+            assert [e for e, _ in rates] == list(range(1, epochs + 1)), key
+            schedules.add(tuple(rates))
+            assert arm["steps"] == epochs * per_epoch
+            assert arm["teacher_steps"] == (budget["teacher_steps"] if arm["arm"] in ("dmad", "l1prune", "dmad_init")
+                                            else 0)
+        assert len(schedules) == 1 and len(shared) == 1, task
+        assert budget["teacher_steps"] == budget["teacher_epochs"] * per_epoch
+
+
+def test_the_floors_recomputed_independently(quick):
+    """The input-copy floor and the blur floor from the tiles on disk, with numpy and scipy only."""
+    from scipy.ndimage import gaussian_filter
+
+    module, base, _ = quick
+    page = _pages(base, module)["denoise_pix2pix"]
+    files = sorted(glob.glob(str(base / "data" / "paired" / "test" / "*.png")))
+    pairs = [np.asarray(Image.open(f).convert("L"), dtype=np.float64) for f in files]
+    noisy, clean = [p[:, :32] for p in pairs], [p[:, 32:] for p in pairs]
+
+    def psnr(out, ref):
+        return float(np.mean([10 * np.log10(255.0 ** 2 / np.mean((o - r) ** 2)) for o, r in zip(out, ref)]))
+
+    assert page["floors"]["input"]["PSNR"]["mean"] == pytest.approx(psnr(noisy, clean), abs=1e-3)
+    sigma = page["floors"]["blur"]["sigma"]
+    blurred = lambda s: [np.clip(np.rint(gaussian_filter(n, s, mode="reflect")), 0, 255) for n in noisy]  # noqa: E731
+    floor = psnr(blurred(sigma), clean)
+    assert page["floors"]["blur"]["PSNR"]["mean"] == pytest.approx(floor, abs=1e-3)
+    for other in (0.5, 0.75, 1.0, 1.5, 2.0, 3.0):
+        assert psnr(blurred(other), clean) <= floor + 1e-9
+    # the same floors, the same test tiles, on the CycleGAN page
+    other = _pages(base, module)["denoise_cyclegan"]
+    assert other["floors"]["blur"]["PSNR"]["mean"] == page["floors"]["blur"]["PSNR"]["mean"]
+
+
+def test_a_second_run_reuses_every_stage(quick):
+    module, base, argv = quick
+    before = os.path.getmtime(base / "work" / "denoise_pix2pix" / "teacher" / "teacher" / "checkpoints" / "latest.pth")
+    out2 = base / "out2"
+    assert module.main(argv[:-1] + [str(out2)]) == 0
+    after = os.path.getmtime(base / "work" / "denoise_pix2pix" / "teacher" / "teacher" / "checkpoints" / "latest.pth")
+    assert after == before
+    page = json.load(open(out2 / "denoise_pix2pix" / "results.json"))
+    assert page["cost"]["ran"] == 0 and page["cost"]["reused"] == page["cost"]["stages"]
+    assert "reused from an earlier invocation, so this is not an end-to-end time" in open(out2 / "index.html").read()
+
+
+def test_the_decision_rule():
+    module = _study()
+    groups = np.repeat(np.arange(4), 10)  # 4 photographs of 10 tiles
+    rng = np.random.default_rng(0)
+
+    def scores(offset):
+        return {"PSNR": 25 + offset + 0.01 * rng.standard_normal(40)}
+
+    base = {s: scores(0.0) for s in (0, 1, 2)}
+    better = {s: {"PSNR": base[s]["PSNR"] + 0.2} for s in base}
+    diff = module.paired_difference(better, base, groups, 4)
+    assert diff["lower"] > 0 and module.verdict(diff) == "supported"
+    # better on average, but not at every seed: not supported
+    mixed = {s: {"PSNR": base[s]["PSNR"] + (0.5 if s else -0.1)} for s in base}
+    assert module.verdict(module.paired_difference(mixed, base, groups, 4)) == "not supported"
+    # better at every seed, but worse on one photograph by more than the others gain: the interval includes 0
+    photo = {s: {"PSNR": base[s]["PSNR"] + np.where(groups == 3, -1.0, 0.4)} for s in base}
+    d = module.paired_difference(photo, base, groups, 4)
+    assert all(v > 0 for v in d["per_seed"].values()) and d["lower"] < 0 and module.verdict(d) == "not supported"
+    # a one-run reference (the teacher, a floor) pairs with every seed; the margin of "within 0.3 dB"
+    teacher = {"shared": {"PSNR": base[0]["PSNR"] + 0.2}}
+    close = module.paired_difference(base, teacher, groups, 4)
+    assert module.verdict(close, margin=0.3) == "supported" and module.verdict(close) == "not supported"
+    # the bootstrap resamples photographs: one photograph's tiles alone give a zero-width interval
+    mean, lower, upper = module.bootstrap(np.full(40, 3.0), groups, 4)
+    assert mean == lower == upper == 3.0
+    # the flattening of the teacher's curve: the last quarter's mean against the third quarter's
+    assert module.curve_flat([(e, 30.0) for e in range(1, 17)])[0]
+    assert not module.curve_flat([(e, 20.0 + e) for e in range(1, 17)])[0]
+
+
+def test_the_equal_budget_rule_refuses_a_deviating_arm(tmp_path):
+    module = _study()
+    for epochs in (2, 8, 16):
+        expected = [(e, module.lr_factor(e, epochs)) for e in range(1, epochs + 1)]
+        for arm in module.STUDENTS:
+            rates = [r for _, first, last in module.arm_schedule(arm, epochs)
+                     for r in module.stage_rates(module.schedule_argv(first, last, epochs) + ["--lr", "1"])]
+            assert rates == expected, arm
+    data = tmp_path / "data"
+    module._tasks_module().build(str(data), photos=("hubble_deep_field", "chelsea", "rocket", "retina"))
+    plan = module.Plan("quick", ["denoise_pix2pix"], str(data), str(tmp_path / "work"), with_init=True)
+    assert module.check_equal_budget(plan)
+    stage = plan.arms[("denoise_pix2pix", 0, 4, "thin")][0]
+    stage.argv[stage.argv.index("--lr") + 1] = "0.002"
+    with pytest.raises(ValueError, match="thin"):
+        module.check_equal_budget(plan)
 
 
 def test_l1_norm_ranking_and_uniform_widths():
     from models.families.unet import UnetGenerator
 
     module = _study()
-    net = randomise(UnetGenerator(3, 3, ngf=8, num_downs=5), 0)
+    net = randomise(UnetGenerator(1, 1, ngf=8, num_downs=5), 0)
     ranking = module.l1_norm_ranking(net)
     for name, order in ranking.items():
         conv = net.structure().writers(name)[0]
@@ -97,3 +240,16 @@ def test_l1_norm_ranking_and_uniform_widths():
         assert sorted(order.tolist()) == list(range(net.widths[name]))
     widths = module.uniform_widths(net.structure(), 0.5)
     assert widths == {name: max(1, round(0.5 * w)) for name, w in net.widths.items()}
+
+
+def test_the_tasks_hold_whole_photographs_out():
+    tasks = _load(os.path.join("datasets", "make_study_tasks.py"), "dmad_study_tasks_test")
+    split = tasks.split_photos()
+    assert len(split["test"]) == 4 and len(split["val"]) == 2 and len(split["train"]) == 12
+    assert not set(split["test"]) & set(split["train"]) and not set(split["val"]) & set(split["train"])
+    assert sorted(split["domain_A"] + split["domain_B"]) == sorted(split["train"])
+    assert not set(split["domain_A"]) & set(split["domain_B"])
+    tile = np.full((32, 32), 100, np.uint8)
+    noisy = tasks.noisy(tile, "camera", 1, 2)
+    assert np.array_equal(noisy, tasks.noisy(tile, "camera", 1, 2))  # a function of the tile's place only
+    assert abs(float(noisy.astype(float).std()) - tasks.SIGMA) < 3
