@@ -151,7 +151,8 @@ def build(root, tile=TILE, short_side=SHORT_SIDE, photos=None):
         split = {k: [p for p in v if p in photos] for k, v in split.items()}
     cut = {}
     for photo in sorted({p for k in ("train", "val", "test") for p in split[k]}):
-        cut[photo] = [(r, c, t, noisy(t, photo, r, c)) for r, c, t in tiles(scaled(load_photo(photo), short_side), tile)]
+        cut[photo] = [(r, c, t, noisy(t, photo, r, c))
+                      for r, c, t in tiles(scaled(load_photo(photo), short_side), tile)]
     changed = 0
     paired = os.path.join(root, "paired")
     for phase in ("train", "val", "test"):
