@@ -129,10 +129,10 @@ TASKS = {
 }
 BUDGETS = {
     # epochs over the whole training split; an epoch is 113 steps (pix2pix, 898 pairs) or 59 steps
-    # (CycleGAN, max(468, 430) tiles) at batch 8. Sized for 75 minutes on 2 idle cores with the
-    # DMAD-from-the-teacher arm included: from CPU seconds per step and per process start measured for each
-    # stage type (on a shared, busy machine) and a 2-worker schedule of this plan, about 44 minutes of stages
-    # without that arm and 54 with it, plus a minute or two of scoring in the study's own process.
+    # (CycleGAN, max(468, 430) tiles) at batch 8. Sized for 75 minutes on 2 idle cores: from the CPU seconds
+    # per step and per process start measured for each stage type (on the 2-core machine shared with other
+    # work, load 3-5) and a 2-worker schedule of this plan's 195 stages, about 54 minutes of stages (44 without
+    # the DMAD-from-the-teacher arm), plus a minute or two of scoring in the study's own process.
     "full": {"seeds": (0, 1, 2), "levels": (4, 8),
              "curve_every": {"denoise_pix2pix": 4, "denoise_cyclegan": 4},
              "teacher_epochs": {"denoise_pix2pix": 60, "denoise_cyclegan": 32},
@@ -479,7 +479,7 @@ class Plan:
                 "--lr", LR, "--beta1", BETA1, "--lr_policy", "linear", "--seed", str(seed),
                 "--checkpoints_dir", folder, "--display_id", "0", "--no_html", "--num_threads", "0",
                 "--gpu_ids", "-1", "--metric", "none", "--print_freq", "100000000",
-                "--save_epoch_freq", str(save_every)]
+                "--save_epoch_freq", str(save_every), "--keep_checkpoints", "0"]
         return argv + (["--netG", spec["netG"]] if spec["netG"] else []) + spec["extra"]
 
     def add(self, stage):
@@ -601,7 +601,7 @@ def output_images(results_dir):
 
 def _generators(model):
     """{direction: net name} of the generators a model compresses (pix2pix: G; CycleGAN: G_A and G_B)."""
-    from models import generator_name
+    from models import generator_name  # the project's modules load only where the baselines are built
 
     directions = next(spec["directions"] for spec in TASKS.values() if spec["model"] == model)
     return {d: generator_name(model, d) for d in directions}
@@ -648,7 +648,7 @@ def uniform_masks(model, search_path, pruned_path, out_path, size=32):
     lands within MACS_MATCH."""
     import torch
 
-    from models import load_generator
+    from pipeline.checkpoint import load_generator  # the channel structure of the search's generators
 
     nets, info = {}, {"scale": {}, "macs_error": {}}
     for direction, name in _generators(model).items():
@@ -689,7 +689,7 @@ def l1_norm_ranking(net):
 def l1_norm_masks(model, search_path, teacher_path, pruned_path, out_path):
     """Baseline B: per generator, the teacher's weights in a masked generator whose masks keep, per set, the
     filters of largest L1 norm, as many as DMAD's pruned generator keeps."""
-    from models import load_generator
+    from pipeline.checkpoint import load_generator  # the teacher's weights and the search's channel structure
 
     nets = {}
     for direction, name in _generators(model).items():
@@ -726,7 +726,7 @@ def tile_scores(images, clean):
     """Per-tile L1, PSNR, SSIM (metrics/paired.py, the [0, 1] scale) of uint8 ``images`` against ``clean``."""
     import torch
 
-    from metrics.paired import paired_scores
+    from metrics.paired import paired_scores  # the project's own L1 / PSNR / SSIM, as test.py computes them
 
     def tensor(a):
         return torch.from_numpy(a.astype(np.float32) / 127.5 - 1.0).unsqueeze(1)
@@ -782,7 +782,7 @@ def grey_level_response(checkpoint, tiles):
     InstanceNorm) gives the same output for both: it cannot restore the grey levels of a tile."""
     import torch
 
-    from models import load_generator
+    from pipeline.checkpoint import load_generator  # the teacher's generator, run on tiles here
 
     net = load_generator(checkpoint, "AtoB")
     x = torch.from_numpy(tiles.astype(np.float32) / 127.5 - 1.0).unsqueeze(1)

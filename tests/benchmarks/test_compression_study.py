@@ -240,16 +240,3 @@ def test_l1_norm_ranking_and_uniform_widths():
         assert sorted(order.tolist()) == list(range(net.widths[name]))
     widths = module.uniform_widths(net.structure(), 0.5)
     assert widths == {name: max(1, round(0.5 * w)) for name, w in net.widths.items()}
-
-
-def test_the_tasks_hold_whole_photographs_out():
-    tasks = _load(os.path.join("datasets", "make_study_tasks.py"), "dmad_study_tasks_test")
-    split = tasks.split_photos()
-    assert len(split["test"]) == 4 and len(split["val"]) == 2 and len(split["train"]) == 12
-    assert not set(split["test"]) & set(split["train"]) and not set(split["val"]) & set(split["train"])
-    assert sorted(split["domain_A"] + split["domain_B"]) == sorted(split["train"])
-    assert not set(split["domain_A"]) & set(split["domain_B"])
-    tile = np.full((32, 32), 100, np.uint8)
-    noisy = tasks.noisy(tile, "camera", 1, 2)
-    assert np.array_equal(noisy, tasks.noisy(tile, "camera", 1, 2))  # a function of the tile's place only
-    assert abs(float(noisy.astype(float).std()) - tasks.SIGMA) < 3
