@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import REPO, randomise
+from tests.conftest import REPO, _file_lock, randomise
 
 pytestmark = pytest.mark.slow
 
@@ -32,10 +32,18 @@ def _study():
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    base = tmp_path_factory.mktemp("study")
+    """One ``--quick`` run per test session: under pytest-xdist the workers share it (the first runs it under a
+    lock, the others read its pages), so the study does not run once per worker."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's folder, shared by its workers
+    base = root / "compression_study"
     module = _study()
     argv = ["--quick", "--data", str(base / "data"), "--work", str(base / "work"), "--out", str(base / "out")]
-    assert module.main(argv) == 0
+    with _file_lock("compression-study"):
+        if not (base / "done").is_file():
+            assert module.main(argv) == 0
+            (base / "done").write_text("the quick study of this test session\n")
     return module, base, argv
 
 
