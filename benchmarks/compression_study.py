@@ -465,7 +465,7 @@ class Plan:
 
     def batches_per_epoch(self, task):
         root = self.data(task)
-        if TASKS[task]["model"] == "cyclegan":
+        if os.path.isdir(os.path.join(root, "trainA")):  # unpaired: an epoch is the larger domain
             n = max(len(glob.glob(os.path.join(root, f"train{s}", "*.png"))) for s in "AB")
         else:
             n = len(glob.glob(os.path.join(root, "train", "*.png")))
