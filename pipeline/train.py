@@ -238,7 +238,8 @@ def train(opt, device):
     run.check()
     if opt.load_path and not opt.continue_train:
         raise UserError(f"--load_path {opt.load_path} is read by train.py only to resume a run: add --continue_train "
-                        "to resume the run saved in it, or drop --load_path to train from scratch")
+                        "to resume the run saved in it, or give it as --init_path to start a new run from its "
+                        "weights (or drop it to train from scratch)")
     run.refuse_overwrite(reads=[("--init_path", opt.init_path)])
     init = read_init(opt)  # before the dataset: it may fix the image channels
     resume = None

@@ -241,7 +241,8 @@ def test_a_finetune_over_an_earlier_one_keeps_its_own_model_0(toy_root, tmp_path
 def test_train_load_path_without_continue_train_is_one_line(toy_root, tmp_path, capsys):
     argv = tiny_args(tmp_path, "run", load_path=tmp_path / "missing.pth")
     assert run_main("train", argv) == 2
-    assert "--continue_train" in _one_line(capsys)
+    err = _one_line(capsys)
+    assert "--continue_train" in err and "--init_path" in err
     assert not (tmp_path / "run").exists()
 
 
