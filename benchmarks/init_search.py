@@ -31,7 +31,6 @@ import importlib.util  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
-import platform  # noqa: E402
 import shlex  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
@@ -54,6 +53,7 @@ from pipeline.checkpoint import load_generator  # noqa: E402
 from util.cli import cli_entry  # noqa: E402
 from util.errors import ArgumentParser, UserError  # noqa: E402
 from util.flops import count_macs_params, format_count  # noqa: E402
+from util.timing import cpu_name  # noqa: E402
 
 log = logging.getLogger("dmad")
 
@@ -311,17 +311,6 @@ def measure(args):
           f"{SIZE} px, ngf {NGF}")
     return results
 
-
-def cpu_name():
-    """The CPU's model name (Linux's /proc/cpuinfo), else the machine type."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 @cli_entry

@@ -27,7 +27,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,7 @@ from util.errors import ArgumentParser, UserError  # noqa: E402
 from util.cli import cli_entry  # noqa: E402
 from util.files import atomic_path, check_writable_file  # noqa: E402
 from util.flops import format_count  # noqa: E402
+from util.timing import cpu_name  # noqa: E402
 
 # (key, label, options); sizes follow the reference settings
 TRAIN_ROWS = [
@@ -434,16 +434,6 @@ def select_rows(specs, only):
     return [s for s in specs if s in chosen]
 
 
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "CPU"
-
 
 @cli_entry
 def main():
@@ -483,7 +473,7 @@ def main():
         outcome = {"skipped": "skipped", "failed": "failed"}.get(rows[-1]["kind"], "done")
         print(f"  {spec.rstrip(':')}: {outcome} in {time.time() - start:.0f} s", file=sys.stderr, flush=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    device = torch.cuda.get_device_name(0) if args.device == "cuda" else _cpu_name()
+    device = torch.cuda.get_device_name(0) if args.device == "cuda" else cpu_name("CPU")
     header = (f"# Benchmarks ({args.device}: {device})\n\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, torch "
               f"{torch.__version__}, {_plural(args.threads, 'thread')}, {_plural(os.cpu_count(), 'core')}, "
               f"load average {load:.1f} at the end.")

@@ -1,6 +1,20 @@
-"""Wall-clock timing for reports and benchmarks (never for tests)."""
+"""Wall-clock timing for reports and benchmarks (never for tests), and the name of the machine timed."""
+import platform
 import statistics
 import time
+
+
+def cpu_name(fallback=None):
+    """The CPU's model name (Linux's /proc/cpuinfo), else Python's processor string, else ``fallback``
+    (default: the machine type)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or fallback or platform.machine()
 
 
 def median_ms(run, runs=5, warmup=1):
