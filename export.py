@@ -15,6 +15,7 @@ from util.cli import before_imports
 before_imports()  # before torch loads: OpenMP's idle policy, a quiet Ctrl-C
 
 from models import DIRECTIONS  # noqa: E402
+from util.frozen import Options  # noqa: E402
 from pipeline.export import DEFAULT_SIZE, FORMATS, OPSET, OPSETS, run  # noqa: E402
 from util.cli import cli_entry  # noqa: E402
 from util.errors import ArgumentParser  # noqa: E402
@@ -43,7 +44,7 @@ def build_parser():
 
 @cli_entry
 def main(argv=None):
-    return run(build_parser().parse_args(argv))
+    return run(build_parser().parse_args(argv, namespace=Options()).freeze())
 
 
 if __name__ == "__main__":

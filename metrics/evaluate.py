@@ -3,7 +3,6 @@
 :class:`Evaluator` loads the metric network once, runs generators over the evaluation split and
 returns one score per direction. It knows nothing about training: callers hand it generators.
 """
-import copy
 import logging
 import os
 
@@ -21,6 +20,7 @@ from models import MODELS
 from metrics.miou import (NUM_CLASSES, check_labels, fast_hist, find_label, mean_iou, read_label, read_table,
                           segment_batch)
 from util.errors import UserError
+from util.frozen import replace
 from util.option_types import flag
 
 logger = logging.getLogger(__name__)
@@ -202,10 +202,7 @@ class Evaluator:
         return os.path.join(self.opt.dataroot, f"real_stat_{domain}_{self._stat_meta(domain)['images']}.npz")
 
     def _eval_opt(self):
-        o = copy.copy(self.opt)
-        o.no_flip, o.serial_batches, o.num_threads = True, True, 0
-        o.batch_size = o.eval_batch_size
-        return o
+        return replace(self.opt, no_flip=True, serial_batches=True, num_threads=0, batch_size=self.opt.eval_batch_size)
 
     def _get_dataset(self):
         if self._dataset is None:

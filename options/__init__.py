@@ -8,7 +8,9 @@ parser shows the groups that script and ``--model`` use (:data:`GROUPS`, ``--hel
 every other option of the seed README's list (the original had one parser for all three scripts): one
 given where it has no effect is named in one warning (:func:`warn_ignored_options`, e.g.
 ``--lambda_L1`` with ``--model cyclegan``). :func:`parse` validates the result up front
-(options/validate.py); every problem is a :class:`util.errors.UserError` with a one-line message.
+(options/validate.py); every problem is a :class:`util.errors.UserError` with a one-line message, and
+returns read-only :class:`Options`: a stage that reads a checkpoint resolves the values the checkpoint
+fixes once, into a copy (:func:`util.frozen.replace`), logs them and passes the copy on.
 """
 import argparse
 import logging
@@ -21,6 +23,7 @@ from metrics import evaluate
 from models import MODELS
 from models.base_model import BaseModel
 from options import shared
+from util.frozen import Options
 from options.validate import validate as _validate
 from report import visualizer
 from util.errors import ArgumentParser
@@ -160,12 +163,12 @@ def parse(script, argv=None):
     """Parse and validate the options of ``script``; raises UserError on any problem."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(script, argv)
-    opt = parser.parse_args(argv)
+    opt = parser.parse_args(argv, namespace=Options())
     opt.script = script
     opt.isTrain = script in ("train", "prune")
     opt.user_set = _explicit_options(parser, argv)
     opt.argv = argv  # for the resume command after an interruption
-    return validate(opt, parser)
+    return validate(opt, parser).freeze()
 
 
 def validate(opt, parser=None):

@@ -1,7 +1,9 @@
 """Validation of parsed options: model-dependent defaults filled in, invalid or contradictory values
 refused with one :class:`util.errors.UserError` line each, before anything is read or written.
-:func:`validate` is the only function that writes to the options; nothing changes them afterwards
-except values a checkpoint fixes (resolved once by the stage that reads the checkpoint)."""
+:func:`validate` is the only function that writes to the options; :func:`options.parse` then freezes
+them (options/frozen.py), and a value a checkpoint fixes is resolved once, into a copy, by the stage
+that reads the checkpoint."""
+import argparse
 import math
 import os
 
@@ -9,6 +11,7 @@ from data.transforms import check_crop
 from metrics.evaluate import resolve_metric
 from models import MODELS, families
 from models.discriminator import min_input_size
+from util.frozen import replace
 from util.errors import UserError
 
 # Float options that may be infinite (integers or ``inf``: no cap).
@@ -71,9 +74,12 @@ def _architecture(opt):
 
 
 def architecture(opt):
-    """The checks and derived sizes of :func:`validate` for ``--netG`` and ``--crop_size`` again, after
-    a checkpoint fixed ``--netG`` (train.py ``--init_path``); UserError as there."""
-    _architecture(opt)
+    """A copy of ``opt`` (left as it is) with the derived sizes of :func:`validate` for ``--netG`` and
+    ``--crop_size`` computed again, after a checkpoint fixed ``--netG`` (train.py ``--init_path`` or a
+    resume); UserError as there."""
+    draft = argparse.Namespace(**vars(opt))
+    _architecture(draft)
+    return replace(opt, **vars(draft))
 
 
 def _ranges(opt):

@@ -99,6 +99,17 @@ def snapshot(state):
     return kept
 
 
+def with_generators(state, nets):
+    """A copy of the mask-search checkpoint ``state`` whose generators are ``nets`` ({net name: masked
+    generator module}), without scores: the search that baselines built from other channel choices
+    prune as if it had been searched (benchmarks/compression_study.py)."""
+    changed = dict(state, nets=dict(state["nets"]), configs=dict(state["configs"]), scores={})
+    for name, net in nets.items():
+        changed["nets"][name] = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        changed["configs"][name] = net.config()
+    return changed
+
+
 def best_model(opt, stage, nets, configs, scores, epochs):
     """``model_best.pth`` (kind ``best``): per direction the networks of its best epoch (``nets``,
     ``configs``: {net name: ...}), with ``scores`` and ``epochs`` {direction: ...}."""
@@ -347,6 +358,19 @@ class Checkpoint:
     files: dict = None
 
     @property
+    def source(self):
+        """The search checkpoint a pruned model or a fine-tune checkpoint was pruned from, as the file
+        records it (an absolute path), or None."""
+        recorded = self.state.get("source") if is_native(self.state) else None
+        return recorded or None
+
+    @property
+    def iteration(self):
+        """The optimiser steps a training state or snapshot records (None for other files)."""
+        steps = self.state.get("iteration") if is_native(self.state) else None
+        return int(steps) if isinstance(steps, int) else None
+
+    @property
     def label(self):
         """"best", the epoch, or the file's name: how test.py names its results folder (an upstream
         run's files: their epoch label, ``latest``, ``5`` or ``iter_3000``)."""
@@ -384,24 +408,26 @@ class Checkpoint:
         return {name: float(v) for name, v in zip(names, values)}
 
     def take_options(self, opt, names):
-        """Set the options ``names`` that the command line did not give (not in ``opt.user_set``) to
-        the positive integers this file was trained with; files without stored options (the original
-        code's) leave them. Returns ``{name: value}`` of those taken."""
+        """``{name: value}`` for the options ``names`` that the command line did not give (not in
+        ``opt.user_set``), as this file was trained with them (positive integers); files without stored
+        options (the original code's) give none. ``opt`` is left as it
+        is: the stage resolves the values into a copy (``util.frozen.replace``)."""
         taken = {}
         for name in names:
             value = self.options.get(name)
             if name not in getattr(opt, "user_set", ()) and type(value) is int and value > 0:
                 taken[name] = value
-                setattr(opt, name, value)
         return taken
 
     def take_sizes(self, opt):
-        """:meth:`take_options` for ``--load_size`` and ``--crop_size``; a load size taken from the file
-        is raised to a larger given crop size. Returns ``{name: value}`` of those taken."""
+        """:meth:`take_options` for ``--load_size`` and ``--crop_size``: ``(taken, values)``, the sizes
+        taken as the file has them (to name, :meth:`log_taken`) and the values the run uses, where a
+        load size taken from the file is raised to a larger crop size."""
         taken = self.take_options(opt, ("load_size", "crop_size"))
+        values = dict(taken)
         if "load_size" in taken:
-            opt.load_size = max(opt.load_size, opt.crop_size)
-        return taken
+            values["load_size"] = max(taken["load_size"], taken.get("crop_size", opt.crop_size))
+        return taken, values
 
     def log_taken(self, taken):
         """One info line naming the options ``taken`` (``{name: value}``, as :meth:`take_options`
@@ -590,8 +616,61 @@ def is_snapshot(state):
 
 
 
+@dataclass(frozen=True)
+class Resume:
+    """A training checkpoint that ``--continue_train`` resumes (:func:`resume_state`), checked, as the
+    loop takes it back. ``record``: the file as a :class:`Checkpoint` (networks, architectures,
+    options); ``full``: False for a networks-only snapshot (no optimiser moments, pools or random
+    generators); ``epoch``, ``iteration``, ``images_seen``: where the run stopped; ``best``:
+    ``{direction: {"score", "epoch"}}``; ``search``: the mask search's state, or None; ``world_size``:
+    the processes that wrote it; ``process_states``: per rank the random generators and image pools
+    (rank 0's first: the file's top level, as one process writes it; the others' from a torchrun run,
+    when the file has them); ``source``: the search checkpoint a fine-tune was pruned from, or None."""
+
+    path: str
+    record: Checkpoint
+    full: bool
+    epoch: int
+    iteration: int
+    images_seen: int
+    best: dict
+    search: object
+    world_size: int
+    process_states: list
+    source: object
+
+    @property
+    def model_state(self):
+        """What the model wrote with ``model.state_dict()`` (networks, configs, optimisers, learning-rate
+        schedule, pools), which ``model.load_state_dict`` reads back."""
+        return self.record.state
+
+    @property
+    def options(self):
+        """``{option: value}`` the run was trained with."""
+        return self.record.options
+
+    @property
+    def configs(self):
+        """``{net name: architecture}`` of the resumed networks."""
+        return self.record.configs
+
+
+def resume_record(path, state):
+    """The :class:`Resume` of ``state``, a training checkpoint loaded from ``path`` and checked by
+    :func:`_check_resumable`."""
+    others = state.get("rank_states")
+    return Resume(path=path, record=checkpoint_from_state(state, path), full=not is_snapshot(state),
+                  epoch=int(state["epoch"]), iteration=int(state["iteration"]),
+                  images_seen=int(state.get("images_seen", 0)),
+                  best={k: dict(v) for k, v in (state.get("best") or {}).items()}, search=state.get("search"),
+                  world_size=int(state.get("world_size", 1)),
+                  process_states=[state] + (list(others) if isinstance(others, list) else []),
+                  source=state.get("source") or None)
+
+
 def resume_state(opt, run, candidates, stages, kind, fix, search=None):
-    """The checkpoint ``--continue_train`` resumes, checked before anything is written: ``(path, state)``.
+    """The checkpoint ``--continue_train`` resumes, checked before anything is written: a :class:`Resume`.
 
     Both stages resume through here and differ only in the arguments. train.py passes ``--load_path``
     or :meth:`Run.resume_candidates` with ``stages=None``: the first candidate is taken and must be a
@@ -624,7 +703,7 @@ def resume_state(opt, run, candidates, stages, kind, fix, search=None):
             if stages is None:
                 _refuse_pruned(path, state)
             _check_resumable(opt, path, state, search)
-            return path, state
+            return resume_record(path, state)
     raise UserError(f"--continue_train found no {kind} in {run.ckpt_dir}: {fix}")
 
 

@@ -22,6 +22,7 @@ from torch import nn
 from models import generator_name
 from models.layers import masks
 from compress.pruning import prune_generator
+from util.frozen import replace
 from pipeline.checkpoint import is_checkpoint_file, read_checkpoint
 from util.errors import UserError
 from util.files import atomic_path, check_writable_file
@@ -313,8 +314,9 @@ def run(opt):
                         f"(default {OPSET})")
     # only the generators: a pytorch-CycleGAN-and-pix2pix run with discriminators this project cannot build exports
     record = read_checkpoint(opt.load_path, "--load_path", generators_only=True)
-    # --direction names the translation in the data's terms; default: the one the checkpoint was trained with
-    opt.direction = record.fit_direction(opt.direction or "AtoB", opt.direction is not None)
+    # --direction names the translation in the data's terms; default: the one the checkpoint was trained with.
+    # The values the checkpoint fixes go into a copy of the options (options/frozen.py), resolved once
+    opt = replace(opt, direction=record.fit_direction(opt.direction or "AtoB", opt.direction is not None))
     net_direction = record.table_direction(opt.direction)
     if net_direction != opt.direction:  # a two-generator model trained --direction BtoA swapped its sides
         log.info("exporting %s of %s, which maps %s to %s (--direction %s): the checkpoint was trained with "
@@ -323,7 +325,7 @@ def run(opt):
     output = opt.output or default_output(opt.load_path, opt.direction, opt.format)
     check_output(output, opt.format, opt.load_path)
     if opt.size is None:
-        opt.size = default_size(record)
+        opt = replace(opt, size=default_size(record))
     generator = record.generator(net_direction).cpu()
     multiple = check_size(generator, opt.size)  # before pruning: a wrong size is the only line
     net = deployable(generator)

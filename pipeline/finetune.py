@@ -1,7 +1,7 @@
 """The fine-tune stage of prune.py --finetune: the pruned model trained with distillation (method.md §7).
 
 ``prepare_finetune(opt, device)`` checks the options and loads what they name before prune.py writes
-anything; ``finetune(opt, pruned_state, device, prepared)`` then builds the student from the pruned
+anything; ``finetune(opt, pruned, device, prepared)`` then builds the student from the pruned
 model, attaches the distillation losses (compress/distill.py) and runs the training loop of
 pipeline/trainer.py with stage ``"finetune"`` in the run folder, as train.py does for training and the
 mask search.
@@ -31,7 +31,7 @@ def prepare_finetune(opt, device):
     teacher (when distillation or ``--use_pretrain_d`` needs it), with ``--continue_train`` the
     fine-tune checkpoint to resume, and the training set.
 
-    Returns ``{"teacher": Teacher | None, "resume": (path, state) | None, "dataset": Dataset}``;
+    Returns ``{"teacher": Teacher | None, "resume": pipeline.checkpoint.Resume | None, "dataset": Dataset}``;
     every problem is a UserError."""
     distill = distills(opt)
     if distill and not opt.pretrain_path:
@@ -55,21 +55,22 @@ def prepare_finetune(opt, device):
     return {"teacher": teacher, "resume": resume, "dataset": dataset}
 
 
-def finetune(opt, pruned_state, device, prepared=None, evaluator=None, run=None):
-    """Fine-tune the pruned model ``pruned_state`` (the native dict prune.py saved as model_0.pth).
+def finetune(opt, pruned, device, prepared=None, evaluator=None, run=None):
+    """Fine-tune the pruned model ``pruned`` (a :class:`pipeline.checkpoint.Checkpoint` of what prune.py
+    saves as model_0.pth).
 
-    The student is built with the pruned widths (``pruned_state["configs"]``), takes the pruned
+    The student is built with the pruned widths (``pruned.configs``), takes the pruned
     generators and the search discriminators (or the teacher's with ``--use_pretrain_d``), is
     re-initialised with ``--scratch``, and is trained by ``pipeline.trainer.Trainer`` with stage
     ``"finetune"`` in ``<checkpoints_dir>/<name>/``; the distillation losses are attached when a
     distillation weight is positive. ``--continue_train`` resumes this run's newest fine-tune
     checkpoint. ``prepared`` is the result of :func:`prepare_finetune` and ``evaluator`` the caller's
     metrics.Evaluator (both built here when not given); ``run`` the pipeline.run.Run prune.py opened
-    (its --overwrite bookkeeping carries on into the fine-tune). Raises UserError when ``pruned_state`` lacks a
+    (its --overwrite bookkeeping carries on into the fine-tune). Raises UserError when ``pruned`` lacks a
     network of ``--model`` or the options do not fit it."""
     model_cls = MODELS[opt.model]
     nets_needed = model_cls.generator_names + model_cls.discriminator_names
-    nets, configs = pruned_state.get("nets", {}), pruned_state.get("configs", {})
+    nets, configs = pruned.nets, pruned.configs
     missing = missing_nets(nets, configs, nets_needed)
     if missing:
         raise UserError(f"the pruned model has no {', '.join(missing)}: it is not a {opt.model} model; "
@@ -79,7 +80,7 @@ def finetune(opt, pruned_state, device, prepared=None, evaluator=None, run=None)
     run = Run(opt) if run is None else run
     seed_everything(opt.seed)
 
-    gen_configs = {n: dict(pruned_state["configs"][n]) for n in model_cls.generator_names}
+    gen_configs = {n: dict(configs[n]) for n in model_cls.generator_names}
     model = create_model(opt, device, gen_configs=gen_configs)
     nets, configs = dict(nets), dict(configs)
     if opt.use_pretrain_d and not opt.scratch:
@@ -104,9 +105,9 @@ def finetune(opt, pruned_state, device, prepared=None, evaluator=None, run=None)
         evaluator = build_evaluator(opt, device)
     trainer = Trainer(opt, model, run, "finetune", visualizer=Visualizer(opt) if main_rank else None,
                       evaluator=evaluator, dataset=prepared.get("dataset"))
-    trainer.source = pruned_state.get("source")  # a resume names the search the run was pruned from
+    trainer.source = pruned.source  # a resume names the search the run was pruned from
     if resume is not None:
-        trainer.restore(resume[1], resume[0])
+        trainer.restore(resume)
     distributed.prepare_model(model, split_random=not trainer.process_state_restored)
     log.info("Start Finetune....")
     log.info("The number of training images = %d", len(trainer.dataset))
@@ -176,7 +177,6 @@ def load_teacher(opt, device):
     UserError (one line) for a file that does not fit, before anything is written."""
     path = opt.pretrain_path
     record = read_checkpoint(path, "--pretrain_path")
-    state = {"nets": record.nets, "configs": record.configs}
     model = opt.model
     if record.model not in (None, model) and not record.lone_generator:
         raise UserError(f"--pretrain_path {path} is a {record.model} model but --model is {model}: "
@@ -184,11 +184,11 @@ def load_teacher(opt, device):
     if record.kind == "upstream":
         check_upstream_teacher(opt, record)
     names = MODELS[model].generator_names + MODELS[model].discriminator_names
-    missing = missing_nets(state["nets"], state["configs"], names)
+    missing = missing_nets(record.nets, record.configs, names)
     if missing:
         raise UserError(f"--pretrain_path {path} has no {', '.join(missing)}: it is not a {model} "
                         "teacher (give the model_best.pth of a train.py run)")
-    configs = {n: dict(state["configs"][n]) for n in names}
+    configs = {n: dict(record.configs[n]) for n in names}
     want_family = families.for_netG(opt.netG).family
     for name in MODELS[model].generator_names:
         config = configs[name]
@@ -209,7 +209,7 @@ def load_teacher(opt, device):
     nets = {}
     for name in names:
         build = build_generator if name in MODELS[model].generator_names else build_discriminator
-        nets[name] = load_strict(build(configs[name]), state["nets"][name], f"--pretrain_path {path}: {name}")
+        nets[name] = load_strict(build(configs[name]), record.nets[name], f"--pretrain_path {path}: {name}")
     for name in MODELS[model].discriminator_names:
         missing = {ATTENTION_D_LAYER, DISTILL_D_LAYER} - set(nets[name].layers)
         if missing:

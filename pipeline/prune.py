@@ -10,9 +10,10 @@ from models.layers import masks
 from metrics.evaluate import build_evaluator, score_and_log
 from models.upstream import is_run_folder
 from compress.pruning import format_prune_summary, format_prune_table, prune_generator
+from util.frozen import replace
 from util import distributed
-from pipeline.checkpoint import (check_checkpoint_file, load_checkpoint, missing_nets, pruned_model, read_checkpoint,
-                                 save_checkpoint)
+from pipeline.checkpoint import (check_checkpoint_file, checkpoint_from_state, missing_nets, pruned_model,
+                                 read_checkpoint, save_checkpoint)
 from util.device import select_device
 from util.errors import UserError
 from pipeline.finetune import check_teacher, finetune, prepare_finetune
@@ -51,29 +52,32 @@ def read_search_checkpoint(opt, path):
 
 
 def take_training_options(opt, source):
-    """Options not given on the command line that must match the search: ``--load_size`` /
-    ``--crop_size`` (the MACs are counted, and the fine-tune trains, at the size the search trained
-    at), ``--direction`` (the side each generator maps) and ``--ndf`` (the fine-tune loads the
-    search's discriminators) are taken from the checkpoint; a given ``--direction``, or with
-    ``--finetune`` a given ``--ndf``, that does not fit is a UserError before anything is written."""
-    taken = source.take_sizes(opt)
+    """The options of this prune resolved against the search checkpoint ``source``: a copy of ``opt``
+    (left as it is; :func:`util.frozen.replace`) with the options not given on the command line that
+    must match the search taken from it, logged once: ``--load_size`` / ``--crop_size`` (the MACs are
+    counted, and the fine-tune trains, at the size the search trained at), ``--direction`` (the side
+    each generator maps) and ``--ndf`` (the fine-tune loads the search's discriminators). A given
+    ``--direction``, or with ``--finetune`` a given ``--ndf``, that does not fit is a UserError before
+    anything is written."""
+    taken, values = source.take_sizes(opt)
     trained = source.options.get("direction")
     if trained in ("AtoB", "BtoA") and opt.direction != trained:
         # the generators map the sides they were searched on: the other direction would run them backwards
         if "direction" in opt.user_set:
             raise UserError(f"--direction {opt.direction} does not fit {source.path}: the search was trained with "
                             f"--direction {trained}; drop --direction or give --direction {trained}")
-        taken["direction"] = opt.direction = trained
+        taken["direction"] = values["direction"] = trained
     model = MODELS[opt.model]
     stored = {source.configs[name].get("ndf") for name in model.discriminator_names}
     if len(stored) == 1 and None not in stored:
         ndf = stored.pop()
         if "ndf" not in opt.user_set and opt.ndf != ndf:
-            taken["ndf"] = opt.ndf = ndf
+            taken["ndf"] = values["ndf"] = ndf
         elif opt.finetune and opt.ndf != ndf:
             raise UserError(f"--ndf {opt.ndf} does not fit {source.path}: its discriminators have ndf {ndf}; drop "
                             f"--ndf or give --ndf {ndf}")
     source.log_taken(taken)
+    return replace(opt, **values)
 
 
 def check_size(opt, config):
@@ -103,49 +107,43 @@ def prune_nets(opt, source, path, device):
     return nets, reports
 
 
-def pruned_from(run, state):
+def pruned_from(run, resume):
     """The search checkpoint the fine-tune run ``run`` was pruned from, as its fine-tune checkpoint
-    ``state`` or its ``model_0.pth`` records it; None when neither does."""
-    if state.get("source"):
-        return state["source"]
-    model_0 = run.pruned_path
-    if os.path.isfile(model_0):
+    ``resume`` (a :class:`pipeline.checkpoint.Resume`), its ``model_0.pth`` or the ``--load_path`` it was
+    trained with records it; None when none does."""
+    if resume.source:
+        return resume.source
+    if os.path.isfile(run.pruned_path):
         try:
-            recorded = load_checkpoint(model_0).get("source")
+            recorded = read_checkpoint(run.pruned_path).source
         except UserError:  # a damaged model_0.pth records nothing
             recorded = None
         if recorded:
             return recorded
-    given = (state.get("options") or {}).get("load_path")
-    return given or None
+    return resume.options.get("load_path") or None
 
 
 def check_resumed_structure(opt, run, path, nets, resume):
     """Before anything is written: UserError unless the generators ``nets`` pruned from ``--load_path``
-    ``path`` have the widths of the fine-tune checkpoint ``resume`` (``(path, state)``) that
-    ``--continue_train`` resumes. Returns the run's ``model_0.pth`` (its loaded dict) when it holds these
-    widths, so that the resume leaves it untouched; None when it is missing or differs (it is written)."""
-    resume_path, state = resume
-    configs = state.get("configs") or {}
+    ``path`` have the widths of the fine-tune checkpoint ``resume`` (a :class:`pipeline.checkpoint.Resume`)
+    that ``--continue_train`` resumes. Returns the run's ``model_0.pth`` (a
+    :class:`pipeline.checkpoint.Checkpoint`) when it holds these widths, so that the resume leaves it
+    untouched; None when it is missing or differs (it is written)."""
     for name in MODELS[opt.model].generator_names:
-        if configs.get(name) != nets[name].config():
-            recorded = pruned_from(run, state)
+        if resume.configs.get(name) != nets[name].config():
+            recorded = pruned_from(run, resume)
             fix = (f"give --load_path {recorded}" if recorded else
                    "give the --load_path of the search checkpoint the run was pruned from")
-            raise UserError(f"--load_path {path} prunes {name} to other widths than {resume_path} was fine-tuned "
+            raise UserError(f"--load_path {path} prunes {name} to other widths than {resume.path} was fine-tuned "
                             f"with" + (f" (the run was pruned from {recorded})" if recorded else "") + f": {fix}, "
                             "or fine-tune this search under another --name")
-    model_0 = run.pruned_path
-    if not os.path.isfile(model_0):
+    if not os.path.isfile(run.pruned_path):
         return None
     try:
-        existing = load_checkpoint(model_0)
+        existing = read_checkpoint(run.pruned_path)
     except UserError:  # damaged: written anew
         return None
-    stored = existing.get("configs") or {}
-    if all(stored.get(name) == nets[name].config() for name in MODELS[opt.model].generator_names):
-        if not existing.get("source"):  # looked up only when model_0.pth does not record it
-            existing["source"] = pruned_from(run, state)
+    if all(existing.configs.get(name) == nets[name].config() for name in MODELS[opt.model].generator_names):
         return existing
     return None
 
@@ -184,7 +182,7 @@ def prune(opt, device):
     run.refuse_overwrite(resumable=opt.finetune and run.has_training_checkpoints(),
                          reads=[("--load_path", path), ("--pretrain_path", opt.pretrain_path)])
     source = read_search_checkpoint(opt, path)
-    take_training_options(opt, source)
+    opt = take_training_options(opt, source)
     # everything that can fail on bad input is checked before the run folder is written
     device = device or select_device(opt.gpu_ids, announce=False)
     # only rank 0 evaluates; pruning alone scores the pruned generators only when the weights are there
@@ -197,7 +195,7 @@ def prune(opt, device):
     kept = None  # the run's model_0.pth, when a resume keeps it
     if prepared is not None and prepared["resume"] is not None:
         kept = check_resumed_structure(opt, run, path, nets, prepared["resume"])
-    run.open(device)  # rank 0 locks the folder and logs to it
+    run.open(device, opt)  # rank 0 locks the folder and logs to it
     scores = source.scores(opt.direction)
     if scores:
         metric = {"fid": "FID", "miou": "mIoU"}.get(source.metric or opt.metric, "score")
@@ -210,12 +208,15 @@ def prune(opt, device):
     log.info("the per-layer table is in %s", os.path.join(run.dir, "logger.log"))
     discs = {name: (source.nets[name], source.configs[name]) for name in MODELS[opt.model].discriminator_names}
     evaluation = evaluate(opt, evaluator, nets) if kept is None else None  # "metric" and the pruned model's "scores"
-    state = pruned_model(opt, nets, reports, path, discriminators=discs, evaluation=evaluation)
+    origin = path
+    if kept is not None:  # the search the kept model_0.pth was pruned from
+        origin = kept.source or pruned_from(run, prepared["resume"]) or path
+    state = pruned_model(opt, nets, reports, origin, discriminators=discs, evaluation=evaluation)
     out = run.pruned_path
+    pruned = checkpoint_from_state(state, out)
     if kept is not None:
         # the resume trains on from the fine-tune checkpoint: the pruned model of the run stays as it was
-        state["source"] = kept.get("source") or state["source"]
-        log.info("resuming: %s is kept as it is (pruned from %s)", out, state["source"])
+        log.info("resuming: %s is kept as it is (pruned from %s)", out, pruned.source)
     elif main_rank:
         save_checkpoint(state, out)
         log.info("pruned model saved to %s", out)
@@ -224,7 +225,7 @@ def prune(opt, device):
     distributed.barrier()
 
     if opt.finetune:
-        finetune(opt, state, device, prepared, evaluator=evaluator, run=run)
+        finetune(opt, pruned, device, prepared, evaluator=evaluator, run=run)
 
 
 def run(opt):

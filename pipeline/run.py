@@ -112,11 +112,14 @@ class Run:
                             "--checkpoints_dir") from None
         return text
 
-    def open(self, device):
-        """Once every input check has passed: rank 0 locks and writes the run folder (:meth:`prepare`),
-        logs the options and names those without effect; the other ranks keep warnings and errors only,
-        on the console. Every rank then waits for rank 0 and announces its ``device``; on a GPU, cuDNN
-        autotuning is switched on."""
+    def open(self, device, opt=None):
+        """Once every input check has passed: rank 0 locks and writes the run folder (:meth:`prepare`), logs
+        the options and names those without effect (``opt``: the options as the stage resolved them from its
+        checkpoints, which opt.txt records; default: those the run was made with); the other ranks keep
+        warnings and errors only, on the console. Every rank then waits for rank 0 and announces its
+        ``device``; on a GPU, cuDNN autotuning is switched on."""
+        if opt is not None:
+            self.opt = opt
         if distributed.is_main():
             # the full table is in opt.txt and logger.log; the console names the folder instead
             detail_logger().info("\n%s", self.prepare())

@@ -20,6 +20,7 @@ from models import DIRECTIONS, MODELS, families, generator_name
 from models.layers import masks
 from compress.pruning import prune_generator
 from options import warn_ignored_options
+from util.frozen import replace
 from pipeline.checkpoint import read_checkpoint
 from util.device import select_device
 from util import distributed
@@ -57,39 +58,39 @@ def checkpoint_to_test(opt):
 
 
 def fit_lone_generator(opt, record):
-    """A file holding one generator alone (a pytorch-CycleGAN-and-pix2pix model-zoo file) runs as the
-    generator of ``--direction``, as upstream's ``--model test``: through the one-generator table of
-    the file's model (whatever ``--model`` says). A ``--model`` with two generators (CycleGAN's
-    default, unaligned data) then reads ``--dataset_mode single`` data unless another mode is given
-    (the ``<phase>A`` images, ``<phase>B`` with ``--direction BtoA``, or the images in ``--dataroot``
-    itself); a one-generator ``--model`` (pix2pix) keeps its aligned pairs and their ground truth.
-    Other files are left to :func:`fit_direction`."""
+    """``{option: value}`` that a lone generator fixes. A file holding one generator alone (a
+    pytorch-CycleGAN-and-pix2pix model-zoo file) runs as the generator of ``--direction``, as upstream's
+    ``--model test``: through the one-generator table of the file's model (whatever ``--model`` says). A
+    ``--model`` with two generators (CycleGAN's default, unaligned data) then reads ``--dataset_mode single``
+    data unless another mode is given (the ``<phase>A`` images, ``<phase>B`` with ``--direction BtoA``, or the
+    images in ``--dataroot`` itself); a one-generator ``--model`` (pix2pix) keeps its aligned pairs and their
+    ground truth. Other files are left to :func:`fit_direction` (no change)."""
     if not record.lone_generator:
-        return
+        return {}
+    fixed = {"model": record.model}
     if "dataset_mode" not in opt.user_set and len(MODELS[opt.model].generator_names) > 1:
-        opt.dataset_mode = "single"
-    opt.model = record.model
+        fixed["dataset_mode"] = "single"
     source, target = opt.direction[0], opt.direction[-1]
     log.info("%s holds one generator (a model-zoo file): it translates %s -> %s (--direction %s) on --dataset_mode "
              "%s data, as pytorch-CycleGAN-and-pix2pix's --model test", record.path, source, target, opt.direction,
-             opt.dataset_mode)
+             fixed.get("dataset_mode", opt.dataset_mode))
+    return fixed
 
 
 def fit_direction(opt, record):
-    """Take ``--direction`` from the checkpoint (docs/usage.md, Test): a model remembers the direction
-    it was trained with. One generator (pix2pix) maps only that side: the other ``--direction`` is
-    refused. With two generators (CycleGAN) both run, each on the side it learned, so a given
-    ``--direction`` other than the trained one has no meaning and is refused too, except with
-    ``--dataset_mode single``, where it chooses which of them translates the folder (one line names
-    it). Files that do not record a direction (the original code's) keep ``--direction`` as given."""
+    """``{"direction": the direction to test}``: ``--direction`` from the checkpoint (docs/usage.md, Test): a
+    model remembers the direction it was trained with. One generator (pix2pix) maps only that side: the other
+    ``--direction`` is refused. With two generators (CycleGAN) both run, each on the side it learned, so a
+    given ``--direction`` other than the trained one has no meaning and is refused too, except with
+    ``--dataset_mode single``, where it chooses which of them translates the folder (one line names it). Files
+    that do not record a direction (the original code's) keep ``--direction`` as given."""
     given = "direction" in opt.user_set
     trained = record.trained_direction
     wanted = record.fit_direction(opt.direction, given)
     if trained is None or wanted == trained:
         if trained is not None and not given and opt.direction != trained:
             record.log_taken({"direction": trained})
-        opt.direction = wanted
-        return
+        return {"direction": wanted}
     # two generators and a given direction other than the trained one
     nets = {d: generator_name(record.model, record.table_direction(d)) for d in DIRECTIONS}
     if opt.dataset_mode != "single":
@@ -99,21 +100,24 @@ def fit_direction(opt, record):
                         f"{wanted[0]} images with --dataset_mode single --direction {wanted})")
     log.info("--direction %s: %s of %s maps %s to %s (it was trained with --direction %s)", wanted, nets[wanted],
              record.path, wanted[0], wanted[-1], trained)
-    opt.direction = wanted
+    return {"direction": wanted}
 
 
 def fit_sizes(opt, record):
-    """``--load_size`` / ``--crop_size`` that were not given are taken from the options the checkpoint
-    was written with, so a model trained at 32 px is tested at 32 px; files without stored options
-    (the original DMAD code's) keep the defaults. A given ``--crop_size`` is kept (and checked against
-    the generator by :func:`fit_generators`); a load size taken from the file is raised to the crop
+    """``{option: value}`` of the sizes: ``--load_size`` / ``--crop_size`` that were not given are taken from
+    the options the checkpoint was written with, so a model trained at 32 px is tested at 32 px; files without
+    stored options (the original DMAD code's) keep the defaults. A given ``--crop_size`` is kept (and checked
+    against the generator by :func:`fit_generators`); a load size taken from the file is raised to the crop
     size when a larger ``--crop_size`` is given."""
-    record.log_taken(record.take_sizes(opt))
+    taken, values = record.take_sizes(opt)
+    record.log_taken(taken)
+    return values
 
 
 def fit_generators(opt, generators, path):
-    """Take the image channels and the size multiple from the checkpoint's generators; data options
-    given on the command line that contradict them are refused with one line. Single-domain data
+    """``{option: value}`` the checkpoint's generators fix: the image channels and the image sides
+    they take (size multiple, smallest side, a crop size fitted to them); data options given on the
+    command line that contradict them are refused with one line. Single-domain data
     feeds its images to the one generator that runs: its channels are that generator's."""
     table = MODELS[opt.model].directions(opt.direction)
     entry = next(d for d in table if d.name in generators)
@@ -122,12 +126,13 @@ def fit_generators(opt, generators, path):
     forward = entry.generator == table[0].generator or opt.dataset_mode == "single"
     channels = {"input_nc": config["input_nc"] if forward else config["output_nc"],
                 "output_nc": config["output_nc"] if forward else config["input_nc"]}
+    fixed = {}
     for name, value in channels.items():
         if getattr(opt, name) != value:
             if name in opt.user_set:
                 raise UserError(f"--{name} {getattr(opt, name)} does not fit {path}, whose generator has "
                                 f"{name.split('_')[0]} {value} channel(s): use --{name} {value} or omit it")
-            setattr(opt, name, value)
+            fixed[name] = value
     if "netG" in opt.user_set:
         given, stored = families.for_netG(opt.netG), families.of_config(config)
         depth = stored.depth_name
@@ -138,16 +143,15 @@ def fit_generators(opt, generators, path):
     configs = [net.config() for net in generators.values()]
     multiple = max(families.of_config(c).size_multiple(c) for c in configs)
     smallest = max(families.of_config(c).min_size(c) for c in configs)
-    opt.size_multiple = multiple
-    opt.min_size = opt.min_size_G = smallest
+    fixed.update(size_multiple=multiple, min_size=smallest, min_size_G=smallest)
     if opt.crop_size % multiple or opt.crop_size < multiple:
         fitted = max(multiple, opt.crop_size // multiple * multiple)
         # with --preprocess none the crop size only sets the input of the MACs count
         if "crop_size" in opt.user_set and opt.preprocess != "none":
             raise UserError(f"--crop_size {opt.crop_size} does not fit {path}: its generator needs image sides that "
                             f"are multiples of {multiple}; use --crop_size {fitted}")
-        opt.crop_size = fitted
-        opt.load_size = max(opt.load_size, fitted)
+        fixed.update(crop_size=fitted, load_size=max(opt.load_size, fitted))
+    return fixed
 
 
 def warn_unsettled(generators):
@@ -291,26 +295,34 @@ def score_generators(evaluator, generators, names):
     return {evaluator.metric: {**scores, **dict.fromkeys(skipped)}, f"{evaluator.metric}_not_computed": skipped}
 
 
+def resolve(opt, record):
+    """The options of this test, fitted to the checkpoint ``record`` before any data is read (the
+    architecture comes from the checkpoint; the values it fixes are logged once), and its generators:
+    ``(options, {route key: generator})``. ``opt`` is left as it is: the returned options are a copy
+    (:func:`util.frozen.replace`). ``--phase`` defaults to "test" here, and "test" reads val/ for aligned
+    data that has a val/ folder and no test/ folder."""
+    opt = replace(opt, **fit_lone_generator(opt, record))
+    opt = replace(opt, **fit_direction(opt, record))
+    opt = replace(opt, **fit_sizes(opt, record))
+    generators = {route.key: record.generator(route.net) for route in routes(opt, record)}
+    opt = replace(opt, **fit_generators(opt, generators, record.path))
+    phase = opt.phase if "phase" in opt.user_set else "test"
+    if phase == "test" and opt.dataset_mode == "aligned" and not os.path.isdir(os.path.join(opt.dataroot, "test")) \
+            and os.path.isdir(os.path.join(opt.dataroot, "val")):
+        phase = "val"
+    return replace(opt, phase=phase), generators
+
+
 def run(opt):
     """test.py after parsing: translate the split, write the page, the images and metrics.json."""
     if distributed.launched():
         raise UserError("test.py runs in one process (every process would write the same results): run it "
                         "with python, not torchrun")
     setup_logging(hold=True)  # held back until the input is known to be good
-    if "phase" not in opt.user_set:
-        opt.phase = "test"
     check_writable_folder(os.path.join(opt.results_dir, opt.name), f"--results_dir {opt.results_dir}")
     record = checkpoint_to_test(opt)
-    path, label = record.path, record.label
-    # the architecture comes from the checkpoint; data options are fitted to it before any data is read
-    fit_lone_generator(opt, record)
-    fit_direction(opt, record)
-    fit_sizes(opt, record)
-    generators = {route.key: record.generator(route.net) for route in routes(opt, record)}
-    fit_generators(opt, generators, path)
-    if opt.phase == "test" and opt.dataset_mode == "aligned" and not os.path.isdir(os.path.join(opt.dataroot, "test")) \
-            and os.path.isdir(os.path.join(opt.dataroot, "val")):
-        opt.phase = "val"
+    label = record.label
+    opt, generators = resolve(opt, record)
     dataset = create_dataset(opt, train=False)
     device = select_device(opt.gpu_ids)
     # a missing explicit weights file fails before any output; a split too small for FID is reported as such

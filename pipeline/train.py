@@ -8,23 +8,23 @@ With ``--init_path`` the run starts from the weights of a checkpoint (:func:`rea
 import logging
 from dataclasses import dataclass
 
+from compress.mask_search import MaskSearch
 from data import EpochSampler, create_dataset
 from metrics.evaluate import build_evaluator
 from models import MODELS, create_model
 from models.mask import Mask
 from models.networks import generator_config, load_strict
-from compress.mask_search import MaskSearch
 from options.validate import architecture
-from util import distributed
-from pipeline.checkpoint import Checkpoint, checkpoint_from_state, read_checkpoint
-from util.device import select_device
-from util.errors import UserError
-from util.logger import setup_logging
-from util.seed import seed_everything
-from pipeline.checkpoint import is_snapshot, resume_state
+from pipeline.checkpoint import Checkpoint, read_checkpoint, resume_state
 from pipeline.run import Run
 from pipeline.trainer import Trainer
 from report.visualizer import Visualizer
+from util import distributed
+from util.device import select_device
+from util.errors import UserError
+from util.frozen import replace
+from util.logger import setup_logging
+from util.seed import seed_everything
 
 log = logging.getLogger("dmad")
 
@@ -57,20 +57,22 @@ def with_variants(want, stored):
 
 
 def _take(opt, taken, option, value, named, whose):
-    """Set ``--option`` to ``value`` (what the checkpoint ``named`` fixes) unless given otherwise on
-    the command line, which is a UserError."""
+    """Add ``--option`` ``value`` (what the checkpoint ``named`` fixes) to ``taken`` when ``opt`` says
+    otherwise and the command line did not give it; given otherwise on the command line is a
+    UserError."""
     if getattr(opt, option) == value:
         return
     if option in opt.user_set:
         raise UserError(f"--{option} {getattr(opt, option)} does not fit {named}, whose {whose} has {option} {value}: "
                         f"drop --{option} or give --{option} {value}")
-    setattr(opt, option, value)
     taken[option] = value
 
 
 def read_init(opt):
-    """The weights of ``--init_path``, read and checked against the options before anything is written;
-    None without it, or with ``--continue_train`` (a resume reads its own weights; one info line).
+    """The weights of ``--init_path``, read and checked against the options before anything is written,
+    and the options they fix: ``(options, Init)``; ``(opt, None)`` without it, or with
+    ``--continue_train`` (a resume reads its own weights; one info line). ``opt`` is left as it is:
+    the returned options are a copy (:func:`util.frozen.replace`).
 
     The file is any checkpoint :func:`pipeline.checkpoint.read_checkpoint` reads (this project's, the
     original code's, pytorch-CycleGAN-and-pix2pix's run folder, one of its files or a model-zoo file)
@@ -82,15 +84,15 @@ def read_init(opt):
     line). ``--netG``, ``--ngf``, ``--input_nc``, ``--output_nc`` and ``--ndf`` not given are taken from
     the file (one info line); what the options do not describe (a ResNet's BatchNorm or dropout) too.
 
-    Returns an :class:`Init`. UserError (one line) for a file that does not fit: another model or
+    UserError (one line) for a file that does not fit: another model or
     family, a mask search, pruned generators, a depth no ``--netG`` builds, channels that are not 1 or
     3, a given option it contradicts, or a ``--crop_size`` its generator does not take."""
     if not opt.init_path:
-        return None
+        return opt, None
     path, named = opt.init_path, f"--init_path {opt.init_path}"
     if opt.continue_train:
         log.info("%s is not read: --continue_train resumes the run's own weights", named)
-        return None
+        return opt, None
     record = read_checkpoint(path, "--init_path")
     model = MODELS[opt.model]
     gens, discs = model.generator_names, model.discriminator_names
@@ -138,7 +140,7 @@ def read_init(opt):
     if judge in sources:
         _take(opt, taken, "ndf", record.configs[judge]["ndf"], named, judge)
     try:
-        architecture(opt)  # the crop size the taken --netG accepts
+        opt = architecture(replace(opt, **taken))  # the crop size the taken --netG accepts
     except UserError as err:
         raise UserError(f"{named} holds a {netG} generator: {err}") from None
     model.check_options(opt)
@@ -171,7 +173,7 @@ def read_init(opt):
         log.info("%s holds one generator (a model-zoo file): it starts %s, the generator of --direction %s (%s -> %s); "
                  "%s start%s from random weights", named, gens[0], opt.direction, opt.direction[0],
                  opt.direction[-1], ", ".join(rest), "s" if len(rest) == 1 else "")
-    return Init(path, record, sources, gen_configs)
+    return opt, Init(path, record, sources, gen_configs)
 
 
 def _describe_d(config):
@@ -207,6 +209,23 @@ def load_init(model, init):
 
 # ------------------------------------------------------------------------------------------ the stage
 
+def take_resumed_architecture(opt, record):
+    """The options of a resume of the checkpoint ``record``: a copy of ``opt`` (left as it is) with the
+    architecture options the command line did not give taken from the file (``--ngf``, ``--ndf``, the
+    image channels and ``--netG``), so that a resume need not repeat them, logged once (the channels
+    only when they change)."""
+    stored = record.take_options(opt, ARCHITECTURE_OPTIONS)
+    named = {k: v for k, v in stored.items() if k not in ("input_nc", "output_nc") or getattr(opt, k) != v}
+    netG = record.options.get("netG")
+    if "netG" not in opt.user_set and netG != opt.netG and netG in MODELS[opt.model].generator_family.netG_choices:
+        stored["netG"] = named["netG"] = netG
+    resolved = replace(opt, **stored)
+    if "netG" in stored:
+        resolved = architecture(resolved)
+    record.log_taken(named)
+    return resolved
+
+
 def check_first_batch(opt, dataset, epoch):
     """Decode the images of the first batch of ``epoch`` (in this process), so that a broken file there
     is a UserError before the run folder is written. Later files are checked as they are read."""
@@ -241,29 +260,20 @@ def train(opt, device):
                         "to resume the run saved in it, or give it as --init_path to start a new run from its "
                         "weights (or drop it to train from scratch)")
     run.refuse_overwrite(reads=[("--init_path", opt.init_path)])
-    init = read_init(opt)  # before the dataset: it may fix the image channels
+    opt, init = read_init(opt)  # before the dataset: it may fix the image channels
     resume = None
     if opt.continue_train:  # --load_path, else this run's newest checkpoint
         candidates = [opt.load_path] if opt.load_path else run.resume_candidates()
         resume = resume_state(opt, run, candidates, stages=None, kind="checkpoint",
                               fix="give --load_path or start without --continue_train", search=opt.mask)
-        # the architecture is the checkpoint's: a resume need not repeat --ngf / --ndf / --netG ...
-        record = checkpoint_from_state(resume[1], resume[0])
-        channels = {"input_nc": opt.input_nc, "output_nc": opt.output_nc}
-        taken = record.take_options(opt, ARCHITECTURE_OPTIONS)
-        taken = {k: v for k, v in taken.items() if channels.get(k) != v}  # the channels: named when they change
-        netG = record.options.get("netG")
-        if "netG" not in opt.user_set and netG != opt.netG and netG in MODELS[opt.model].generator_family.netG_choices:
-            taken["netG"] = opt.netG = netG
-            architecture(opt)
-        record.log_taken(taken)
+        opt = take_resumed_architecture(opt, resume.record)
     dataset = create_dataset(opt)
     device = device or select_device(opt.gpu_ids, announce=False)
     seed_everything(opt.seed)
     gen_configs = init.gen_configs if init is not None else None
     if resume is not None:
         # what the options do not describe (a generator's BatchNorm, say) is the checkpoint's
-        stored = resume[1].get("configs") or {}
+        stored = resume.configs
         defaults = default_generator_configs(opt)
         if any(set(stored.get(name) or {}) - set(config) for name, config in defaults.items()):
             gen_configs = {name: with_variants(config, stored.get(name) or {}) for name, config in defaults.items()}
@@ -272,13 +282,13 @@ def train(opt, device):
         load_init(model, init)  # weights that do not fit fail here, before anything is written
     if resume is not None:
         # a checkpoint that does not fit fails here; a snapshot holds no optimiser state
-        model.load_state_dict(resume[1], resume[0], optimizers=not is_snapshot(resume[1]))
+        model.load_state_dict(resume.model_state, resume.path, optimizers=resume.full)
     # a missing explicit --inception_path fails here; only rank 0 evaluates
     evaluator = build_evaluator(opt, device) if main_rank else None
-    first_epoch = opt.epoch_count if resume is None or opt.epoch_count_given else int(resume[1]["epoch"]) + 1
+    first_epoch = opt.epoch_count if resume is None or opt.epoch_count_given else resume.epoch + 1
     dataset.verify()  # every image decoded: a truncated file fails here, before --overwrite clears anything
     check_first_batch(opt, dataset, first_epoch)  # its preprocessing too
-    run.open(device)  # rank 0 locks the folder and logs to it
+    run.open(device, opt)  # rank 0 locks the folder and logs to it
     search = None
     if opt.mask:
         search = MaskSearch(opt, model, n_batches=distributed.batches_per_epoch(len(dataset), opt.batch_size))
@@ -287,7 +297,7 @@ def train(opt, device):
                       visualizer=Visualizer(opt) if main_rank else None,
                       evaluator=evaluator, search=search, dataset=dataset)
     if resume is not None:
-        trainer.restore(resume[1], resume[0], model_loaded=True)
+        trainer.restore(resume, model_loaded=True)
     distributed.prepare_model(model, split_random=not trainer.process_state_restored)
     log.info("The number of training images = %d", len(dataset))
     trainer.train()

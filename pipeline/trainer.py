@@ -24,7 +24,7 @@ from data import create_dataloader, create_dataset
 from metrics.evaluate import score_and_log
 from options import loss_scale_options
 from util import distributed
-from pipeline.checkpoint import (best_model, first_non_finite, is_snapshot, read_checkpoint, save_checkpoint, snapshot,
+from pipeline.checkpoint import (best_model, first_non_finite, read_checkpoint, save_checkpoint, snapshot,
                                  training_state)
 from util.errors import UserError
 from util.seed import rng_state, set_rng_state
@@ -122,43 +122,41 @@ class Trainer:
                               search=self.search.state_dict() if self.search is not None else None,
                               source=self.source)
 
-    def restore(self, state, source, model_loaded=False):
-        """Continue from a training checkpoint: everything the loop needs to go on as if never stopped.
-        ``model_loaded``: the caller already loaded ``state`` into the model (networks, optimisers,
-        pools), e.g. to check it before writing anything."""
-        full = not is_snapshot(state)
+    def restore(self, resume, model_loaded=False):
+        """Continue from the training checkpoint ``resume`` (a :class:`pipeline.checkpoint.Resume`):
+        everything the loop needs to go on as if never stopped. ``model_loaded``: the caller already
+        loaded it into the model (networks, optimisers, pools), e.g. to check it before writing anything."""
+        source, full = resume.path, resume.full
         if not model_loaded:
-            self.model.load_state_dict(state, source, optimizers=full)
+            self.model.load_state_dict(resume.model_state, source, optimizers=full)
         if not full and self.main:
             log.warning("%s is a numbered snapshot (networks only): the run goes on from its epoch with fresh "
                         "optimiser moments%s and random streams, so it does not repeat an uninterrupted run exactly; "
                         "checkpoints/latest.pth resumes exactly", source,
                         ", image pools" if self.model.process_state() else "")
-        self.iteration = int(state["iteration"])
-        self.images_seen = int(state.get("images_seen", 0))
-        self.best = {k: dict(v) for k, v in state.get("best", {}).items()}
+        self.iteration = resume.iteration
+        self.images_seen = resume.images_seen
+        self.best = {k: dict(v) for k, v in resume.best.items()}
         if self.search is not None:
-            if "search" not in state:
+            if resume.search is None:
                 raise UserError(f"{source} is not a mask-search checkpoint: drop --mask or resume a --mask run")
-            self.search.load_state_dict(state["search"])
-        processes = int(state.get("world_size", 1))
-        others = state.get("rank_states")
+            self.search.load_state_dict(resume.search)
+        processes = resume.world_size
         # each process takes back its own state when the checkpoint has one per process of this run;
         # otherwise every process takes rank 0's, and under torchrun their random streams are split
         # again (util.distributed.prepare_model), as at the start of a run
-        exact = processes == self.world and (self.world == 1 or (isinstance(others, list)
-                                                                 and len(others) == self.world - 1))
-        own = others[self.rank - 1] if exact and self.rank > 0 else state
+        exact = processes == self.world and len(resume.process_states) == self.world
+        own = resume.process_states[self.rank if exact else 0]
         self.model.load_process_state(own)
         if full:
             set_rng_state(own["rng"])
         self.process_state_restored = full and exact and self.world > 1
-        self.last_saved = (source, int(state["epoch"]))
-        stored = int(state["epoch"]) + 1
+        self.last_saved = (source, resume.epoch)
+        stored = resume.epoch + 1
         self.start_epoch = self.opt.epoch_count if self.opt.epoch_count_given else stored
         log.info("resuming from %s at epoch %d (iteration %d, %d images seen)", source, self.start_epoch,
                  self.iteration, self.images_seen)
-        trained = state.get("options") if isinstance(state.get("options"), dict) else {}
+        trained = resume.options
         # every process resumes the same state: one says what changed
         if self.main:
             self.warn_changed_options(trained, source)

@@ -17,8 +17,9 @@ from compress.distill import Distiller, attention_loss, attention_map, discrimin
 from pipeline.finetune import load_teacher
 from models.families.resnet import ResnetGenerator
 from models.families.unet import UnetGenerator
-from pipeline.checkpoint import FORMAT, VERSION, load_checkpoint, options_dict, save_checkpoint
+from pipeline.checkpoint import FORMAT, VERSION, checkpoint_from_state, load_checkpoint, options_dict, save_checkpoint
 from tests.conftest import REPO
+from util.frozen import replace
 from util.errors import UserError
 from pipeline.finetune import finetune
 
@@ -239,18 +240,18 @@ def test_wrong_teachers_are_user_errors(tmp_path):
                       "--lambda_attention_distill", "1")
     with pytest.raises(UserError, match="pix2pix"):
         load_teacher(opt, CPU)
-    opt.pretrain_path = teacher_file(tmp_path, "cyclegan", mask=True)
+    opt = replace(opt, pretrain_path=teacher_file(tmp_path, "cyclegan", mask=True))
     with pytest.raises(UserError, match="mask"):
         load_teacher(opt, CPU)
     # a checkpoint without its model name, holding U-Nets under CycleGAN names
     state = load_checkpoint(teacher_file(tmp_path, "cyclegan"))
     del state["model"]
     state["configs"]["G_A"]["family"] = "unet"
-    opt.pretrain_path = os.path.join(str(tmp_path), "odd.pth")
+    opt = replace(opt, pretrain_path=os.path.join(str(tmp_path), "odd.pth"))
     save_checkpoint(state, opt.pretrain_path)
     with pytest.raises(UserError, match="unet"):
         load_teacher(opt, CPU)
-    opt.pretrain_path = os.path.join(str(tmp_path), "missing.pth")
+    opt = replace(opt, pretrain_path=os.path.join(str(tmp_path), "missing.pth"))
     with pytest.raises(UserError, match="does not exist"):
         load_teacher(opt, CPU)
 
@@ -258,14 +259,14 @@ def test_wrong_teachers_are_user_errors(tmp_path):
 def test_finetune_option_errors(tmp_path):
     opt = student_opt("cyclegan", tmp_path, "--lambda_attention_distill", "1")
     with pytest.raises(UserError, match="--pretrain_path"):
-        finetune(opt, pruned_state(opt), CPU)
+        finetune(opt, checkpoint_from_state(pruned_state(opt), "model_0.pth"), CPU)
     opt = student_opt("cyclegan", tmp_path, "--use_pretrain_d")
     with pytest.raises(UserError, match="--pretrain_path"):
-        finetune(opt, pruned_state(opt), CPU)
+        finetune(opt, checkpoint_from_state(pruned_state(opt), "model_0.pth"), CPU)
     path = teacher_file(tmp_path, "cyclegan", ndf=16)
     opt = student_opt("cyclegan", tmp_path, "--use_pretrain_d", "--pretrain_path", path)
     with pytest.raises(UserError, match="--use_pretrain_d") as err:
-        finetune(opt, pruned_state(opt), CPU)
+        finetune(opt, checkpoint_from_state(pruned_state(opt), "model_0.pth"), CPU)
     # the student's discriminators are the search's (prune.py refuses another --ndf): the advice names
     # only what works, another teacher or no --use_pretrain_d
     message = str(err.value)
@@ -274,7 +275,7 @@ def test_finetune_option_errors(tmp_path):
                             "--ndf 8), or drop --use_pretrain_d"), message
     opt = student_opt("cyclegan", tmp_path, "--continue_train", name="nothing_yet")
     with pytest.raises(UserError, match="no fine-tune checkpoint"):
-        finetune(opt, pruned_state(opt), CPU)
+        finetune(opt, checkpoint_from_state(pruned_state(opt), "model_0.pth"), CPU)
 
 
 def test_use_pretrain_d_takes_the_teacher_discriminators(tmp_path, monkeypatch):
@@ -285,7 +286,7 @@ def test_use_pretrain_d_takes_the_teacher_discriminators(tmp_path, monkeypatch):
     path = teacher_file(tmp_path, "cyclegan", ndf=8)
     opt = student_opt("cyclegan", tmp_path, "--use_pretrain_d", "--pretrain_path", path)
     state = pruned_state(opt)
-    finetune(opt, state, CPU)
+    finetune(opt, checkpoint_from_state(state, "model_0.pth"), CPU)
     teacher = load_checkpoint(path)["nets"]
     model = seen["model"]
     for name in ("D_A", "D_B"):
@@ -320,7 +321,7 @@ def test_finetune_end_to_end_and_resume(tmp_path, teachers, model_name, caplog):
     state = pruned_state(opt)
     run_dir = os.path.join(str(tmp_path), "ft")
     save_checkpoint(state, os.path.join(run_dir, "checkpoints", "model_0.pth"))  # as prune.py leaves it
-    finetune(opt, state, CPU)
+    finetune(opt, checkpoint_from_state(state, "model_0.pth"), CPU)
     assert "Start Finetune...." in caplog.text
     assert ("From Scratch" in caplog.text) == (model_name == "pix2pix")
     first = load_checkpoint(os.path.join(run_dir, "checkpoints", "model_1.pth"))
@@ -331,7 +332,7 @@ def test_finetune_end_to_end_and_resume(tmp_path, teachers, model_name, caplog):
 
     opt = student_opt(model_name, tmp_path, *args, "--continue_train", "--n_epochs", "2")
     caplog.clear()
-    finetune(opt, state, CPU)
+    finetune(opt, checkpoint_from_state(state, "model_0.pth"), CPU)
     assert "resuming from" in caplog.text and "latest.pth" in caplog.text
     second = load_checkpoint(os.path.join(run_dir, "checkpoints", "model_2.pth"))
     assert second["stage"] == "finetune" and second["epoch"] == 2

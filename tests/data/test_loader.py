@@ -8,6 +8,7 @@ import torch
 import data
 import options
 from tests.data.conftest import make_opt
+from util.frozen import replace
 from util.errors import UserError
 
 
@@ -16,7 +17,7 @@ def test_serial_batches_loader_order(unaligned_root):
     ds = data.create_dataset(opt)
     paths = [p for batch in data.create_dataloader(opt, ds) for p in batch["A_paths"]]
     assert paths == ds.A_paths
-    opt.serial_batches = False
+    opt = replace(opt, serial_batches=False)
     orders = {tuple(p for b in data.create_dataloader(opt, ds, epoch=e) for p in b["A_paths"]) for e in range(1, 6)}
     assert all(sorted(o) == sorted(ds.A_paths) for o in orders)
     assert len(orders) > 1

@@ -15,6 +15,7 @@ from metrics import fid, miou
 from metrics.evaluate import Evaluator, image_stem
 from tests.conftest import assert_user_error, run_script
 from tests.metrics.conftest import SIZE, _make_aligned, _parse
+from util.frozen import replace
 from util.errors import UserError
 
 
@@ -187,7 +188,7 @@ def test_train_py_refuses_label_ids_before_it_writes_anything(cityscapes_root, d
 def test_evaluator_miou_weights_missing(cityscapes_root, tmp_path, caplog):
     out, _ = cityscapes_root
     opt = _parse(out, "--model", "pix2pix", "--direction", "BtoA")
-    opt.drn_path = str(tmp_path / "default_drn.pth")  # the default, not given by the user
+    opt = replace(opt, drn_path=str(tmp_path / "default_drn.pth"))  # the default, not given by the user
     with caplog.at_level(logging.WARNING, logger="metrics.evaluate"):
         assert not Evaluator(opt, "cpu").enabled
     assert any("mIoU is skipped" in r.getMessage() for r in caplog.records)

@@ -83,14 +83,13 @@ def test_test_py_and_export_take_a_one_generator_models_direction_from_its_check
                           options={"direction": "BtoA"}, nets={}, configs={}, metric=None, state={})
 
     opt = SimpleNamespace(model=model, direction="AtoB", user_set=set(), dataset_mode="aligned")
-    test_script.fit_direction(opt, record(model))
-    assert opt.direction == "BtoA"
+    assert test_script.fit_direction(opt, record(model)) == {"direction": "BtoA"}
+    assert opt.direction == "AtoB"  # the options are left as they are: the stage resolves into a copy
     opt = SimpleNamespace(model=model, direction="AtoB", user_set={"direction"}, dataset_mode="aligned")
     with pytest.raises(UserError, match="use --direction BtoA"):
         test_script.fit_direction(opt, record(model))
     cyclegan = SimpleNamespace(model="cyclegan", direction="AtoB", user_set=set(), dataset_mode="unaligned")
-    test_script.fit_direction(cyclegan, record("cyclegan"))
-    assert cyclegan.direction == "BtoA"  # a CycleGAN remembers its direction too (tests/pipeline/test_direction.py)
+    assert test_script.fit_direction(cyclegan, record("cyclegan")) == {"direction": "BtoA"}  # a CycleGAN remembers its direction too (tests/pipeline/test_direction.py)
 
 
 def test_no_module_outside_the_models_branches_on_a_model_name():

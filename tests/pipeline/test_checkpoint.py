@@ -9,7 +9,7 @@ import pipeline.checkpoint
 from tests.conftest import run_main, tiny_args
 from models import create_model
 from pipeline.checkpoint import (FORMAT, VERSION, header, load_checkpoint, options_dict, read_checkpoint,
-                                 resume_state, save_checkpoint)
+                                 resume_state, save_checkpoint, with_generators)
 from pipeline.run import Run
 from tests.pipeline.conftest import load
 from util.errors import UserError
@@ -164,7 +164,8 @@ def test_atomic_save_leaves_no_temp_files(tmp_path):
 # ---------------------------------------------------------------- one resume path for both stages
 
 def _checkpoint(path, stage, epoch, model="cyclegan", **extra):
-    state = {"format": FORMAT, "version": VERSION, "model": model, "stage": stage, "epoch": epoch,
+    state = {"format": FORMAT, "version": VERSION, "kind": "pruned" if stage == "pruned" else "training",
+             "model": model, "stage": stage, "epoch": epoch,
              "iteration": 1, "nets": {}, "configs": {}, "optimizers": {}, "rng": rng_state(), **extra}
     save_checkpoint(state, str(path))
 
@@ -183,7 +184,11 @@ def test_one_resume_path_for_both_stages(tmp_path):
         finetune_resume()  # the pruned model_0.pth does not count
     _checkpoint(ckpt / "model_2.pth", "finetune", 2)
     _checkpoint(ckpt / "model_1.pth", "finetune", 1)
-    assert finetune_resume()[0] == str(ckpt / "model_2.pth")  # newest epoch first
+    resume = finetune_resume()
+    assert resume.path == str(ckpt / "model_2.pth")  # newest epoch first
+    # the one record the loop takes back: no stage reads the dict
+    assert (resume.epoch, resume.iteration, resume.full, resume.world_size, resume.search) == (2, 1, True, 1, None)
+    assert resume.record.model == "cyclegan" and resume.process_states[0]["rng"].keys() >= {"torch", "numpy"}
     _checkpoint(ckpt / "latest.pth", "finetune", 2, model="pix2pix")
     with pytest.raises(UserError, match="holds a pix2pix model but --model cyclegan"):
         finetune_resume()  # latest.pth first, and checked like train.py's
@@ -201,6 +206,17 @@ def test_one_resume_path_for_both_stages(tmp_path):
     with pytest.raises(UserError, match=r"plain \(no --mask\) checkpoint: resume it without --mask"):
         resume_state(opt, run, [str(tmp_path / "plain.pth")], stages=None, kind="checkpoint", fix="x", search=True)
     assert resume_state(opt, run, [str(tmp_path / "plain.pth")], stages=None, kind="checkpoint", fix="x",
-                        search=False)[0] == str(tmp_path / "plain.pth")
+                        search=False).path == str(tmp_path / "plain.pth")
     with pytest.raises(UserError, match="found no checkpoint in .*: give --load_path"):
         resume_state(opt, run, [], stages=None, kind="checkpoint", fix="give --load_path")
+
+
+def test_with_generators_is_a_copy_with_other_generators_and_no_scores(tmp_path):
+    opt, model = tiny_model(tmp_path)
+    state = dict(header("training", opt.model, "search", opt), **model.state_dict(), scores={"AtoB": 1.0})
+    torch.manual_seed(1)
+    other = create_model(opt, CPU).nets["G_A"]
+    changed = with_generators(state, {"G_A": other})
+    assert same_weights(changed["nets"]["G_A"], other.state_dict()) and changed["scores"] == {}
+    assert same_weights(changed["nets"]["G_B"], state["nets"]["G_B"])
+    assert same_weights(state["nets"]["G_A"], model.nets["G_A"].state_dict()) and state["scores"] == {"AtoB": 1.0}

@@ -6,7 +6,7 @@ import torch
 import options
 from compress.distill import Distiller, Teacher
 from models import create_model
-from pipeline.checkpoint import FORMAT, VERSION, options_dict, save_checkpoint
+from pipeline.checkpoint import FORMAT, VERSION, checkpoint_from_state, options_dict, save_checkpoint
 from pipeline.finetune import finetune
 from tests.conftest import tiny_args
 from tests.pipeline.conftest import CPU, extra_losses_after_a_step
@@ -44,7 +44,7 @@ def test_finetune_stage_attaches_the_distillation_losses(tmp_path, toy_root, tra
     assert student.loss_terms == []  # built alone, the distiller adds nothing to the generator loss
     assert extra_losses_after_a_step(student) == set()
 
-    finetune(opt, state, CPU)
+    finetune(opt, checkpoint_from_state(state, "model_0.pth"), CPU)
     model = trained_model["trainer"].model
     assert len(model.loss_terms) == 1
     term = model.loss_terms[0]

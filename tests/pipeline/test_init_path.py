@@ -31,7 +31,7 @@ def without(argv, *names):
 def started(argv):
     """The model train.py builds for ``argv`` and the Init it loads: (opt, model, init)."""
     opt = options.parse("train", argv)
-    init = read_init(opt)
+    opt, init = read_init(opt)
     model = create_model(opt, CPU, gen_configs=init.gen_configs)
     load_init(model, init)
     return opt, model, init
@@ -108,7 +108,7 @@ def test_search_starts_from_an_upstream_run_and_prunes(upstream_cyclegan, toy_ro
 
 def test_without_init_path_the_weights_are_the_usual_random_ones(upstream_cyclegan):
     opt = options.parse("train", tiny_args(upstream_cyclegan["root"], "r", ngf=4, ndf=4, netG="resnet_6blocks"))
-    assert opt.init_path is None and read_init(opt) is None
+    assert opt.init_path is None and read_init(opt) == (opt, None)
     torch.manual_seed(0)
     model = create_model(opt, CPU)
     first = read_checkpoint(upstream_cyclegan["run"]).nets["G_A"]

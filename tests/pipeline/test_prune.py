@@ -100,7 +100,8 @@ def test_a_teacher_that_does_not_fit_stops_prune_py_before_it_writes(tmp_path, c
 def test_prune_py_pix2pix_and_finetune_hook(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(pipeline.prune, "finetune",
-                        lambda opt, state, device, prepared=None, evaluator=None, run=None: calls.append((opt, state, device)))
+                        lambda opt, pruned, device, prepared=None, evaluator=None, run=None: calls.append((opt, pruned,
+                                                                                                           device)))
     ckpt = tmp_path / "search.pth"
     gens, _ = search_checkpoint(ckpt, model="pix2pix")
     prune.main(prune_args(tmp_path, ckpt, "pix2pix", "--finetune"))
@@ -111,7 +112,7 @@ def test_prune_py_pix2pix_and_finetune_hook(tmp_path, monkeypatch):
     assert len(filters) == len(channels) == 9
     assert_equivalent(gens["G"], load_generator(str(out), "AtoB"), 32)
     assert len(calls) == 1 and calls[0][0].finetune is True
-    assert calls[0][1]["stage"] == "pruned" and set(calls[0][1]["nets"]) == {"G", "D"}
+    assert calls[0][1].kind == "pruned" and set(calls[0][1].nets) == {"G", "D"}  # the Checkpoint of model_0.pth
 
 
 def _exit_message(capsys, argv):

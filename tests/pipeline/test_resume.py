@@ -1,6 +1,7 @@
 """Resuming runs: prune.py's run folders (model_0.pth and the fine-tune checkpoints) and train.py
 --continue_train with changed options."""
 import os
+import re
 
 import pytest
 import torch
@@ -162,6 +163,9 @@ def test_a_resume_takes_the_widths_from_its_checkpoint(searches, caplog):
     with caplog.at_level(logging.INFO, logger="dmad"):
         assert run_main("train", argv) == 0
     assert any("--ngf 8 and --ndf 8 taken from the options" in r.getMessage() for r in caplog.records)
+    # the run folder records the options the run used: the resolved copy, not the parsed defaults
+    recorded = (searches["root"] / "widths" / "opt.txt").read_text()
+    assert re.search(r"^\s+ngf: 8\s", recorded, re.M) and re.search(r"^\s+ndf: 8\s", recorded, re.M), recorded
 
 
 def test_a_damaged_latest_checkpoint_points_to_the_one_before_it(tmp_path, capsys):

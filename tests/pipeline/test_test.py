@@ -77,13 +77,15 @@ def test_fit_sizes(tmp_path, caplog):
     import logging
 
     import options
+    from util.frozen import replace
 
     def fitted(stored, *argv):
         opt = options.parse("test", ["--dataroot", str(tmp_path), "--model", "cyclegan", *argv])
         record = Checkpoint(path="x.pth", kind="training", model="cyclegan", stage="train", version=2, epoch=1,
                             options=stored, nets={}, configs={}, metric=None, state={})
-        pipeline.test.fit_sizes(opt, record)
-        return opt.load_size, opt.crop_size
+        fitted = replace(opt, **pipeline.test.fit_sizes(opt, record))
+        assert vars(opt) == vars(options.parse("test", ["--dataroot", str(tmp_path), "--model", "cyclegan", *argv]))
+        return fitted.load_size, fitted.crop_size
 
     assert fitted({}) == (286, 256)  # no stored options (the original code's files): the defaults
     assert fitted({"load_size": 36, "crop_size": 32}) == (36, 32)
@@ -250,3 +252,19 @@ def test_cyclegan_domains_of_different_sizes_are_each_translated_once(cyclegan_c
     assert _fakes(images / "real_B") == [f"b{i}_real_B.png" for i in range(5)]
     html = (page / "index.html").read_text()
     assert html.count("_fake_B.png") == 2 * 2 and html.count("_fake_A.png") == 2 * 5  # src + link per image
+
+
+def test_the_parsed_options_are_left_as_they_are(search, tmp_path):
+    """The sizes come from the checkpoint into a copy of the options (pipeline.test.resolve); the
+    options test.py parsed are not written to."""
+    import options
+
+    argv = _without_sizes(tiny_args(tmp_path, "t", mask=True)) + [
+        "--load_path", str(search), "--results_dir", str(tmp_path / "res"), "--ntest", "1"]
+    opt = options.parse("test", argv)
+    before = dict(vars(opt))
+    pipeline.test.run(opt)
+    assert vars(opt) == before and (opt.crop_size, opt.phase) == (256, "train")
+    resolved, _ = pipeline.test.resolve(opt, pipeline.test.read_checkpoint(str(search)))
+    assert (resolved.crop_size, resolved.phase) == (32, "test")
+    assert vars(opt) == before
