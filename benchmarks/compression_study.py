@@ -437,9 +437,9 @@ def init_path_supported():
 
 def checkpoint_steps(path):
     """Optimiser steps (``iteration``) a training checkpoint records."""
-    import torch
+    from pipeline.checkpoint import read_checkpoint  # the project's modules load only where they are needed
 
-    return int(torch.load(path, map_location="cpu", weights_only=True)["iteration"])
+    return read_checkpoint(path).iteration
 
 
 class Plan:
@@ -625,16 +625,10 @@ def _set_masks(net, keep):
 
 def _write_masks(search_path, out_path, nets):
     """A copy of the search checkpoint whose generators are ``nets`` ({net name: masked generator})."""
-    import torch
+    # the project's modules load only where the baselines are built
+    from pipeline.checkpoint import load_checkpoint, save_checkpoint, with_generators
 
-    state = torch.load(search_path, map_location="cpu", weights_only=True)
-    for name, net in nets.items():
-        state["nets"][name] = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-        state["configs"][name] = net.config()
-    state["scores"] = {}
-    os.makedirs(os.path.dirname(out_path), exist_ok=True)
-    torch.save(state, out_path + ".tmp")
-    os.replace(out_path + ".tmp", out_path)
+    save_checkpoint(with_generators(load_checkpoint(search_path), nets), out_path)
 
 
 def uniform_widths(structure, scale):
@@ -976,11 +970,17 @@ class Study:
                 if teacher is not None:
                     record["macs_ratio"] = {s: teacher["macs"] / m for s, m in record["macs"].items()}
                 page["arms"][name] = record
-            # gates of the level
-            dmad = page["arms"].get(f"dmad_{level}x")
-            reached = bool(dmad and dmad["complete"] and "macs_ratio" in dmad
-                           and all(r >= level * (1 - LEVEL_TOLERANCE) for r in dmad["macs_ratio"].values()))
+            # gates of the level: an arm with a search of its own (DMAD, DMAD from the teacher) counts at a level
+            # only when its models reach the level's MACs ratio at every seed
+            def at_level(arm):
+                record = page["arms"].get(f"{arm}_{level}x")
+                return bool(record and record["complete"] and "macs_ratio" in record
+                            and all(r >= level * (1 - LEVEL_TOLERANCE) for r in record["macs_ratio"].values()))
+
+            reached = at_level("dmad")
             gates[f"level_{level}_reached"] = reached
+            if self.with_init:
+                gates[f"level_{level}_reached_from_teacher"] = at_level("dmad_init")
             page["verdicts"][level], page["comparisons"][level] = {}, {}
             for key, text, x, y, margin in CLAIMS:
                 xs = per_arm.get(f"{x}_{level}x")
@@ -1000,6 +1000,8 @@ class Study:
                     page["verdicts"][level][key] = "inconclusive (no real teacher)"
                 elif not reached:
                     page["verdicts"][level][key] = "inconclusive (DMAD did not reach the level)"
+                elif "dmad_init" in (x, y) and not at_level("dmad_init"):
+                    page["verdicts"][level][key] = "inconclusive (DMAD from the teacher did not reach the level)"
                 else:
                     page["verdicts"][level][key] = verdict(diff, margin)
         goal_level = 4 if 4 in budget["levels"] else budget["levels"][0]
