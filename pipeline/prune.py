@@ -10,6 +10,7 @@ from models.layers import masks
 from metrics.evaluate import build_evaluator, score_and_log
 from models.upstream import is_run_folder
 from compress.pruning import format_prune_summary, format_prune_table, prune_generator
+from options.validate import architecture
 from util.frozen import replace
 from util import distributed
 from pipeline.checkpoint import (check_checkpoint_file, checkpoint_from_state, missing_nets, pruned_model,
@@ -56,8 +57,10 @@ def take_training_options(opt, source):
     (left as it is; :func:`util.frozen.replace`) with the options not given on the command line that
     must match the search taken from it, logged once: ``--load_size`` / ``--crop_size`` (the MACs are
     counted, and the fine-tune trains, at the size the search trained at), ``--direction`` (the side
-    each generator maps) and ``--ndf`` (the fine-tune loads the search's discriminators). A given
-    ``--direction``, or with ``--finetune`` a given ``--ndf``, that does not fit is a UserError before
+    each generator maps), ``--ndf`` (the fine-tune loads the search's discriminators) and the
+    generator's ``--netG``, ``--ngf`` and channels (the image sides and channels the data is read with,
+    and what opt.txt and the pruned model record). A given ``--direction``, ``--netG``, ``--ngf`` or
+    channel count, or with ``--finetune`` a given ``--ndf``, that does not fit is a UserError before
     anything is written."""
     taken, values = source.take_sizes(opt)
     trained = source.options.get("direction")
@@ -76,8 +79,30 @@ def take_training_options(opt, source):
         elif opt.finetune and opt.ndf != ndf:
             raise UserError(f"--ndf {opt.ndf} does not fit {source.path}: its discriminators have ndf {ndf}; drop "
                             f"--ndf or give --ndf {ndf}")
+    for option, value in generator_architecture(opt, source).items():
+        if getattr(opt, option) == value:
+            continue
+        if option in opt.user_set:
+            first = MODELS[opt.model].generator_names[0]
+            raise UserError(f"--{option} {getattr(opt, option)} does not fit {source.path}: its {first} has {option} "
+                            f"{value}; drop --{option} or give --{option} {value}")
+        taken[option] = values[option] = value
     source.log_taken(taken)
-    return replace(opt, **values)
+    return architecture(replace(opt, **values))
+
+
+def generator_architecture(opt, source):
+    """``{option: value}`` of ``--netG``, ``--ngf``, ``--input_nc`` and ``--output_nc`` as the search's
+    first generator has them (the model's first generator maps input_nc -> output_nc channels);
+    ``--netG`` only when one of the family's names builds that depth."""
+    config = source.configs[MODELS[opt.model].generator_names[0]]
+    family = families.of_config(config)
+    fixed = {option: config[option] for option in ("ngf", "input_nc", "output_nc") if type(config.get(option)) is int}
+    netG = next((name for name in family.netG_choices
+                 if all(config.get(k) == v for k, v in family.netG_args(name).items())), None)
+    if netG is not None:
+        fixed["netG"] = netG
+    return fixed
 
 
 def check_size(opt, config):

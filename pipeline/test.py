@@ -37,7 +37,7 @@ log = logging.getLogger("dmad")
 
 def checkpoint_to_test(opt):
     """The checkpoint to test (a pipeline.checkpoint.Checkpoint, read once): --load_path, else
-    model_best.pth, else the run's latest. ``--load_path`` may be a pytorch-CycleGAN-and-pix2pix run
+    model_best.pth, else the run's latest, else its pruned model (checkpoints/model_0.pth). ``--load_path`` may be a pytorch-CycleGAN-and-pix2pix run
     folder, one of its files or a model-zoo file: only its generators are read."""
     if opt.load_path:
         path = os.path.expanduser(opt.load_path)
@@ -48,6 +48,8 @@ def checkpoint_to_test(opt):
     else:
         run = Run(opt)
         path = run.best_path if os.path.isfile(run.best_path) else run.find_latest()
+        if path is None and os.path.isfile(run.pruned_path):  # a prune.py run without --finetune
+            path = run.pruned_path
         if path is None:
             raise UserError(f"no checkpoint in {run.dir}: train first or give --load_path")
         if path != run.best_path:

@@ -81,8 +81,9 @@ def read_init(opt):
     discriminators the run's where they have this model's architecture (others, with one warning,
     start from random weights). A model-zoo file's one generator starts the generator of
     ``--direction`` (CycleGAN's G_A; G_B and the discriminators start from random weights, one info
-    line). ``--netG``, ``--ngf``, ``--input_nc``, ``--output_nc`` and ``--ndf`` not given are taken from
-    the file (one info line); what the options do not describe (a ResNet's BatchNorm or dropout) too.
+    line). ``--netG``, ``--ngf``, ``--input_nc``, ``--output_nc``, ``--ndf`` and ``--direction`` not given
+    are taken from the file (one info line); what the options do not describe (a ResNet's BatchNorm or
+    dropout) too.
 
     UserError (one line) for a file that does not fit: another model or
     family, a mask search, pruned generators, a depth no ``--netG`` builds, channels that are not 1 or
@@ -136,6 +137,14 @@ def read_init(opt):
     for option, value in (("netG", netG), ("ngf", first["ngf"]), ("input_nc", first["input_nc"]),
                           ("output_nc", first["output_nc"])):
         _take(opt, taken, option, value, named, first_name)
+    trained = record.trained_direction  # the side each generator maps; a model-zoo file does not say
+    if trained is not None and opt.direction != trained:
+        if "direction" in opt.user_set:
+            raise UserError(f"--direction {opt.direction} does not fit {named}: it was trained with --direction "
+                            f"{trained} (its generators map those sides); drop --direction or give --direction "
+                            f"{trained}")
+        taken["direction"] = trained
+        opt = replace(opt, direction=trained)
     judge = model.directions(opt.direction)[0].discriminator  # the discriminator of the first generator
     if judge in sources:
         _take(opt, taken, "ndf", record.configs[judge]["ndf"], named, judge)
@@ -212,13 +221,17 @@ def load_init(model, init):
 def take_resumed_architecture(opt, record):
     """The options of a resume of the checkpoint ``record``: a copy of ``opt`` (left as it is) with the
     architecture options the command line did not give taken from the file (``--ngf``, ``--ndf``, the
-    image channels and ``--netG``), so that a resume need not repeat them, logged once (the channels
-    only when they change)."""
+    image channels, ``--netG`` and ``--direction``), so that a resume need not repeat them, logged once
+    (the channels only when they change). A given ``--direction`` other than the trained one is warned
+    about with the other changed options (:meth:`pipeline.trainer.Trainer.warn_changed_options`)."""
     stored = record.take_options(opt, ARCHITECTURE_OPTIONS)
     named = {k: v for k, v in stored.items() if k not in ("input_nc", "output_nc") or getattr(opt, k) != v}
     netG = record.options.get("netG")
     if "netG" not in opt.user_set and netG != opt.netG and netG in MODELS[opt.model].generator_family.netG_choices:
         stored["netG"] = named["netG"] = netG
+    trained = record.trained_direction  # the side each generator maps: a resume goes on in it
+    if trained is not None and "direction" not in opt.user_set and opt.direction != trained:
+        stored["direction"] = named["direction"] = trained
     resolved = replace(opt, **stored)
     if "netG" in stored:
         resolved = architecture(resolved)

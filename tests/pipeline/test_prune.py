@@ -238,3 +238,39 @@ def test_prune_takes_sizes_and_ndf_from_the_search(toy_root, tmp_path, capsys):
     assert run_main("prune", without(argv, "--name") + ["--name", "wrong", "--ndf", "8"]) == 2
     assert "--ndf 8 does not fit" in capsys.readouterr().err
     assert not (tmp_path / "wrong").exists()
+
+
+def test_prune_takes_the_generator_architecture_from_the_search(toy_root, tmp_path, capsys):
+    """A pix2pix search at 32 px (unet_32, ngf 8) prunes and fine-tunes without --crop_size, --netG or
+    --ngf: they come from the search (opt.txt records them); a given --ngf or channel count that does
+    not fit is one line before anything is written; test.py then finds the pruned model by --name."""
+    assert run_main("train", tiny_args(tmp_path, "search", "pix2pix", mask=True)) == 0
+    search = tmp_path / "search" / "checkpoints" / "latest.pth"
+
+    def argv(name, *extra):
+        out = tiny_args(tmp_path, name, "pix2pix", mask=True, load_path=search)
+        for flag in ("--crop_size", "--load_size", "--ngf"):
+            i = out.index(flag)
+            del out[i:i + 2]
+        return out + list(extra)
+
+    capsys.readouterr()
+    assert run_main("prune", argv("ft", "--finetune")) == 0
+    out = "".join(capsys.readouterr())
+    assert re.search(r"--crop_size 32 .*--ngf 8 .*--netG unet_32 taken from the options", out), out
+    recorded = (tmp_path / "ft" / "opt.txt").read_text()
+    assert re.search(r"^\s+netG: unet_32\s", recorded, re.M) and re.search(r"^\s+ngf: 8\s", recorded, re.M)
+    assert (tmp_path / "ft" / "checkpoints" / "latest.pth").is_file()
+    for extra, message in ((["--ngf", "16"], "--ngf 16 does not fit"), (["--input_nc", "1"], "--input_nc 1 does not fit"),
+                           (["--netG", "unet_256", "--crop_size", "256", "--load_size", "256"],
+                            "--netG unet_256 does not fit")):
+        assert run_main("prune", argv("wrong", "--finetune", *extra)) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "wrong").exists()
+    # prune.py alone, then test.py by --name: the run's pruned model_0.pth is what it tests
+    assert run_main("prune", argv("alone")) == 0
+    test_argv = [a for a in argv("alone") if a != "--mask"]
+    i = test_argv.index("--load_path")
+    del test_argv[i:i + 2]
+    assert run_main("test", test_argv + ["--results_dir", str(tmp_path / "res")]) == 0
+    assert (tmp_path / "res" / "alone").is_dir()

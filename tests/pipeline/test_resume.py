@@ -194,3 +194,22 @@ def test_finetune_clean_checkpoints_keeps_the_pruned_model(searches, caplog):
     assert run_main("prune", argv + ["--continue_train", "--n_epochs", "2"]) == 0
     assert "is kept as it is" in caplog.text and "pruned model saved to" not in caplog.text
     assert (ckpt / "model_0.pth").read_bytes() == model_0
+
+
+def test_a_resume_and_an_init_path_go_on_in_the_trained_direction(tmp_path, caplog):
+    """A run trained --direction BtoA resumes, and starts a new run with --init_path, in BtoA without
+    repeating it; --init_path with another given --direction is one line."""
+    import logging
+
+    assert run_main("train", tiny_args(tmp_path, "ba", "pix2pix", direction="BtoA")) == 0
+    with caplog.at_level(logging.INFO, logger="dmad"):
+        assert run_main("train", tiny_args(tmp_path, "ba", "pix2pix", continue_train=True, n_epochs=2)) == 0
+    assert "--direction BtoA taken from the options" in caplog.text
+    assert re.search(r"^\s+direction: BtoA\s", (tmp_path / "ba" / "opt.txt").read_text(), re.M)
+    teacher = tmp_path / "ba" / "checkpoints" / "latest.pth"
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="dmad"):
+        assert run_main("train", tiny_args(tmp_path, "init", "pix2pix", mask=True, init_path=teacher)) == 0
+    assert "--direction BtoA taken from the networks of --init_path" in caplog.text
+    assert run_main("train", tiny_args(tmp_path, "init2", "pix2pix", init_path=teacher, direction="AtoB")) == 2
+    assert not (tmp_path / "init2").exists()
