@@ -8,7 +8,9 @@ import re
 
 import torch
 
+from models import DIRECTIONS
 from options import options_text, warn_ignored_options
+from pipeline.export import FORMATS
 from util import distributed
 from util.device import announce_device
 from util.errors import UserError
@@ -46,6 +48,16 @@ class Run:
         found = self.numbered_checkpoints()
         found += [p for p in (self.latest_path, self.best_path, self.pruned_path) if os.path.isfile(p)]
         return found
+
+    def existing_exports(self):
+        """Paths of the files export.py wrote by default from this run's checkpoints, beside them
+        (``<checkpoint name>_<direction><extension>``, e.g. ``checkpoints/latest_AtoB.onnx``): an
+        ``--overwrite`` removes them with the earlier run's checkpoints."""
+        names = re.compile(r"(model_\d+|latest|model_best)_(%s)(%s)" % (
+            "|".join(DIRECTIONS), "|".join(re.escape(ext) for ext in FORMATS.values())))
+        return [os.path.join(folder, name) for folder in (self.ckpt_dir, self.dir) if os.path.isdir(folder)
+                for name in sorted(os.listdir(folder))
+                if names.fullmatch(name) and os.path.isfile(os.path.join(folder, name))]
 
     def has_training_checkpoints(self):
         """Whether an earlier run left a checkpoint a training loop can resume (numbered or latest)."""
@@ -100,10 +112,11 @@ class Run:
                 log.info("removed %d partial file(s) of an interrupted save: %s", len(removed), ", ".join(removed))
             if getattr(self.opt, "overwrite", False) and not self.opt.continue_train:
                 # nothing is removed yet: a run that fails before its first checkpoint leaves the earlier one whole
-                self.stale = self.existing_checkpoints()
+                self.stale = self.existing_checkpoints() + self.existing_exports()
                 if self.stale:
-                    log.warning("%s already holds checkpoints of an earlier run (%d files): --overwrite removes them "
-                                "once this run has saved its first checkpoint", self.dir, len(self.stale))
+                    log.warning("%s already holds checkpoints of an earlier run (%d files, with the files exported from "
+                                "them): --overwrite removes them once this run has saved its first checkpoint",
+                                self.dir, len(self.stale))
             text = options_text(self.opt)
             with open(os.path.join(self.dir, "opt.txt"), "w") as handle:
                 handle.write(text + "\n")
@@ -148,8 +161,8 @@ class Run:
                 os.remove(path)
                 removed += 1
         self.stale = []
-        log.warning("--overwrite: removed the %d checkpoint(s) of the earlier run in %s that this run did not "
-                    "replace", removed, self.dir)
+        log.warning("--overwrite: removed the %d checkpoint(s) and exported file(s) of the earlier run in %s that "
+                    "this run did not replace", removed, self.dir)
 
     def checkpoint_path(self, epoch):
         return os.path.join(self.ckpt_dir, f"model_{epoch}.pth")

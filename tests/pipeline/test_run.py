@@ -255,3 +255,15 @@ def test_ctrl_c_before_the_first_checkpoint_prints_no_resume_command(toy_root, t
     monkeypatch.setattr(Trainer, "train_epoch", interrupted)
     assert run_main("train", tiny_args(tmp_path, "run")) != 0
     assert "nothing to resume" in caplog.text and "--continue_train" not in caplog.text
+
+
+def test_overwrite_removes_the_files_exported_from_the_earlier_checkpoints(toy_root, tmp_path):
+    """export.py's default outputs beside the earlier run's checkpoints go with them; other files stay."""
+    assert run_main("train", tiny_args(tmp_path, "run", n_epochs=2)) == 0
+    ckpt = tmp_path / "run" / "checkpoints"
+    exported = [ckpt / "latest_AtoB.onnx", ckpt / "model_1_BtoA.torchscript.pt", tmp_path / "run" / "model_best_AtoB.onnx"]
+    kept = [tmp_path / "run" / "notes_AtoB.onnx", ckpt / "latest_AtoB.onnx.txt"]
+    for path in exported + kept:
+        path.write_bytes(b"x")
+    assert run_main("train", tiny_args(tmp_path, "run", overwrite=True)) == 0
+    assert not any(p.exists() for p in exported) and all(p.exists() for p in kept)
