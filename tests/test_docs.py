@@ -60,7 +60,7 @@ def test_the_docs_files_exist():
 
 def method_sections(text):
     """Section numbers of docs/method.md: headings ``## 5. ...`` -> "5", ``### 5.1 ...`` -> "5.1", and
-    the numbered list items ``22. ...`` of a section without numbered sub-headings (§13's items) ->
+    the numbered list items ``22. ...`` of a section without numbered sub-headings ->
     "13.22"."""
     found, items = set(), {}
     top, has_sub = None, {}
