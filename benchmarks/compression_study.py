@@ -1204,8 +1204,10 @@ def curve_figure(page, path):
 def write_task_page(study, page):
     out = os.path.join(study.out, page["task"])
     os.makedirs(os.path.join(out, "images"), exist_ok=True)
+    from util.files import finite_or_null  # the project's modules load only where they are needed
+
     with open(os.path.join(out, "results.json"), "w") as handle:
-        json.dump(_finite(page), handle, indent=1, default=_json_default, allow_nan=False)
+        json.dump(finite_or_null(page), handle, indent=1, default=_json_default, allow_nan=False)
     pareto_figure(page, os.path.join(out, "images", "pareto.png"))
     if page["gates"]["curve"]:
         curve_figure(page, os.path.join(out, "images", "curve.png"))
@@ -1350,17 +1352,6 @@ def write_index(study, pages):
     parts.append("<h2>Cost</h2><p>" + html.escape(cost_text(pages[0]["cost"])) + "</p>")
     with open(os.path.join(study.out, "index.html"), "w") as handle:
         handle.write(_document("Compression study", "\n".join(parts)))
-
-
-def _finite(value):
-    """``value`` with every NaN or infinite float as None (strict JSON)."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _json_default(value):

@@ -6,7 +6,6 @@ import os
 import copy
 import json
 import logging
-import math
 from dataclasses import dataclass
 
 import torch
@@ -25,7 +24,7 @@ from pipeline.checkpoint import read_checkpoint
 from util.device import select_device
 from util import distributed
 from util.errors import UserError
-from util.files import atomic_folder, check_writable_folder
+from util.files import atomic_folder, check_writable_folder, finite_or_null
 from util.flops import count_macs_params, format_count
 from report.html import HTML
 from util.logger import release_console, setup_logging
@@ -218,18 +217,6 @@ def images_to_translate(opt, dataset, table, evaluator=None):
         paths += side[:int(min(len(side), opt.ntest))]
     done = set(evaluator.verified) if evaluator is not None else set()
     return [p for p in dict.fromkeys(paths) if p not in done]
-
-
-def finite_or_null(value):
-    """``value`` with every NaN or infinite float (a score of degenerate statistics) as None, so that
-    metrics.json is strict JSON (``null``) for every parser."""
-    if isinstance(value, dict):
-        return {k: finite_or_null(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_or_null(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def write_results(opt, folder, web_dir, record, dataset, generators, evaluator, device):

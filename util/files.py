@@ -9,6 +9,7 @@ by the next.
 import contextlib
 import errno
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -275,3 +276,15 @@ def check_writable_file(path, option):
     if os.path.isdir(path):
         raise UserError(f"{option} {path} is a folder: give a file name")
     check_writable_folder(os.path.dirname(os.path.abspath(os.path.expanduser(path))), option)
+
+
+def finite_or_null(value):
+    """``value`` (nested dicts, lists and tuples) with every NaN or infinite float (a score of degenerate
+    statistics) as None, so that a JSON file written from it is strict JSON (``null``) for every parser."""
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -72,3 +72,14 @@ def test_atomic_folder_completes_a_swap_cut_between_its_renames(tmp_path):
     _clear_leftovers(str(tmp_path), "results")
     assert sorted(os.listdir(tmp_path)) == ["results"]
     assert (tmp_path / "results" / "index.html").read_text() == "new run"
+
+
+def test_finite_or_null_makes_strict_json():
+    import json
+    import math
+
+    from util.files import finite_or_null
+
+    value = {"a": [1.0, math.nan, (math.inf, -math.inf)], "b": {"c": 2, "d": "x"}}
+    assert finite_or_null(value) == {"a": [1.0, None, [None, None]], "b": {"c": 2, "d": "x"}}
+    json.dumps(finite_or_null(value), allow_nan=False)
