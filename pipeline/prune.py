@@ -98,8 +98,7 @@ def generator_architecture(opt, source):
     config = source.configs[MODELS[opt.model].generator_names[0]]
     family = families.of_config(config)
     fixed = {option: config[option] for option in ("ngf", "input_nc", "output_nc") if type(config.get(option)) is int}
-    netG = next((name for name in family.netG_choices
-                 if all(config.get(k) == v for k, v in family.netG_args(name).items())), None)
+    netG = family.netG_of(config)
     if netG is not None:
         fixed["netG"] = netG
     return fixed

@@ -123,8 +123,7 @@ def read_init(opt):
         raise UserError(f"{named}: its {first_name} is a {first.get('family')} generator, but --model {opt.model} "
                         f"trains {family.family} ones ({' / '.join(family.netG_choices)})"
                         + (f": use --model {others[0]}" if others else ""))
-    netG = next((n for n in family.netG_choices
-                 if all(first.get(k) == v for k, v in family.netG_args(n).items())), None)
+    netG = family.netG_of(first)
     if netG is None:
         depth = family.depth_name
         raise UserError(f"{named}: its {first_name} has {depth} {first.get(depth)}, which no --netG of this project "

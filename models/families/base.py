@@ -30,6 +30,13 @@ class Generator(nn.Module):
         raise NotImplementedError
 
     @classmethod
+    def netG_of(cls, config):
+        """The ``--netG`` string of ``netG_choices`` that builds the generator of ``config`` (a
+        ``config()`` of this family: its depth), or None when none does."""
+        return next((netG for netG in cls.netG_choices
+                     if all(config.get(k) == v for k, v in cls.netG_args(netG).items())), None)
+
+    @classmethod
     def default_netG(cls, crop_size):
         """The ``--netG`` used when none is given; UserError when ``crop_size`` fits none."""
         raise NotImplementedError

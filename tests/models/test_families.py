@@ -132,3 +132,11 @@ def test_to_original_writes_the_documented_layout_and_converts_back(make, export
     assert type(net).family == config["family"] and config["widths"] == net.widths
     assert state.keys() == net.state_dict().keys()
     assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
+
+
+def test_netG_of_names_the_netG_that_builds_a_config():
+    for family in families.FAMILIES.values():
+        for netG in family.netG_choices:
+            assert family.netG_of(dict(family.netG_args(netG), family=family.family)) == netG
+    resnet = families.for_netG("resnet_9blocks")
+    assert resnet.netG_of({"family": "resnet", "n_blocks": 7}) is None
