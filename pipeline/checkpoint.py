@@ -478,6 +478,18 @@ class Checkpoint:
         return generator_from_state(self.configs[name], self.nets[name], self.path).eval()
 
 
+def take_fixed(opt, taken, option, value, named, whose):
+    """Add ``--option`` ``value`` (what the checkpoint ``named`` fixes: its network ``whose`` has it) to
+    ``taken`` when ``opt`` says otherwise and the command line did not give it; given otherwise on the
+    command line is a UserError (one line). ``opt`` is left as it is."""
+    if getattr(opt, option) == value:
+        return
+    if option in opt.user_set:
+        raise UserError(f"--{option} {getattr(opt, option)} does not fit {named}, whose {whose} has {option} {value}: "
+                        f"drop --{option} or give --{option} {value}")
+    taken[option] = value
+
+
 def read_checkpoint(path, option=None, generators_only=False):
     """The :class:`Checkpoint` of ``path``: a file of this project (any version up to
     :data:`VERSION`), of the original DMAD code, or of pytorch-CycleGAN-and-pix2pix: its run folder

@@ -14,7 +14,7 @@ from options.validate import architecture
 from util.frozen import replace
 from util import distributed
 from pipeline.checkpoint import (check_checkpoint_file, checkpoint_from_state, missing_nets, pruned_model,
-                                 read_checkpoint, save_checkpoint)
+                                 read_checkpoint, save_checkpoint, take_fixed)
 from util.device import select_device
 from util.errors import UserError
 from pipeline.finetune import check_teacher, finetune, prepare_finetune
@@ -79,14 +79,11 @@ def take_training_options(opt, source):
         elif opt.finetune and opt.ndf != ndf:
             raise UserError(f"--ndf {opt.ndf} does not fit {source.path}: its discriminators have ndf {ndf}; drop "
                             f"--ndf or give --ndf {ndf}")
+    fixed, first = {}, MODELS[opt.model].generator_names[0]
     for option, value in generator_architecture(opt, source).items():
-        if getattr(opt, option) == value:
-            continue
-        if option in opt.user_set:
-            first = MODELS[opt.model].generator_names[0]
-            raise UserError(f"--{option} {getattr(opt, option)} does not fit {source.path}: its {first} has {option} "
-                            f"{value}; drop --{option} or give --{option} {value}")
-        taken[option] = values[option] = value
+        take_fixed(opt, fixed, option, value, source.path, first)
+    taken.update(fixed)
+    values.update(fixed)
     source.log_taken(taken)
     return architecture(replace(opt, **values))
 

@@ -15,7 +15,7 @@ from models import MODELS, create_model
 from models.mask import Mask
 from models.networks import generator_config, load_strict
 from options.validate import architecture
-from pipeline.checkpoint import Checkpoint, read_checkpoint, resume_state
+from pipeline.checkpoint import Checkpoint, read_checkpoint, resume_state, take_fixed
 from pipeline.run import Run
 from pipeline.trainer import Trainer
 from report.visualizer import Visualizer
@@ -54,18 +54,6 @@ def with_variants(want, stored):
     with (a ResNet's ``norm`` and ``use_dropout``, a U-Net's ``norm``). What the options describe
     (sizes, ``mask``, a U-Net's dropout through ``--no_dropout``) stays as they give it."""
     return dict(want, **{key: value for key, value in stored.items() if key not in want})
-
-
-def _take(opt, taken, option, value, named, whose):
-    """Add ``--option`` ``value`` (what the checkpoint ``named`` fixes) to ``taken`` when ``opt`` says
-    otherwise and the command line did not give it; given otherwise on the command line is a
-    UserError."""
-    if getattr(opt, option) == value:
-        return
-    if option in opt.user_set:
-        raise UserError(f"--{option} {getattr(opt, option)} does not fit {named}, whose {whose} has {option} {value}: "
-                        f"drop --{option} or give --{option} {value}")
-    taken[option] = value
 
 
 def read_init(opt):
@@ -135,7 +123,7 @@ def read_init(opt):
     taken = {}
     for option, value in (("netG", netG), ("ngf", first["ngf"]), ("input_nc", first["input_nc"]),
                           ("output_nc", first["output_nc"])):
-        _take(opt, taken, option, value, named, first_name)
+        take_fixed(opt, taken, option, value, named, first_name)
     trained = record.trained_direction  # the side each generator maps; a model-zoo file does not say
     if trained is not None and opt.direction != trained:
         if "direction" in opt.user_set:
@@ -146,7 +134,7 @@ def read_init(opt):
         opt = replace(opt, direction=trained)
     judge = model.directions(opt.direction)[0].discriminator  # the discriminator of the first generator
     if judge in sources:
-        _take(opt, taken, "ndf", record.configs[judge]["ndf"], named, judge)
+        take_fixed(opt, taken, "ndf", record.configs[judge]["ndf"], named, judge)
     try:
         opt = architecture(replace(opt, **taken))  # the crop size the taken --netG accepts
     except UserError as err:
