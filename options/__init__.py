@@ -84,6 +84,7 @@ EFFECT = {
     # the architecture of test.py and prune.py comes from the checkpoint
     "ngf": (lambda o: o.script == "train", "train.py (test.py and prune.py read it from the checkpoint)"),
     "no_dropout": (lambda o: o.script == "train", "train.py (test.py and prune.py read it from the checkpoint)"),
+    "norm": (lambda o: o.script == "train", "train.py (test.py and prune.py read it from the checkpoint)"),
     "ndf": (_trains, TRAINING + " (test.py and pruning run generators only)"),
     "mask": (lambda o: o.script != "test", "train.py and prune.py (test.py reads the architecture from the "
                                            "checkpoint)"),

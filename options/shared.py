@@ -36,6 +36,10 @@ def model(g):
     g.add_argument("--netG", type=str, default=None, choices=families.NETG_CHOICES,
                    help="generator architecture. default: resnet_9blocks for cyclegan; for pix2pix a U-Net "
                         "whose depth follows --crop_size (unet_256 at 256 px)")
+    g.add_argument("--norm", type=str, default=None, choices=families.NORMS,
+                   help="the generator's norm layers: instance (affine-free InstanceNorm) or batch (BatchNorm). "
+                        "default: instance for the ResNets (cyclegan), batch for the U-Nets (pix2pix); the mobile "
+                        "ResNets have InstanceNorms only")
     flag(g, "--no_dropout", "no dropout for the generator")
     flag(g, "--mask", "use the mask (search) generator")
 

@@ -55,6 +55,11 @@ def _architecture(opt):
     if families.for_netG(opt.netG) is not family:
         raise UserError(f"--netG {opt.netG} is not a generator of --model {opt.model}, which uses "
                         f"{' or '.join(family.netG_choices)}")
+    if opt.norm is None:
+        opt.norm = family.norms[0]
+    elif opt.norm not in family.norms:
+        raise UserError(f"--norm {opt.norm}: the {opt.netG} generator has {' or '.join(family.norms)} norm layers "
+                        f"only; drop --norm")
     # image sides the generator accepts (a ResNet halves twice, a U-Net once per level)
     opt.size_multiple = family.size_multiple(family.netG_args(opt.netG))
     if opt.crop_size % opt.size_multiple:

@@ -122,7 +122,7 @@ def read_init(opt):
                             "(grayscale) or 3 (RGB) channels")
     taken = {}
     for option, value in (("netG", netG), ("ngf", first["ngf"]), ("input_nc", first["input_nc"]),
-                          ("output_nc", first["output_nc"])):
+                          ("output_nc", first["output_nc"]), ("norm", family.norm_of(first))):
         take_fixed(opt, taken, option, value, named, first_name)
     trained = record.trained_direction  # the side each generator maps; a model-zoo file does not say
     if trained is not None and opt.direction != trained:
@@ -208,7 +208,7 @@ def load_init(model, init):
 def take_resumed_architecture(opt, record):
     """The options of a resume of the checkpoint ``record``: a copy of ``opt`` (left as it is) with the
     architecture options the command line did not give taken from the file (``--ngf``, ``--ndf``, the
-    image channels, ``--netG`` and ``--direction``), so that a resume need not repeat them, logged once
+    image channels, ``--netG``, ``--norm`` and ``--direction``), so that a resume need not repeat them, logged once
     (the channels only when they change). A given ``--direction`` other than the trained one is warned
     about with the other changed options (:meth:`pipeline.trainer.Trainer.warn_changed_options`)."""
     stored = record.take_options(opt, ARCHITECTURE_OPTIONS)
@@ -216,6 +216,10 @@ def take_resumed_architecture(opt, record):
     netG = record.options.get("netG")
     if "netG" not in opt.user_set and netG != opt.netG and netG in MODELS[opt.model].generator_family.netG_choices:
         stored["netG"] = named["netG"] = netG
+    first = record.configs.get(MODELS[opt.model].generator_names[0])
+    norm = MODELS[opt.model].generator_family.norm_of(first) if first else opt.norm
+    if "norm" not in opt.user_set and norm != opt.norm:
+        stored["norm"] = named["norm"] = norm
     trained = record.trained_direction  # the side each generator maps: a resume goes on in it
     if trained is not None and "direction" not in opt.user_set and opt.direction != trained:
         stored["direction"] = named["direction"] = trained

@@ -23,6 +23,21 @@ class Generator(nn.Module):
     family = ""  # registry name, recorded as ``config()["family"]``
     netG_choices = ()  # the --netG strings this family builds
     depth_name = ""  # constructor argument a teacher and its student must share (e.g. "n_blocks")
+    norms = ("instance",)  # the norm layers (--norm) this family builds; the first is its default
+
+    @classmethod
+    def norm_of(cls, config):
+        """The norm layers of the generator of ``config`` (a ``config()`` of this family), which names
+        ``norm`` only when it is not the family's default (the first of ``norms``)."""
+        return config.get("norm", cls.norms[0])
+
+    @classmethod
+    def norm_config(cls, opt):
+        """The ``norm`` entry of :meth:`options_config` for ``--norm``: empty for the family's default,
+        so that a config built from the options matches the ``config()`` of the network it builds
+        (options without ``norm``, or with None, mean the default)."""
+        norm = getattr(opt, "norm", None) or cls.norms[0]
+        return {} if norm == cls.norms[0] else {"norm": norm}
 
     @classmethod
     def netG_args(cls, netG):

@@ -70,6 +70,7 @@ class MobileResnetGenerator(ResnetGenerator):
 
     family = "mobile_resnet"
     netG_choices = ("mobile_resnet_9blocks", "mobile_resnet_6blocks")
+    norms = ("instance",)  # affine-free InstanceNorms only
     block_class = MobileResnetBlock
     DOWN1_ROLES = ("bound", "own")
 

@@ -60,6 +60,7 @@ class ResnetGenerator(Generator):
     family = "resnet"
     netG_choices = ("resnet_9blocks", "resnet_6blocks")
     depth_name = "n_blocks"
+    norms = ("instance", "batch")  # CycleGAN's InstanceNorm by default (--norm)
     # A variant with other residual blocks (families/mobile_resnet.py) overrides these:
     block_class = ResnetBlock
     down1_role = "outer"  # loss role of down-conv 1's mask (method.md §3.4)
@@ -81,7 +82,7 @@ class ResnetGenerator(Generator):
     def options_config(cls, opt, mask):
         return {"family": cls.family, "input_nc": opt.input_nc, "output_nc": opt.output_nc, "ngf": opt.ngf,
                 **cls.netG_args(opt.netG), "widths": None, "mask": mask,
-                "unmask_last_upconv": opt.unmask_last_upconv}
+                "unmask_last_upconv": opt.unmask_last_upconv, **cls.norm_config(opt)}
 
     @classmethod
     def size_multiple(cls, config):

@@ -45,6 +45,7 @@ class UnetGenerator(Generator):
     family = "unet"
     netG_choices = ("unet_256", "unet_128", "unet_64", "unet_32")
     depth_name = "num_downs"
+    norms = ("batch", "instance")  # pix2pix's BatchNorm by default (--norm)
 
     @classmethod
     def netG_args(cls, netG):
@@ -61,7 +62,8 @@ class UnetGenerator(Generator):
     @classmethod
     def options_config(cls, opt, mask):
         return {"family": cls.family, "input_nc": opt.input_nc, "output_nc": opt.output_nc, "ngf": opt.ngf,
-                **cls.netG_args(opt.netG), "widths": None, "mask": mask, "use_dropout": not opt.no_dropout}
+                **cls.netG_args(opt.netG), "widths": None, "mask": mask, "use_dropout": not opt.no_dropout,
+                **cls.norm_config(opt)}
 
     @classmethod
     def size_multiple(cls, config):

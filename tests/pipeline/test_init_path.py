@@ -79,13 +79,13 @@ def test_a_plain_run_starts_from_the_upstream_weights(upstream_cyclegan, toy_roo
 
 
 def test_search_starts_from_an_upstream_run_and_prunes(upstream_cyclegan, toy_root, caplog):
-    """--netG, --ngf and --ndf come from the networks, the BatchNorm and the dropout too; the search
+    """--netG, --ngf, --norm and --ndf come from the networks, the dropout too; the search
     resumes with the same command and prunes."""
     root, run = upstream_cyclegan["root"], upstream_cyclegan["run"]
     argv = without(tiny_args(root, "s", mask=True, init_path=run, lr=1e-12), "--ngf", "--ndf")
     with caplog.at_level(logging.INFO, logger="dmad"):
         assert run_main("train", argv) == 0
-    assert "--netG resnet_6blocks and --ngf 4 and --ndf 4 taken from the networks of --init_path" in caplog.text
+    assert "--netG resnet_6blocks and --ngf 4 and --norm batch and --ndf 4 taken from the networks of --init_path" in caplog.text
     assert "G_A, G_B, D_A, D_B start from its weights (the masks initialised as usual)" in caplog.text
     state = load_checkpoint(str(root / "s" / "checkpoints" / "latest.pth"))
     config = state["configs"]["G_A"]
