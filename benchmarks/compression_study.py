@@ -26,8 +26,9 @@ task, seed 0, and shared):
 * ``dmad``: mask search from scratch (``train.py --mask``, stopped at the MACs target), pruned and
   fine-tuned with co-attention and discriminator distillation from the teacher (``prune.py --finetune``);
 * ``nodistill``: the same search, fine-tuned with both distillation weights 0;
-* ``thin`` (A): every width of the teacher's architecture scaled by one factor (MACs within 5 % of
-  DMAD's generator), trained from scratch (``prune.py --finetune --scratch``);
+* ``thin`` (A): every width of the teacher's architecture scaled by one factor, each within one channel
+  (MACs within 5 % of DMAD's generator: :func:`matched_uniform_widths`), trained from scratch
+  (``prune.py --finetune --scratch``);
 * ``l1prune`` (B): the trained teacher's filters ranked by L1 norm (Li et al., ICLR 2017), cut to DMAD's
   widths by ``prune.py`` and fine-tuned with the same distillation (discriminators from the teacher);
 * ``scratch`` (C): DMAD's widths re-initialised and trained like A (``prune.py --finetune --scratch``),
@@ -635,11 +636,37 @@ def uniform_widths(structure, scale):
     return {name: max(1, round(scale * cset.width)) for name, cset in structure.sets.items()}
 
 
+def matched_uniform_widths(structure, goal, size=32):
+    """Baseline A's widths for a generator of ``structure``: every set at ``round(s * width)``, the one
+    factor ``s`` (steps of 1/2000) whose MACs at ``size`` px are closest to ``goal``; then, since one
+    channel of a thin set moves the MACs by more than MACS_MATCH (an 8-channel ResNet), sets are moved
+    by one channel each toward ``goal``, one at a time, the move that brings the MACs closest first, while
+    a move brings them closer (each set at most once, at least 1 and at most its full width). Returns
+    ``(widths, s, relative MACs error)``."""
+    def error(widths):
+        return abs(structure.macs_params(widths, (size, size))[0] / goal - 1)
+
+    errors = {step / 2000: error(uniform_widths(structure, step / 2000)) for step in range(1, 2001)}
+    scale = min(errors, key=errors.get)
+    widths, best, moved = uniform_widths(structure, scale), errors[scale], set()
+    while best > 0:
+        sign = 1 if structure.macs_params(widths, (size, size))[0] < goal else -1
+        moves = {name: dict(widths, **{name: widths[name] + sign}) for name, cset in structure.sets.items()
+                 if name not in moved and 1 <= widths[name] + sign <= cset.width}
+        scored = {name: error(w) for name, w in moves.items()}
+        if not scored or min(scored.values()) >= best:
+            break
+        name = min(scored, key=scored.get)
+        widths, best = moves[name], scored[name]
+        moved.add(name)
+    return widths, scale, best
+
+
 def uniform_masks(model, search_path, pruned_path, out_path, size=32):
-    """Baseline A: per generator, masks keeping the first ``round(s * width)`` channels of every set, ``s``
-    chosen so that the MACs at ``size`` px are closest to those of DMAD's pruned generator. Returns
-    {"scale": {direction: s}, "macs_error": {direction: relative error}}; raises RuntimeError when no ``s``
-    lands within MACS_MATCH."""
+    """Baseline A: per generator, masks keeping the first channels of every set, as many as
+    :func:`matched_uniform_widths` gives for the MACs at ``size`` px of DMAD's pruned generator. Returns
+    {"scale": {direction: s}, "macs_error": {direction: relative error}}; raises RuntimeError when the
+    widths do not land within MACS_MATCH."""
     import torch
 
     from pipeline.checkpoint import load_generator  # the channel structure of the search's generators
@@ -649,17 +676,13 @@ def uniform_masks(model, search_path, pruned_path, out_path, size=32):
         net, target = load_generator(search_path, direction), load_generator(pruned_path, direction)
         structure = net.structure()
         goal = structure.macs_params(dict(target.widths), (size, size))[0]
-        errors = {}
-        for step in range(1, 2001):
-            macs = structure.macs_params(uniform_widths(structure, step / 2000), (size, size))[0]
-            errors[step / 2000] = abs(macs / goal - 1)
-        scale = min(errors, key=errors.get)
-        if errors[scale] > MACS_MATCH:
+        widths, scale, error = matched_uniform_widths(structure, goal, size)
+        if error > MACS_MATCH:
             raise RuntimeError(f"{direction}: no uniform width factor matches {goal} MACs within {MACS_MATCH:.0%} "
-                               f"(best {scale} is {errors[scale]:.1%} off)")
-        _set_masks(net, {s: torch.arange(w) for s, w in uniform_widths(structure, scale).items()})
+                               f"(best {scale} is {error:.1%} off)")
+        _set_masks(net, {s: torch.arange(w) for s, w in widths.items()})
         nets[name] = net
-        info["scale"][direction], info["macs_error"][direction] = scale, errors[scale]
+        info["scale"][direction], info["macs_error"][direction] = scale, error
     _write_masks(search_path, out_path, nets)
     return info
 
