@@ -80,7 +80,9 @@ def test_quick_study_runs_every_arm_and_writes_the_pages(quick):
                     macs = json.load(open(metrics[0]))["macs"]["AtoB"]
                     assert record["macs"][str(seed)] == macs < page["arms"]["teacher"]["macs"]
                     # the page's PSNR comes from test.py's 8-bit outputs; test.py's own mean (float outputs) agrees
-                    assert abs(record["PSNR"]["per_seed"][str(seed)] - record["test_py_psnr"][str(seed)]) < 0.05
+                    # within what the saved images' truncation ((x + 1) / 2 * 255 cut to an integer, as upstream:
+                    # half a grey level of bias) moves the PSNR of an output biased by a few grey levels at ~19 dB
+                    assert abs(record["PSNR"]["per_seed"][str(seed)] - record["test_py_psnr"][str(seed)]) < 0.1
             # baseline A matched to DMAD's MACs, B / C / the ablation at DMAD's widths
             for seed in map(str, budget["seeds"]):
                 dmad = page["arms"][f"dmad_{level}x"]["macs"][seed]
