@@ -129,11 +129,9 @@ TASKS = {
         "search": ["--lambda_update_coeff", "1.0", "--upconv_bound", "--upconv_coeff", "100"],
         "search_decay": {4: "3e-1", 8: "1"},
         "distill": ["--lambda_attention_distill", "100", "--lambda_discriminator_distill", "1e-4"],
-        "what": "CycleGAN: ResNet-6 generators (ngf 8, BatchNorm) and PatchGANs (ndf 8), LSGAN loss, cycle and identity "
-                "losses, "
-                "trained on unpaired domains (A: noisy tiles of 6 training photographs, B: clean tiles of the 6 "
-                "others); "
-                "G_A (noisy -> clean) is scored, both generators are compressed",
+        "what": "CycleGAN: ResNet-6 generators (ngf 8, BatchNorm) and PatchGANs (ndf 8), LSGAN loss, cycle and "
+                "identity losses, trained on unpaired domains (A: noisy tiles of 6 training photographs, B: clean "
+                "tiles of the 6 others); G_A (noisy -> clean) is scored, both generators are compressed",
     },
 }
 BUDGETS = {

@@ -208,8 +208,8 @@ def load_init(model, init):
 def take_resumed_architecture(opt, record):
     """The options of a resume of the checkpoint ``record``: a copy of ``opt`` (left as it is) with the
     architecture options the command line did not give taken from the file (``--ngf``, ``--ndf``, the
-    image channels, ``--netG``, ``--norm`` and ``--direction``), so that a resume need not repeat them, logged once
-    (the channels only when they change). A given ``--direction`` other than the trained one is warned
+    image channels, ``--netG``, ``--norm`` and ``--direction``), so that a resume need not repeat them,
+    logged once (the channels only when they change). A given ``--direction`` other than the trained one is warned
     about with the other changed options (:meth:`pipeline.trainer.Trainer.warn_changed_options`)."""
     stored = record.take_options(opt, ARCHITECTURE_OPTIONS)
     named = {k: v for k, v in stored.items() if k not in ("input_nc", "output_nc") or getattr(opt, k) != v}
