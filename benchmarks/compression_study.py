@@ -142,7 +142,8 @@ BUDGETS = {
     # the DMAD-from-the-teacher arm), plus a minute or two of scoring in the study's own process; the first full
     # run took 51.9 minutes. The second run's pix2pix teacher trains 120 epochs, not 60: in pilots on the
     # validation photographs (10000 x L1), 60 epochs did not flatten (+1.18 dB from the third quarter to the
-    # last), 120 did (-0.03 dB), the smaller of the two lengths tried that flattens (about 6 minutes more).
+    # last), 120 did (-0.03 dB): the shortest length piloted that flattens (a 240-epoch pilot was stopped, not
+    # evaluated, once 120 passed), about 6 minutes more.
     "full": {"seeds": (0, 1, 2), "levels": (4, 8),
              "curve_every": {"denoise_pix2pix": 4, "denoise_cyclegan": 4},
              "teacher_epochs": {"denoise_pix2pix": 120, "denoise_cyclegan": 32},
